@@ -1,0 +1,1 @@
+"""Policies: retention (grandfather-father-son) and, later, objectives."""
