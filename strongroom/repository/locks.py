@@ -1,0 +1,89 @@
+"""Repository locks: shared for backups (many at once), exclusive for garbage collection.
+
+A lock is a small JSON file ``locks/<random id>`` refreshed every few minutes; one not refreshed
+for ``STALE_AFTER`` seconds (a killed process) is ignored and may be removed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import socket
+import threading
+import time
+from typing import Any
+
+from strongroom.errors import LockedError, StrongroomError
+from strongroom.storage.base import Backend
+
+REFRESH_EVERY = 300
+STALE_AFTER = 1800
+
+
+def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
+    out = []
+    for key, _ in backend.list("locks/"):
+        try:
+            out.append((key, json.loads(backend.get(key))))
+        except (ValueError, StrongroomError):
+            continue  # vanished or half-visible: not a live lock
+    return out
+
+
+def is_stale(info: dict[str, Any], now: float | None = None) -> bool:
+    return (now or time.time()) - float(info.get("time", 0)) > STALE_AFTER
+
+
+class RepositoryLock:
+    """A held lock; refreshes itself in a daemon thread until released."""
+
+    def __init__(self, backend: Backend, key: str, info: dict[str, Any]) -> None:
+        self.backend = backend
+        self.key = key
+        self.info = info
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._refresh, daemon=True, name="lock-refresh")
+        self._thread.start()
+
+    @classmethod
+    def acquire(cls, backend: Backend, exclusive: bool, purpose: str = "") -> RepositoryLock:
+        """Take a lock, or raise LockedError naming the holder of a conflicting one."""
+        info = {"exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
+                "purpose": purpose, "time": time.time()}
+        key = f"locks/{secrets.token_hex(16)}"
+        _check_conflicts(backend, exclusive, own=None)
+        backend.put(key, json.dumps(info).encode())
+        try:
+            _check_conflicts(backend, exclusive, own=key)  # a racing taker sees ours, we see it
+        except LockedError:
+            backend.delete(key)
+            raise
+        return cls(backend, key, info)
+
+    def _refresh(self) -> None:
+        while not self._stop.wait(REFRESH_EVERY):
+            self.info["time"] = time.time()
+            try:
+                self.backend.put(self.key, json.dumps(self.info).encode())
+            except StrongroomError:
+                pass  # retried at the next refresh
+
+    def release(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        try:
+            self.backend.delete(self.key)
+        except StrongroomError:
+            pass  # becomes stale and is ignored
+
+
+def _check_conflicts(backend: Backend, exclusive: bool, own: str | None) -> None:
+    for key, info in read_locks(backend):
+        if key == own or is_stale(info):
+            continue
+        if exclusive or info.get("exclusive"):
+            kind = "exclusively " if info.get("exclusive") else ""
+            raise LockedError(f"repository is locked {kind}by {info.get('purpose') or 'a job'} "
+                              f"on {info.get('host')} (pid {info.get('pid')}); retry later")

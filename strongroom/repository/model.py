@@ -1,0 +1,84 @@
+"""Snapshot manifests and tree nodes."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+NodeType = Literal["file", "dir", "symlink"]
+SnapshotKind = Literal["full", "incremental", "differential", "snapshot"]
+
+
+@dataclass(slots=True)
+class Node:
+    """One entry of a tree: a file, directory or symlink, with what it takes to restore it."""
+
+    name: str
+    type: NodeType
+    mode: int = 0o644
+    mtime_ns: int = 0
+    size: int = 0
+    sha256: str = ""
+    content: list[str] = field(default_factory=list)
+    subtree: str = ""
+    target: str = ""
+    uid: int | None = None
+    gid: int | None = None
+    user: str = ""
+    group: str = ""
+    inode: int = 0
+    dev: int = 0
+    nlink: int = 1
+    ctime_ns: int = 0
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        return {k: v for k, v in out.items() if v not in (None, "", [], {}, 0) or k in
+                ("name", "type", "mode", "size")}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Node:
+        return cls(**data)
+
+
+class SnapshotStats(BaseModel):
+    files: int = 0
+    dirs: int = 0
+    bytes_read: int = 0
+    bytes_total: int = 0
+    bytes_new: int = 0
+    bytes_stored: int = 0
+    blobs_new: int = 0
+    duration_s: float = 0.0
+
+
+class Snapshot(BaseModel):
+    """A snapshot manifest. ``id`` is the SHA-256 of its stored file, set when loaded."""
+
+    version: int = 1
+    id: str = ""
+    time: datetime
+    host: str
+    user: str = ""
+    source_name: str
+    source_kind: str
+    kind: SnapshotKind = "full"
+    parent: str | None = None
+    tags: list[str] = Field(default_factory=list)
+    paths: list[str] = Field(default_factory=list)
+    tree: str
+    stats: SnapshotStats = Field(default_factory=SnapshotStats)
+    checksum: str = ""
+    meta: dict[str, Any] = Field(default_factory=dict)
+
+    @property
+    def short_id(self) -> str:
+        return self.id[:8]
+
+    def manifest(self) -> dict[str, Any]:
+        """What is sealed into the snapshot file (everything but the id)."""
+        return self.model_dump(mode="json", exclude={"id"})

@@ -1,0 +1,115 @@
+"""Pack files: sealed blobs back to back, a sealed header listing them, then a trailer.
+
+``blob* || sealed_header || u32le(len(sealed_header)) || b"SRPACK01"``; the pack's name is the
+SHA-256 of the whole file, so a damaged pack is recognised without the key.
+"""
+
+from __future__ import annotations
+
+import struct
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from strongroom.crypto.aead import SealError
+from strongroom.errors import IntegrityError
+from strongroom.repository.format import (
+    AAD_PACK_HEADER,
+    PACK_MAGIC,
+    PACK_TARGET,
+    content_name,
+    open_document,
+    pack_key,
+    seal_document,
+)
+from strongroom.storage.base import Backend
+
+TRAILER = struct.Struct("<I8s")
+
+
+def build_pack(aead: AESGCM, body: bytearray, entries: list[list[Any]]) -> tuple[str, bytes]:
+    """Finish a pack: append the sealed header and trailer; return ``(pack id, bytes)``."""
+    header = seal_document(aead, {"version": 1, "blobs": entries}, AAD_PACK_HEADER)
+    body += header
+    body += TRAILER.pack(len(header), PACK_MAGIC)
+    data = bytes(body)
+    return content_name(data), data
+
+
+def read_pack_header(aead: AESGCM, pack_id: str, data: bytes) -> list[list[Any]]:
+    """The blob entries of a whole pack file, after checking its name and trailer."""
+    if content_name(data) != pack_id:
+        raise IntegrityError(f"pack {pack_id}: contents do not match its name (damaged)")
+    if len(data) < TRAILER.size:
+        raise IntegrityError(f"pack {pack_id}: truncated")
+    hlen, magic = TRAILER.unpack_from(data, len(data) - TRAILER.size)
+    if magic != PACK_MAGIC or hlen > len(data) - TRAILER.size:
+        raise IntegrityError(f"pack {pack_id}: bad trailer")
+    start = len(data) - TRAILER.size - hlen
+    try:
+        doc = open_document(aead, data[start:start + hlen], AAD_PACK_HEADER)
+    except SealError as exc:
+        raise IntegrityError(f"pack {pack_id}: header {exc}") from None
+    return doc["blobs"]
+
+
+class PackWriter:
+    """Collects sealed blobs into packs of about ``target`` bytes and uploads them in background.
+
+    Thread-safe. ``on_pack(pack_id, size, entries)`` runs once each pack is stored.
+    """
+
+    def __init__(self, backend: Backend, aead: AESGCM,
+                 on_pack: Callable[[str, int, list[list[Any]]], None],
+                 target: int = PACK_TARGET, uploaders: int = 2) -> None:
+        self.backend = backend
+        self.aead = aead
+        self.on_pack = on_pack
+        self.target = target
+        self._lock = threading.Lock()
+        self._body = bytearray()
+        self._entries: list[list[Any]] = []
+        self._pool = ThreadPoolExecutor(max_workers=uploaders, thread_name_prefix="pack-upload")
+        self._pending: list[Future[None]] = []
+        self._slots = threading.BoundedSemaphore(uploaders + 1)
+        self.bytes_stored = 0
+
+    def add(self, blob_type: str, bid: bytes, sealed: bytes, raw_length: int) -> None:
+        with self._lock:
+            self._entries.append([blob_type, bid.hex(), len(self._body), len(sealed), raw_length])
+            self._body += sealed
+            self.bytes_stored += len(sealed)
+            if len(self._body) < self.target:
+                return
+            body, entries = self._body, self._entries
+            self._body, self._entries = bytearray(), []
+        self._submit(body, entries)
+
+    def _submit(self, body: bytearray, entries: list[list[Any]]) -> None:
+        self._slots.acquire()  # bound memory: at most uploaders+1 packs in flight
+        self._pending.append(self._pool.submit(self._upload, body, entries))
+
+    def _upload(self, body: bytearray, entries: list[list[Any]]) -> None:
+        try:
+            pack_id, data = build_pack(self.aead, body, entries)
+            self.backend.put(pack_key(pack_id), data)
+            self.on_pack(pack_id, len(data), entries)
+        finally:
+            self._slots.release()
+
+    def flush(self) -> None:
+        """Store the last partial pack and wait for every upload; re-raise the first failure."""
+        with self._lock:
+            body, entries = self._body, self._entries
+            self._body, self._entries = bytearray(), []
+        if entries:
+            self._submit(body, entries)
+        pending, self._pending = self._pending, []
+        for fut in pending:
+            fut.result()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)

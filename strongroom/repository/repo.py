@@ -1,0 +1,388 @@
+"""The repository: opening it with a key, and reading and writing its content-addressed files."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from strongroom.crypto.aead import SealError
+from strongroom.crypto.master import MasterKey
+from strongroom.crypto.slots import KeySlot, SlotType, make_slot, read_keyfile, unwrap
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    RepositoryNotFound,
+    SnapshotNotFound,
+    StorageError,
+    WrongKey,
+)
+from strongroom.repository.format import (
+    AAD_INDEX,
+    AAD_SNAPSHOT,
+    CHUNK_AVG,
+    CHUNK_MAX,
+    CHUNK_MIN,
+    FORMAT_VERSION,
+    PACK_TARGET,
+    blob_id,
+    content_name,
+    open_blob,
+    open_document,
+    pack_key,
+    seal_document,
+)
+from strongroom.repository.index import Index
+from strongroom.repository.model import Node, Snapshot
+from strongroom.storage.base import Backend, open_backend
+
+if TYPE_CHECKING:
+    from strongroom.repository.reader import SnapshotReader
+    from strongroom.repository.writer import SnapshotWriter
+
+log = logging.getLogger("strongroom")
+
+
+class Credentials:
+    """A password or key file, kept out of reprs and logs."""
+
+    def __init__(self, password: str | None = None, keyfile: Path | None = None) -> None:
+        self._password = password
+        self.keyfile = Path(keyfile) if keyfile else None
+
+    def __repr__(self) -> str:
+        return f"Credentials(password={'***' if self._password else None}, keyfile={self.keyfile})"
+
+    def secrets(self) -> list[tuple[SlotType, bytes]]:
+        out: list[tuple[SlotType, bytes]] = []
+        if self.keyfile:
+            out.append(("keyfile", read_keyfile(self.keyfile)))
+        if self._password is not None:
+            out.append(("password", self._password.encode()))
+        if not out:
+            raise ConfigError("no password or key file given (set STRONGROOM_PASSWORD, "
+                              "--password-file or --key-file)")
+        return out
+
+    @classmethod
+    def from_env(cls) -> Credentials:
+        password = os.environ.get("STRONGROOM_PASSWORD")
+        pw_file = os.environ.get("STRONGROOM_PASSWORD_FILE")
+        if password is None and pw_file:
+            password = read_password_file(Path(pw_file))
+        keyfile = os.environ.get("STRONGROOM_KEYFILE")
+        return cls(password, Path(keyfile) if keyfile else None)
+
+
+def read_password_file(path: Path) -> str:
+    try:
+        return path.read_text().rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
+
+
+class Repository:
+    """An opened repository: its backend, configuration, master key, index and snapshots."""
+
+    def __init__(self, backend: Backend, config: dict[str, Any], master: MasterKey,
+                 slot_id: str) -> None:
+        self.backend = backend
+        self.config = config
+        self.id: str = config["id"]
+        self.master = master
+        self.slot_id = slot_id
+        self.aead = master.aead()
+        self.id_key = master.id_key
+        self.chunker_seed = master.chunker_seed
+        self.pack_target = int(config.get("pack_target", PACK_TARGET))
+        self._index: Index | None = None
+        self.index_errors: list[str] = []
+        self.damaged_snapshots: dict[str, str] = {}
+        self._snapshot_cache: dict[str, Snapshot] = {}
+        self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    # ---- opening -------------------------------------------------------------------------
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    @classmethod
+    def init(cls, url: str, password: str | None = None, keyfile: Path | None = None,
+             options: dict[str, Any] | None = None, pack_target: int = PACK_TARGET) -> Repository:
+        """Create a new repository with a random master key and one key slot."""
+        backend = open_backend(url, options)
+        if hasattr(backend, "ensure_bucket"):
+            backend.ensure_bucket()
+        if backend.exists("config"):
+            raise ConfigError(f"a repository already exists at {url}")
+        creds = Credentials(password, keyfile)
+        slot_type, secret = creds.secrets()[0]
+        master = MasterKey.generate()
+        config: dict[str, Any] = {
+            "format": "strongroom", "version": FORMAT_VERSION, "id": secrets.token_hex(16),
+            "created": datetime.now(UTC).isoformat(),
+            "chunker": {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG,
+                        "max": CHUNK_MAX, "normalization": 1},
+            "compression": "zstd", "aead": "aes-256-gcm", "blob_id": "blake3-keyed",
+            "pack_target": pack_target,
+        }
+        slot = make_slot(master, config["id"], slot_type, secret, label="initial")
+        backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
+        config["mac"] = master.mac(_canonical(config))
+        backend.put("config", json.dumps(config, indent=1).encode())
+        return cls(backend, config, master, slot.id)
+
+    @classmethod
+    def open(cls, url: str, password: str | None = None, keyfile: Path | None = None,
+             options: dict[str, Any] | None = None) -> Repository:
+        """Open an existing repository with a password or key file."""
+        backend = open_backend(url, options)
+        try:
+            raw = backend.get("config")
+        except (IntegrityError, RepositoryNotFound):
+            raise RepositoryNotFound(f"no repository at {url}") from None
+        try:
+            config = json.loads(raw)
+            if config.get("format") != "strongroom":
+                raise ValueError
+        except ValueError:
+            raise IntegrityError(f"config of {url} is damaged or not a strongroom repository"
+                                 ) from None
+        if config.get("version") != FORMAT_VERSION:
+            raise ConfigError(f"repository format version {config.get('version')} is not "
+                              f"supported (this build reads version {FORMAT_VERSION})")
+        creds = Credentials(password, keyfile)
+        wanted = creds.secrets()
+        slots = list_slots(backend)
+        for slot in slots:
+            for slot_type, secret in wanted:
+                if slot.type != slot_type:
+                    continue
+                master = unwrap(slot, config["id"], secret)
+                if master is not None:
+                    mac = config.get("mac")
+                    body = {k: v for k, v in config.items() if k != "mac"}
+                    if mac != master.mac(_canonical(body)):
+                        raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
+                    return cls(backend, config, master, slot.id)
+        what = " or ".join(sorted({t for t, _ in wanted}))
+        raise WrongKey(f"wrong {what}: no key slot of {url} opens with it")
+
+    @classmethod
+    def from_env(cls, url: str | None = None, options: dict[str, Any] | None = None
+                 ) -> Repository:
+        """Open the repository named by STRONGROOM_REPOSITORY with STRONGROOM_PASSWORD etc."""
+        url = url or os.environ.get("STRONGROOM_REPOSITORY")
+        if not url:
+            raise ConfigError("no repository given (set STRONGROOM_REPOSITORY or --repo)")
+        creds = Credentials.from_env()
+        return cls.open(url, creds._password, creds.keyfile, options)
+
+    # ---- index ---------------------------------------------------------------------------
+    @property
+    def index(self) -> Index:
+        if self._index is None:
+            self.reload_index()
+        assert self._index is not None
+        return self._index
+
+    def reload_index(self) -> Index:
+        """Read every index file again (after other writers or prune changed them)."""
+        index = Index()
+        errors: list[str] = []
+        for key, _size in self.backend.list("index/"):
+            name = key.rsplit("/", 1)[-1]
+            try:
+                index.add_document(name, self.load_index_file(name))
+            except IntegrityError as exc:
+                errors.append(str(exc))
+                log.warning("%s", exc)
+        self._index, self.index_errors = index, errors
+        return index
+
+    def load_index_file(self, name: str) -> dict[str, Any]:
+        data = self.backend.get(f"index/{name}")
+        if content_name(data) != name:
+            raise IntegrityError(f"index file {name} is damaged (contents do not match its name)")
+        try:
+            return open_document(self.aead, data, AAD_INDEX)
+        except (SealError, ValueError) as exc:
+            raise IntegrityError(f"index file {name} is damaged ({exc})") from None
+
+    def save_index(self, doc: dict[str, Any]) -> str:
+        data = seal_document(self.aead, doc, AAD_INDEX)
+        name = content_name(data)
+        self.backend.put(f"index/{name}", data)
+        self.index.add_document(name, doc)
+        return name
+
+    # ---- blobs ---------------------------------------------------------------------------
+    def load_blob(self, bid: bytes, blob_type: str | None = None) -> bytes:
+        """A blob's plaintext, decrypted and re-hashed; IntegrityError names pack and blob."""
+        loc = self.index.get(bid)
+        if loc is None:
+            hint = f" (damaged index files: {len(self.index_errors)})" if self.index_errors else ""
+            raise IntegrityError(f"blob {bid.hex()[:16]} is not in the index{hint}")
+        if blob_type and loc.type != blob_type:
+            raise IntegrityError(f"blob {bid.hex()[:16]} in pack {loc.pack[:16]} has type "
+                                 f"{loc.type}, expected {blob_type}")
+        sealed = self.backend.get_range(pack_key(loc.pack), loc.offset, loc.length)
+        return self.decode_blob(loc.pack, loc.type, bid, sealed)
+
+    def decode_blob(self, pack_id: str, blob_type: str, bid: bytes, sealed: bytes) -> bytes:
+        try:
+            plain = open_blob(self.aead, blob_type, bid, sealed)
+        except SealError as exc:
+            raise IntegrityError(f"blob {bid.hex()[:16]} in pack {pack_id[:16]} is damaged "
+                                 f"({exc})") from None
+        if blob_id(self.id_key, plain) != bid:
+            raise IntegrityError(f"blob {bid.hex()[:16]} in pack {pack_id[:16]} does not match "
+                                 "its id")
+        return plain
+
+    def load_tree(self, tree_id: str) -> list[Node]:
+        bid = bytes.fromhex(tree_id)
+        with self._lock:
+            cached = self._tree_cache.get(bid)
+            if cached is not None:
+                self._tree_cache.move_to_end(bid)
+                return cached
+        doc = json.loads(self.load_blob(bid, "T"))
+        nodes = [Node.from_dict(n) for n in doc["nodes"]]
+        with self._lock:
+            self._tree_cache[bid] = nodes
+            if len(self._tree_cache) > 4096:
+                self._tree_cache.popitem(last=False)
+        return nodes
+
+    # ---- snapshots -----------------------------------------------------------------------
+    def load_snapshot(self, name: str) -> Snapshot:
+        if name in self._snapshot_cache:
+            return self._snapshot_cache[name]
+        try:
+            data = self.backend.get(f"snapshots/{name}")
+        except IntegrityError:
+            raise SnapshotNotFound(f"snapshot {name[:8]} is not in {self.url}") from None
+        if content_name(data) != name:
+            raise IntegrityError(f"snapshot file {name} is damaged (contents do not match its "
+                                 "name)")
+        try:
+            doc = open_document(self.aead, data, AAD_SNAPSHOT)
+        except (SealError, ValueError) as exc:
+            raise IntegrityError(f"snapshot file {name} is damaged ({exc})") from None
+        snap = Snapshot.model_validate({**doc, "id": name})
+        self._snapshot_cache[name] = snap
+        return snap
+
+    def snapshot_names(self) -> list[str]:
+        return [key.rsplit("/", 1)[-1] for key, _ in self.backend.list("snapshots/")]
+
+    def list_snapshots(self, source_name: str | None = None) -> list[Snapshot]:
+        """Every readable snapshot, oldest first; damaged ones go to ``damaged_snapshots``."""
+        out = []
+        for name in self.snapshot_names():
+            try:
+                snap = self.load_snapshot(name)
+            except IntegrityError as exc:
+                self.damaged_snapshots[name] = str(exc)
+                log.warning("%s", exc)
+                continue
+            except SnapshotNotFound:
+                continue  # removed while listing
+            if source_name is None or snap.source_name == source_name:
+                out.append(snap)
+        return sorted(out, key=lambda s: (s.time, s.id))
+
+    def find_snapshot(self, ref: str, source_name: str | None = None) -> Snapshot:
+        """'latest', a full id or a unique id prefix."""
+        if ref == "latest":
+            snaps = self.list_snapshots(source_name)
+            if not snaps:
+                where = f" of source {source_name!r}" if source_name else ""
+                raise SnapshotNotFound(f"no snapshots{where} in {self.url}")
+            return snaps[-1]
+        matches = [n for n in self.snapshot_names() if n.startswith(ref.lower())]
+        if not matches or len(ref) < 4:
+            raise SnapshotNotFound(f"no snapshot {ref!r} in {self.url}")
+        if len(matches) > 1:
+            raise SnapshotNotFound(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")
+        return self.load_snapshot(matches[0])
+
+    def latest_snapshot(self, source_name: str, kind: str | None = None) -> Snapshot | None:
+        snaps = [s for s in self.list_snapshots(source_name) if kind is None or s.kind == kind]
+        return snaps[-1] if snaps else None
+
+    def save_snapshot(self, snap: Snapshot) -> Snapshot:
+        data = seal_document(self.aead, snap.manifest(), AAD_SNAPSHOT)
+        name = content_name(data)
+        self.backend.put(f"snapshots/{name}", data)
+        snap = snap.model_copy(update={"id": name})
+        self._snapshot_cache[name] = snap
+        return snap
+
+    def remove_snapshot(self, snap: Snapshot) -> None:
+        """Delete a snapshot manifest (its data goes at the next prune)."""
+        self.backend.delete(f"snapshots/{snap.id}")
+        self._snapshot_cache.pop(snap.id, None)
+
+    # ---- writers and readers -------------------------------------------------------------
+    def writer(self, source_name: str, source_kind: str, kind: str = "full",
+               parent: Snapshot | None = None, tags: list[str] | tuple[str, ...] = (),
+               paths: list[str] | None = None, progress: Any = None) -> SnapshotWriter:
+        from strongroom.repository.writer import SnapshotWriter
+
+        return SnapshotWriter(self, source_name, source_kind, kind, parent, list(tags),
+                              paths or [], progress)
+
+    def reader(self, snap: Snapshot) -> SnapshotReader:
+        from strongroom.repository.reader import SnapshotReader
+
+        return SnapshotReader(self, snap)
+
+    # ---- key slots -----------------------------------------------------------------------
+    def slots(self) -> list[KeySlot]:
+        return list_slots(self.backend)
+
+    def add_slot(self, slot_type: SlotType, secret: bytes, label: str = "") -> KeySlot:
+        slot = make_slot(self.master, self.id, slot_type, secret, label)
+        self.backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
+        return slot
+
+    def remove_slot(self, slot_id: str) -> None:
+        slots = {s.id: s for s in self.slots()}
+        matches = [s for s in slots if s.startswith(slot_id)]
+        if len(matches) != 1:
+            raise ConfigError(f"no single key slot matches {slot_id!r}")
+        if len(slots) == 1:
+            raise ConfigError("refusing to remove the last key slot: the repository would be "
+                              "unreadable")
+        if matches[0] == self.slot_id:
+            raise ConfigError("refusing to remove the key slot in use; open the repository "
+                              "with another key first")
+        self.backend.delete(f"keys/{matches[0]}")
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def list_slots(backend: Backend) -> list[KeySlot]:
+    slots = []
+    for key, _ in backend.list("keys/"):
+        try:
+            slots.append(KeySlot.model_validate_json(backend.get(key)))
+        except ValueError:
+            log.warning("key slot %s is damaged; skipped", key)
+    if not slots:
+        raise StorageError(f"no key slots found in {backend.url}")
+    return slots
+
+
+def _canonical(doc: dict[str, Any]) -> bytes:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()

@@ -1,0 +1,125 @@
+"""Local filesystem backend: atomic writes by temp file, fsync and rename."""
+
+from __future__ import annotations
+
+import errno
+import os
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+from strongroom.errors import IntegrityError, StorageError
+from strongroom.storage.base import Backend
+
+
+class LocalBackend(Backend):
+    kind = "local"
+
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self.root = Path(path).expanduser().absolute()
+        self.url = str(self.root)
+        self._fds: dict[str, int] = {}
+        self._fd_lock = threading.Lock()
+
+    def _path(self, key: str) -> Path:
+        return self.root / key
+
+    def put(self, key: str, data: bytes | memoryview) -> None:
+        path = self._path(key)
+        tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fd, view):]
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.replace(tmp, path)
+            dfd = os.open(path.parent, os.O_RDONLY)
+            try:
+                os.fsync(dfd)
+            finally:
+                os.close(dfd)
+        except OSError as exc:
+            tmp.unlink(missing_ok=True)
+            if exc.errno == errno.ENOSPC:
+                raise StorageError(f"no space left on device writing {path}") from None
+            raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError:
+            raise IntegrityError(f"missing object {key} in {self.url}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from None
+
+    def _fd(self, key: str) -> int:
+        with self._fd_lock:
+            fd = self._fds.get(key)
+            if fd is None:
+                if len(self._fds) > 64:
+                    for old in self._fds.values():
+                        os.close(old)
+                    self._fds.clear()
+                fd = os.open(self._path(key), os.O_RDONLY)
+                self._fds[key] = fd
+            return fd
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            data = os.pread(self._fd(key), length, offset)
+        except FileNotFoundError:
+            raise IntegrityError(f"missing object {key} in {self.url}") from None
+        except OSError as exc:
+            raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from None
+        if len(data) != length:
+            raise IntegrityError(f"object {key} is truncated (wanted {length} bytes at {offset})")
+        return data
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(".tmp-"):
+                    continue
+                full = Path(dirpath) / name
+                try:
+                    size = full.stat().st_size
+                except FileNotFoundError:
+                    continue
+                yield full.relative_to(self.root).as_posix(), size
+
+    def delete(self, key: str) -> None:
+        with self._fd_lock:
+            fd = self._fds.pop(key, None)
+            if fd is not None:
+                os.close(fd)
+        try:
+            self._path(key).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self._path(key)}: {exc.strerror}") from None
+
+    def exists(self, key: str) -> bool:
+        return self._path(key).exists()
+
+    def size(self, key: str) -> int:
+        try:
+            return self._path(key).stat().st_size
+        except FileNotFoundError:
+            raise IntegrityError(f"missing object {key} in {self.url}") from None
+
+    def close(self) -> None:
+        with self._fd_lock:
+            for fd in self._fds.values():
+                os.close(fd)
+            self._fds.clear()
+
+    def describe(self) -> dict[str, object]:
+        st = os.stat(self.root) if self.root.exists() else None
+        return {"url": self.url, "kind": self.kind, "device": st.st_dev if st else None}

@@ -1,0 +1,136 @@
+"""S3 backend (AWS S3, MinIO, moto alike) through boto3.
+
+The endpoint comes from the ``endpoint`` option or the standard ``AWS_ENDPOINT_URL``;
+credentials from the usual AWS chain. A PUT is atomic in S3, so every write is.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+
+from strongroom.errors import IntegrityError, RepositoryNotFound, StorageError
+from strongroom.storage.base import Backend
+
+_MISSING = {"NoSuchKey", "404", "NotFound"}
+
+
+class S3Backend(Backend):
+    kind = "s3"
+
+    def __init__(self, url: str, endpoint: str | None = None, region: str | None = None,
+                 access_key_id: str | None = None, secret_access_key: str | None = None,
+                 **_ignored: Any) -> None:
+        rest = url.removeprefix("s3://")
+        self.bucket, _, prefix = rest.partition("/")
+        if not self.bucket:
+            raise StorageError(f"no bucket in S3 URL {url!r}")
+        self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
+        self.url = url
+        self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
+            "AWS_ENDPOINT_URL")
+        config = Config(
+            retries={"mode": "standard", "max_attempts": 6},
+            connect_timeout=10, read_timeout=120, max_pool_connections=32,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+        )
+        self.client = boto3.session.Session().client(
+            "s3", endpoint_url=self.endpoint,
+            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
+            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+            config=config)
+
+    def _key(self, key: str) -> str:
+        return self.prefix + key
+
+    def _fail(self, exc: Exception, action: str, key: str) -> Exception:
+        where = f"s3://{self.bucket}/{self._key(key)}"
+        if isinstance(exc, EndpointConnectionError):
+            return StorageError(f"cannot reach S3 endpoint {self.endpoint or 'AWS'}")
+        if isinstance(exc, ClientError):
+            code = exc.response.get("Error", {}).get("Code", "")
+            if code == "NoSuchBucket":
+                return RepositoryNotFound(f"no such bucket: {self.bucket}")
+            if code in _MISSING:
+                return IntegrityError(f"missing object {key} in {self.url}")
+            return StorageError(f"S3 {action} {where} failed: {code or exc}")
+        return StorageError(f"S3 {action} {where} failed: {type(exc).__name__}")
+
+    def put(self, key: str, data: bytes | memoryview, **extra: Any) -> None:
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
+                                   **extra)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "put", key) from None
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.bucket, Key=self._key(key))["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "get", key) from None
+
+    def get_range(self, key: str, offset: int, length: int) -> bytes:
+        try:
+            data = self.client.get_object(
+                Bucket=self.bucket, Key=self._key(key),
+                Range=f"bytes={offset}-{offset + length - 1}")["Body"].read()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "get", key) from None
+        if len(data) != length:
+            raise IntegrityError(f"object {key} is truncated (wanted {length} bytes at {offset})")
+        return data
+
+    def list(self, prefix: str) -> Iterator[tuple[str, int]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    yield obj["Key"][len(self.prefix):], obj["Size"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "list", prefix) from None
+
+    def delete(self, key: str) -> None:
+        try:
+            self.client.delete_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "delete", key) from None
+
+    def exists(self, key: str) -> bool:
+        try:
+            self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+            return True
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code", "") in _MISSING:
+                return False
+            raise self._fail(exc, "head", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "head", key) from None
+
+    def size(self, key: str) -> int:
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))[
+                "ContentLength"]
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "head", key) from None
+
+    def ensure_bucket(self) -> None:
+        """Create the bucket if it does not exist (used by ``init``)."""
+        try:
+            self.client.head_bucket(Bucket=self.bucket)
+        except ClientError:
+            try:
+                self.client.create_bucket(Bucket=self.bucket)
+            except (BotoCoreError, ClientError) as exc:
+                raise self._fail(exc, "create bucket", "") from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "head bucket", "") from None
+
+    def describe(self) -> dict[str, Any]:
+        return {"url": self.url, "kind": self.kind, "endpoint": self.endpoint,
+                "region": self.client.meta.region_name, "bucket": self.bucket}
