@@ -6,7 +6,7 @@ import typer
 
 app = typer.Typer(
     name="strongroom",
-    help="Encrypted, deduplicated backups that restore with nothing but the repository and the key.",
+    help="Encrypted, deduplicated backups that restore with just the repository and the key.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,

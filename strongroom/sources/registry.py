@@ -1,4 +1,4 @@
-"""Restorers by source kind, so ``strongroom restore`` and the recovery flows need no special cases."""
+"""Restorers by source kind: ``strongroom restore`` and recovery flows need no special cases."""
 
 from __future__ import annotations
 

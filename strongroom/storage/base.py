@@ -39,7 +39,7 @@ class Backend(ABC):
     @abstractmethod
     def size(self, key: str) -> int: ...
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections and file handles."""
 
     def describe(self) -> dict[str, Any]:
