@@ -1,0 +1,198 @@
+"""Core commands: init, backup files, snapshots, ls, restore, verify."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from strongroom.cli.app import app, backup_app
+from strongroom.cli.common import (
+    JsonOpt,
+    KeyFileOpt,
+    OptionOpt,
+    PasswordFileOpt,
+    RepoOpt,
+    get_password,
+    open_repo,
+    parse_options,
+    repo_url,
+)
+from strongroom.cli.output import console, emit_json, err_console, fail, progress_bar
+from strongroom.repository import Repository, Snapshot
+from strongroom.sources.registry import restorer_for
+
+KindOpt = Annotated[str, typer.Option("--kind", help="full, incremental or differential.")]
+
+
+def _human(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def snapshot_row(s: Snapshot) -> dict[str, object]:
+    return {"id": s.id, "short_id": s.short_id, "time": s.time.isoformat(), "host": s.host,
+            "source": s.source_name, "source_kind": s.source_kind, "kind": s.kind,
+            "parent": s.parent, "tags": s.tags, "paths": s.paths, "checksum": s.checksum,
+            "stats": s.stats.model_dump(), "meta": s.meta}
+
+
+@app.command()
+def init(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
+         key_file: KeyFileOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
+    """Create a new repository (a random master key wrapped by your password or key file)."""
+    url = repo_url(repo)
+    password = None if key_file else get_password(password_file, None, confirm=True)
+    r = Repository.init(url, password, key_file, parse_options(option))
+    if json:
+        emit_json({"repository": r.url, "id": r.id})
+    else:
+        console.print(f"created repository {r.id[:8]} at {r.url}")
+
+
+@backup_app.command("files")
+def backup_files_cmd(
+    paths: Annotated[list[Path], typer.Argument(help="Files and directories to back up.")],
+    kind: KindOpt = "incremental",
+    name: Annotated[str | None, typer.Option(help="Source name (default: first path).")] = None,
+    tag: Annotated[list[str] | None, typer.Option(help="Tag the snapshot (repeatable).")] = None,
+    exclude: Annotated[list[str] | None, typer.Option(help="Glob to skip (repeatable).")] = None,
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
+) -> None:
+    """Back up files and directories into a new snapshot."""
+    from strongroom.sources.files import backup_files
+
+    r = open_repo(repo, password_file, key_file, option)
+    with progress_bar("backup", enabled=not json) as progress:
+        result = backup_files(r, [str(p) for p in paths], name, kind, tag or [], exclude or [],
+                              progress)
+    snap = result.snapshot
+    if json:
+        emit_json({**snapshot_row(snap), "errors": result.errors})
+    else:
+        st = snap.stats
+        console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
+                      f"{', parent ' + snap.parent[:8] if snap.parent else ''}): "
+                      f"{st.files} files, {_human(st.bytes_total)}, read {_human(st.bytes_read)}, "
+                      f"new {_human(st.bytes_new)}, stored {_human(st.bytes_stored)} "
+                      f"in {st.duration_s:.1f} s")
+    if result.errors:
+        for line in result.errors[:20]:
+            err_console.print(f"warning: cannot read {line}", markup=False)
+        raise fail(f"snapshot {snap.short_id} saved, but {len(result.errors)} item(s) could not "
+                   "be read", code=3)
+
+
+@app.command()
+def snapshots(
+    source: Annotated[str | None, typer.Option("--name", help="Only this source.")] = None,
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
+) -> None:
+    """List snapshots, oldest first."""
+    r = open_repo(repo, password_file, key_file, option)
+    snaps = r.list_snapshots(source)
+    if json:
+        emit_json([snapshot_row(s) for s in snaps])
+    else:
+        table = Table("id", "time (UTC)", "host", "source", "kind", "parent", "tags", "files",
+                      "size", "stored")
+        for s in snaps:
+            table.add_row(s.short_id, s.time.strftime("%Y-%m-%d %H:%M:%S"), s.host,
+                          f"{s.source_name} ({s.source_kind})", s.kind,
+                          (s.parent or "")[:8], ",".join(s.tags), str(s.stats.files),
+                          _human(s.stats.bytes_total), _human(s.stats.bytes_stored))
+        console.print(table)
+    for name, why in r.damaged_snapshots.items():
+        err_console.print(f"warning: {why}", markup=False)
+
+
+@app.command("ls")
+def ls_cmd(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, prefix or 'latest'.")],
+    path: Annotated[str, typer.Argument(help="Folder inside the snapshot.")] = "",
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
+) -> None:
+    """List the files of a snapshot."""
+    r = open_repo(repo, password_file, key_file, option)
+    reader = r.reader(r.find_snapshot(snapshot))
+    rows = [{"path": p, "type": n.type, "size": n.size, "mode": oct(n.mode)}
+            for p, n in reader.walk(path)]
+    if json:
+        emit_json(rows)
+    else:
+        for row in rows:
+            console.print(f"{row['type']:8} {row['mode']:>7} {row['size']:>12} {row['path']}",
+                          markup=False, highlight=False)
+
+
+@app.command()
+def restore(
+    snapshot: Annotated[str, typer.Argument(help="Snapshot id, prefix or 'latest'.")],
+    target: Annotated[str, typer.Option(help="Directory (files) or service URL to restore "
+                                        "into.")],
+    include: Annotated[list[str] | None, typer.Option(help="Only this path (repeatable).")
+                       ] = None,
+    source: Annotated[str | None, typer.Option("--name", help="With 'latest': the latest of "
+                                               "this source.")] = None,
+    replace: Annotated[bool, typer.Option(help="Allow a non-empty target (databases: replace "
+                                          "existing data).")] = False,
+    restore_option: Annotated[list[str] | None, typer.Option(
+        "--restore-option", help="Source-specific restore option key=value.")] = None,
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
+) -> None:
+    """Restore a snapshot; every blob is verified and nothing wrong is ever written."""
+    r = open_repo(repo, password_file, key_file, option)
+    snap = r.find_snapshot(snapshot, source)
+    restorer = restorer_for(snap.source_kind)
+    opts = parse_options(restore_option)
+    with progress_bar("restore", total=snap.stats.bytes_total, enabled=not json) as progress:
+        opts["progress"] = progress
+        report = restorer(r, snap, target, replace=replace, include=include or [],
+                          options=opts)
+    if json:
+        emit_json(report)
+    else:
+        console.print(f"restored snapshot {snap.short_id} to {target}: "
+                      + ", ".join(f"{k} {v}" for k, v in report.items()
+                                  if k not in ("snapshot", "target")), markup=False)
+
+
+@app.command()
+def verify(
+    read_data: Annotated[bool, typer.Option("--read-data", help="Download, decrypt and re-hash "
+                                            "every blob.")] = False,
+    read_data_subset: Annotated[float | None, typer.Option(
+        "--read-data-subset", min=0.01, max=100, help="Re-read this percentage of packs.")
+    ] = None,
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
+) -> None:
+    """Check the repository's structure, and with --read-data its contents."""
+    from strongroom.repository.verify import verify as run_verify
+
+    r = open_repo(repo, password_file, key_file, option)
+    report = run_verify(r, read_data=read_data, subset_pct=read_data_subset)
+    if json:
+        emit_json(report.as_dict())
+    else:
+        console.print(f"{report.snapshots} snapshots, {report.packs} packs, "
+                      f"{report.packs_read} packs read, {report.blobs_checked} blobs checked",
+                      markup=False)
+        for line in report.garbage:
+            console.print(f"garbage: {line}", markup=False)
+        for line in report.errors:
+            err_console.print(f"damaged: {line}", markup=False)
+    if not report.ok:
+        raise fail(f"verify found {len(report.errors)} problem(s); first: {report.errors[0]}",
+                   code=13)
+    if not json:
+        console.print("no errors found")
