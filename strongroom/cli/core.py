@@ -109,7 +109,7 @@ def snapshots(
                           (s.parent or "")[:8], ",".join(s.tags), str(s.stats.files),
                           _human(s.stats.bytes_total), _human(s.stats.bytes_stored))
         console.print(table)
-    for name, why in r.damaged_snapshots.items():
+    for why in r.damaged_snapshots.values():
         err_console.print(f"warning: {why}", markup=False)
 
 

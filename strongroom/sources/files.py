@@ -245,7 +245,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                                                         as_root, progress)))
                 files += 1
                 total += node.size
-        for first, dest, fut in futures:
+        for _first, _dest, fut in futures:
             if fut is not None:
                 fut.result()
         for first, dest, fut in futures:
