@@ -44,11 +44,20 @@ def snapshot_row(s: Snapshot) -> dict[str, object]:
 
 @app.command()
 def init(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
-         key_file: KeyFileOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
+         key_file: KeyFileOpt = None, option: OptionOpt = None, json: JsonOpt = False,
+         pack_size: Annotated[int, typer.Option(min=1, max=512, help="Target pack size in MiB."
+                                                )] = 32) -> None:
     """Create a new repository (a random master key wrapped by your password or key file)."""
     url = repo_url(repo)
+    if key_file and not key_file.exists():
+        from strongroom.crypto.slots import write_new_keyfile
+
+        write_new_keyfile(key_file)
+        err_console.print(f"created key file {key_file}: keep a copy somewhere safe",
+                          markup=False)
     password = None if key_file else get_password(password_file, None, confirm=True)
-    r = Repository.init(url, password, key_file, parse_options(option))
+    r = Repository.init(url, password, key_file, parse_options(option),
+                        pack_target=pack_size * 1024 * 1024)
     if json:
         emit_json({"repository": r.url, "id": r.id})
     else:

@@ -228,7 +228,7 @@ class Repository:
         """A blob's plaintext, decrypted and re-hashed; IntegrityError names pack and blob."""
         loc = self.index.get(bid)
         if loc is None:
-            hint = f" (damaged index files: {len(self.index_errors)})" if self.index_errors else ""
+            hint = f" ({'; '.join(self.index_errors)})" if self.index_errors else ""
             raise IntegrityError(f"blob {bid.hex()[:16]} is not in the index{hint}")
         if blob_type and loc.type != blob_type:
             raise IntegrityError(f"blob {bid.hex()[:16]} in pack {loc.pack[:16]} has type "
@@ -304,6 +304,10 @@ class Repository:
         """'latest', a full id or a unique id prefix."""
         if ref == "latest":
             snaps = self.list_snapshots(source_name)
+            if self.damaged_snapshots:
+                first = next(iter(self.damaged_snapshots.values()))
+                raise IntegrityError(f"cannot tell which snapshot is the latest: {first}; "
+                                     "name a snapshot id to restore an older one")
             if not snaps:
                 where = f" of source {source_name!r}" if source_name else ""
                 raise SnapshotNotFound(f"no snapshots{where} in {self.url}")
