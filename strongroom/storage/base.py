@@ -51,6 +51,10 @@ def open_backend(url: str, options: dict[str, Any] | None = None) -> Backend:
     """A backend for ``url``: a filesystem path, ``file://`` URL or ``s3://bucket/prefix``."""
     options = options or {}
     if url.startswith("s3://"):
+        from strongroom.storage.archive import ArchiveS3Backend, wants_archive
+
+        if wants_archive(options):  # archive tier: storage class, object lock, legal hold
+            return ArchiveS3Backend(url, **options)
         from strongroom.storage.s3 import S3Backend
 
         return S3Backend(url, **options)
