@@ -1,0 +1,1 @@
+"""Prefect flows: backup tiers, verification, and recovery in the seed's five stages."""

@@ -1,0 +1,53 @@
+"""The few places where blocks call the engine (kept together so the contract is in one spot)."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from strongroom.errors import NotSupported, RepositoryNotFound
+
+if TYPE_CHECKING:
+    from strongroom.repository import Repository, Snapshot
+
+def open_repository(url: str, key: dict[str, Any], storage: dict[str, str],
+                    create: bool = False) -> Repository:
+    """``Repository.open`` (or ``init`` when asked and missing) with the backend's options."""
+    from strongroom.repository import Repository
+
+    options = dict(storage) or None
+    try:
+        return Repository.open(url, **key, options=options)
+    except RepositoryNotFound:
+        if not create:
+            raise
+    return Repository.init(url, **key, options=options)
+
+
+def backup_source(kind: str, repo: Repository, name: str, snapshot_kind: str, tags: list[str],
+                  settings: dict[str, Any]) -> Snapshot:
+    """Back up one source into ``repo`` through its engine module; returns the new snapshot.
+
+    Files use ``strongroom.sources.files.backup_files``; other kinds a module-level ``backup``
+    function, until which they are "not supported yet".
+    """
+    if kind == "files":
+        from strongroom.sources.files import backup_files
+
+        if snapshot_kind not in ("full", "incremental", "differential"):
+            snapshot_kind = "incremental"  # a files "snapshot" is an incremental read
+        result = backup_files(repo, settings["paths"], name=name, kind=snapshot_kind,
+                              tags=tags, excludes=settings.get("exclude") or [])
+        return result.snapshot
+    from strongroom.sources.registry import _PROVIDERS
+
+    module_name = _PROVIDERS.get(kind, f"strongroom.sources.{kind}")
+    try:
+        module = importlib.import_module(module_name)
+    except ModuleNotFoundError as exc:
+        raise NotSupported(f"backing up {kind} sources is not supported yet ({exc.name})") from exc
+    fn = getattr(module, "backup", None)
+    if fn is None:
+        raise NotSupported(f"backing up {kind} sources is not supported yet")
+    result = fn(repo, name=name, kind=snapshot_kind, tags=tags, **settings)
+    return getattr(result, "snapshot", result)

@@ -1,0 +1,189 @@
+"""The platform file (``strongroom.yaml``): sources, targets, keys, schedules and retention.
+
+Validated with pydantic; any problem becomes one ``ConfigError`` line naming the field.
+``${VAR}`` in a string value is replaced from the environment, so secrets need not be in the file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from deployments.seed import SEED_SCHEDULES, SEED_TIMEZONE
+from strongroom.errors import ConfigError
+
+TIERS = ("full", "incremental", "differential", "snapshot", "replication", "monthly_archive")
+SourceKind = Literal["files", "postgres", "neo4j", "redis", "s3"]
+ObjectiveClass = Literal["database", "files", "system", "security"]
+_ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+
+
+def valid_cron(value: str) -> str:
+    """Return ``value`` if it is a five-field cron expression Prefect accepts."""
+    from prefect._vendor.croniter import croniter
+
+    if len(value.split()) != 5 or not croniter.is_valid(value):
+        raise ValueError(f"invalid cron expression {value!r}")
+    return value
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class KeyConfig(_Model):
+    password: str | None = None
+    keyfile: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> KeyConfig:
+        if (self.password is None) == (self.keyfile is None):
+            raise ValueError("give exactly one of password or keyfile")
+        return self
+
+
+class TargetConfig(_Model):
+    url: str
+    role: Literal["primary", "secondary", "tertiary"] = "primary"
+    key: str
+    endpoint_url: str | None = None
+    region: str | None = None
+    access_key_id: str | None = None
+    secret_access_key: str | None = None
+
+
+class SourceConfig(BaseModel):
+    """A source: its kind, class of objectives, and kind-specific settings (extra fields)."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+    kind: SourceKind
+    class_: ObjectiveClass | None = Field(default=None, alias="class")
+    restore_target: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ScheduleConfig(_Model):
+    tier: Literal[TIERS]  # type: ignore[valid-type]
+    cron: str
+    classes: list[ObjectiveClass]
+    keep: str
+    sources: list[str] | None = None  # default: every source of the classes
+
+    _cron = field_validator("cron")(lambda cls, v: valid_cron(v))
+
+    @field_validator("keep")
+    @classmethod
+    def _keep(cls, value: str) -> str:
+        from strongroom.policy.retention import Duration
+
+        return str(Duration.parse(value))
+
+
+class PlatformConfig(_Model):
+    site: str = "default"
+    timezone: str = SEED_TIMEZONE
+    keys: dict[str, KeyConfig]
+    targets: dict[str, TargetConfig]
+    sources: dict[str, SourceConfig]
+    schedules: dict[str, ScheduleConfig] = Field(
+        default_factory=lambda: {k: ScheduleConfig(**v) for k, v in SEED_SCHEDULES.items()})
+    objectives: dict[ObjectiveClass, dict[Literal["rto", "rpo"], str]] = {}
+    verify: Literal["structure", "read-data", "subset"] = "subset"
+
+    @field_validator("timezone")
+    @classmethod
+    def _tz(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}") from None
+        return value
+
+    @model_validator(mode="after")
+    def _refs(self) -> PlatformConfig:
+        for name, target in self.targets.items():
+            if target.key not in self.keys:
+                raise ValueError(f"target {name!r} names unknown key {target.key!r}")
+        primaries = [n for n, t in self.targets.items() if t.role == "primary"]
+        if len(primaries) != 1:
+            raise ValueError(f"exactly one primary target needed, found {len(primaries)}")
+        for name, sched in self.schedules.items():
+            for src in sched.sources or []:
+                if src not in self.sources:
+                    raise ValueError(f"schedule {name!r} names unknown source {src!r}")
+        return self
+
+    @property
+    def primary(self) -> str:
+        return next(n for n, t in self.targets.items() if t.role == "primary")
+
+    def replicas(self) -> list[str]:
+        """Secondary then tertiary targets."""
+        order = {"secondary": 0, "tertiary": 1}
+        return sorted((n for n, t in self.targets.items() if t.role != "primary"),
+                      key=lambda n: (order[self.targets[n].role], n))
+
+    def source_class(self, name: str) -> str:
+        src = self.sources[name]
+        return src.class_ or ("database" if src.kind in ("postgres", "neo4j", "redis") else "files")
+
+    def sources_for(self, schedule: str) -> list[str]:
+        """Sources a schedule covers: named ones, else every source of its classes."""
+        sched = self.schedules[schedule]
+        if sched.sources is not None:
+            return list(sched.sources)
+        return [n for n in self.sources if self.source_class(n) in sched.classes]
+
+
+def _expand(value: Any, where: str) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, f"{where}.{k}" if where else str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, f"{where}[{i}]") for i, v in enumerate(value)]
+    if isinstance(value, str):
+        def sub(match: re.Match[str]) -> str:
+            var = match.group(1)
+            if var not in os.environ:
+                raise ConfigError(f"{where}: environment variable {var} is not set")
+            return os.environ[var]
+
+        return _ENV_RE.sub(sub, value)
+    return value
+
+
+def parse_config(data: Any, origin: str = "platform file") -> PlatformConfig:
+    """Validate a loaded document; errors become one line naming the field."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{origin}: expected a mapping at the top level")
+    try:
+        return PlatformConfig.model_validate(_expand(data, ""))
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err.get("loc", ())) or "file"
+        msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
+        raise ConfigError(f"{origin}: {where}: {msg}") from None
+
+
+def load_config(path: str | Path) -> PlatformConfig:
+    """Read and validate a platform YAML file."""
+    path = Path(path)
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read platform file {path}: {exc.strerror}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}") from None
+    return parse_config(data, str(path))

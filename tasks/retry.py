@@ -1,0 +1,61 @@
+"""Retry policy shared by the tasks: transient faults only, exponential backoff with jitter."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from prefect.tasks import exponential_backoff
+
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    LockedError,
+    NotSupported,
+    SnapshotNotFound,
+    SourceError,
+    StorageError,
+    TargetNotEmpty,
+    WrongKey,
+)
+
+PERMANENT = (IntegrityError, ConfigError, WrongKey, SnapshotNotFound, NotSupported,
+             TargetNotEmpty)
+TRANSIENT = (StorageError, LockedError, ConnectionError, TimeoutError)
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """True for faults worth retrying: storage/network trouble, a lock held, a server restarting."""
+    if exc is None or isinstance(exc, PERMANENT):
+        return False
+    if isinstance(exc, TRANSIENT):
+        return True
+    if isinstance(exc, SourceError):  # only when the source was unreachable, not misconfigured
+        return isinstance(exc.__cause__, (ConnectionError, TimeoutError))
+    return type(exc).__name__ in {"EndpointConnectionError", "ConnectTimeoutError",
+                                  "ReadTimeoutError", "ConnectionClosedError"}
+
+
+def retry_transient(task: Any, task_run: Any, state: Any) -> bool:
+    """Prefect ``retry_condition_fn``: retry only when the failure is transient."""
+    try:
+        exc = state.result(raise_on_failure=False)
+    except BaseException as raised:  # noqa: BLE001 - whatever the result raises is the failure
+        exc = raised
+    return is_transient(exc if isinstance(exc, BaseException) else None)
+
+
+def _base_delay() -> float:
+    try:
+        return float(os.environ.get("STRONGROOM_RETRY_DELAY_S", "10"))
+    except ValueError:
+        return 10.0
+
+
+# Keyword arguments for @task on anything that talks to storage or a source.
+RETRYING: dict[str, Any] = {
+    "retries": 3,
+    "retry_delay_seconds": exponential_backoff(backoff_factor=_base_delay()),
+    "retry_jitter_factor": 0.5,
+    "retry_condition_fn": retry_transient,
+}

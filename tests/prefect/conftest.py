@@ -1,0 +1,63 @@
+"""One Prefect test harness per session (heartbeats off), blocks registered, fast retries."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+# Short retry delays for the transient-fault tests; read when the tasks module is imported.
+os.environ.setdefault("STRONGROOM_RETRY_DELAY_S", "1")
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API on SQLite for the whole session, with every block type."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(), temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        import blocks
+
+        blocks.register_all()
+        yield
+
+
+@pytest.fixture
+def names() -> str:
+    """A unique suffix for block names so tests never see each other's blocks."""
+    return secrets.token_hex(4)
+
+
+def save_local_target(name: str, path: Path, password: str = "pw-prefect-tests") -> str:
+    from blocks import RepositoryKey, RepositoryTarget
+
+    RepositoryTarget(url=str(path), role="primary",
+                     key=RepositoryKey(password=password)).save(name, overwrite=True)
+    return name
+
+
+def save_files_source(name: str, paths: list[Path]) -> str:
+    from blocks import FilesSource
+    from flows.limits import ensure_limits
+
+    FilesSource(source_name=name, paths=[str(p) for p in paths]).save(name, overwrite=True)
+    ensure_limits([name])
+    return f"files/{name}"
+
+
+def make_tree(root: Path, files: int = 40, size: int = 4096) -> Path:
+    """A small tree: nested dirs, a symlink, an empty dir, varied modes."""
+    root.mkdir(parents=True, exist_ok=True)
+    for i in range(files):
+        sub = root / f"d{i % 4}" / f"e{i % 3}"
+        sub.mkdir(parents=True, exist_ok=True)
+        (sub / f"f{i}.bin").write_bytes(os.urandom(size + i))
+    (root / "empty").mkdir(exist_ok=True)
+    (root / "link").symlink_to("d0/e0")
+    (root / "d1" / "script.sh").write_text("#!/bin/sh\necho hi\n")
+    (root / "d1" / "script.sh").chmod(0o750)
+    return root
