@@ -203,7 +203,7 @@ class Repository:
                 index.add_document(name, self.load_index_file(name))
             except IntegrityError as exc:
                 errors.append(str(exc))
-                log.warning("%s", exc)
+                log.debug("%s", exc)
         self._index, self.index_errors = index, errors
         return index
 
@@ -292,7 +292,7 @@ class Repository:
                 snap = self.load_snapshot(name)
             except IntegrityError as exc:
                 self.damaged_snapshots[name] = str(exc)
-                log.warning("%s", exc)
+                log.debug("%s", exc)
                 continue
             except SnapshotNotFound:
                 continue  # removed while listing
