@@ -16,6 +16,8 @@ from strongroom.cli.app import app
 COMMAND_MODULES = [
     "strongroom.cli.core",
     "strongroom.cli.keys",
+    "strongroom.cli.up",
+    "strongroom.cli.postgres",
 ]
 
 

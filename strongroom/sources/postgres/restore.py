@@ -1,0 +1,379 @@
+"""Physical restore: base backup into a new data directory, then recovery from the archive."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tarfile
+import tempfile
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from strongroom.errors import ConfigError, IntegrityError, SnapshotNotFound, TargetNotEmpty
+from strongroom.repository import Repository, Snapshot
+from strongroom.sources.postgres import command, walstore
+from strongroom.sources.postgres import walnames as wn
+from strongroom.sources.postgres.cluster import Server, free_port
+from strongroom.sources.postgres.pgbin import binary, chown_tree, run, server_user_kwargs
+from strongroom.sources.postgres.physical import KIND
+
+MARKER = "# strongroom restore"
+
+
+@dataclass
+class Target:
+    """A recovery target: latest | immediate | time | lsn | xid | name."""
+
+    kind: str = "latest"
+    value: str | None = None
+    inclusive: bool = True
+    timeline: str | None = None  # None: the newest timeline descending from the base
+
+    @classmethod
+    def from_options(cls, o: dict[str, Any]) -> Target:
+        given = [(k, o[f"target_{k}"]) for k in ("time", "lsn", "xid", "name")
+                 if o.get(f"target_{k}")]
+        if len(given) > 1:
+            raise ConfigError("give only one of --target-time/--target-lsn/--target-xid/"
+                              "--target-name")
+        tl = str(o["target_timeline"]) if o.get("target_timeline") else None
+        incl = str(o.get("inclusive", "true")).lower() not in ("0", "false", "no")
+        if given:
+            kind, value = given[0]
+            t = cls(kind, str(value), incl, tl)
+            t.check()
+            return t
+        kind = str(o.get("target", "latest"))
+        if kind not in ("latest", "immediate", "snapshot"):
+            raise ConfigError(f"unknown recovery target {kind!r} (latest, immediate or "
+                              "snapshot)")
+        return cls(kind, None, incl, tl)
+
+    def check(self) -> None:
+        try:
+            if self.kind == "time":
+                self.when()
+            elif self.kind == "lsn":
+                wn.parse_lsn(self.value or "")
+            elif self.kind == "xid":
+                int(self.value or "")
+        except ValueError:
+            raise ConfigError(f"invalid recovery target {self.kind}: {self.value!r}") from None
+
+    def when(self) -> datetime:
+        t = datetime.fromisoformat(str(self.value).replace("Z", "+00:00"))
+        return t if t.tzinfo else t.replace(tzinfo=UTC)
+
+    def settings(self) -> dict[str, str]:
+        out: dict[str, str] = {}
+        if self.kind == "immediate":
+            out["recovery_target"] = "immediate"
+        elif self.kind == "time":
+            out["recovery_target_time"] = self.when().isoformat(sep=" ")
+        elif self.kind in ("lsn", "xid", "name"):
+            out[f"recovery_target_{self.kind}"] = str(self.value)
+        if self.kind in ("time", "lsn", "xid"):
+            out["recovery_target_inclusive"] = "on" if self.inclusive else "off"
+        if self.kind not in ("latest", "snapshot"):
+            out["recovery_target_action"] = "promote"
+        return out
+
+
+def physical_snapshots(repo: Repository, name: str) -> list[Snapshot]:
+    return [s for s in repo.list_snapshots(name) if s.source_kind == KIND
+            and (s.meta.get("postgres") or {}).get("method") == "physical"]
+
+
+def _meta(s: Snapshot) -> dict[str, Any]:
+    return s.meta["postgres"]
+
+
+def choose_base(snaps: list[Snapshot], target: Target, name: str) -> Snapshot:
+    """The newest backup that is consistent before the target (time, LSN, xid); the oldest
+    for a restore point name (its position is unknown until replay)."""
+    if not snaps:
+        raise SnapshotNotFound(f"no physical backup of {name!r} in the repository")
+    fulls = [s for s in snaps if s.kind == "full"] or snaps
+    if target.kind in ("latest", "immediate", "snapshot"):
+        return snaps[-1] if target.kind == "latest" else fulls[-1]
+    if target.kind == "name":
+        return fulls[0]
+    if target.kind == "time":
+        when = target.when()
+        ok = [s for s in fulls if datetime.fromisoformat(_meta(s)["stop_time"]) <= when]
+        oldest = datetime.fromisoformat(_meta(fulls[0])["stop_time"])
+        what = f"time {when.isoformat()}"
+        first = f"consistent at {oldest.isoformat()}"
+    elif target.kind == "lsn":
+        lsn = wn.parse_lsn(target.value or "")
+        ok = [s for s in fulls if wn.parse_lsn(_meta(s)["stop_lsn"]) <= lsn]
+        what = f"LSN {target.value}"
+        first = f"consistent at LSN {_meta(fulls[0])['stop_lsn']}"
+    else:  # xid: transactions numbered at or after the stop's next xid commit after it
+        xid = int(target.value or 0)
+        ok = [s for s in fulls if int(_meta(s).get("next_xid", 0)) % (1 << 32) <= xid]
+        what = f"xid {xid}"
+        first = f"next xid {int(_meta(fulls[0]).get('next_xid', 0)) % (1 << 32)}"
+    if not ok:
+        raise SnapshotNotFound(f"recovery target {what} is before the oldest backup of "
+                               f"{name!r} ({fulls[0].short_id}, {first})")
+    return ok[-1]
+
+
+def choose_timeline(base: Snapshot, catalog: walstore.WalCatalog,
+                    wanted: str | None) -> tuple[int, list[tuple[int, int]]]:
+    """The recovery timeline and its path; only timelines that descend from the base."""
+    histories = catalog.histories()
+    meta = _meta(base)
+    btli, bstart = int(meta["timeline"]), wn.parse_lsn(meta["stop_lsn"])
+
+    def descends(tli: int) -> bool:
+        path = wn.timeline_path(tli, histories)
+        return any(t == btli and bstart < end for t, end in path)
+
+    if wanted and wanted not in ("latest", "current"):
+        tli = int(wanted)
+        if not descends(tli):
+            raise ConfigError(f"timeline {tli} does not descend from backup {base.short_id} "
+                              f"(timeline {btli} at {meta['stop_lsn']})")
+    elif wanted == "current":
+        tli = btli
+    else:
+        tli = max([t for t in set(histories) | {btli} if descends(t)])
+    return tli, wn.timeline_path(tli, histories)
+
+
+def check_wal(base: Snapshot, catalog: walstore.WalCatalog, path: list[tuple[int, int]],
+              target: Target, own: set[str]) -> dict[str, Any]:
+    """Find gaps in the WAL a restore needs before touching anything; name the segment."""
+    meta = _meta(base)
+    seg = int(meta["wal_segment_size"])
+    end = None
+    if target.kind == "lsn":
+        end = max(wn.parse_lsn(target.value or "0/0"), wn.parse_lsn(meta["stop_lsn"]))
+    elif target.kind in ("immediate", "snapshot"):
+        end = wn.parse_lsn(meta.get("wal_end_lsn") or meta["stop_lsn"])
+    start = wn.parse_lsn(meta["start_lsn"])
+    if meta.get("wal_in_tar") and target.kind == "immediate" and not meta.get("base_snapshot"):
+        return {"missing": [], "first": wn.segment_name(path[-1][0], start // seg, seg)}
+    extra = dict(catalog.files) if target.kind != "snapshot" else {}
+    for fname in own:
+        extra.setdefault(fname, None)  # type: ignore[arg-type]
+    view = walstore.WalCatalog(catalog.repo, catalog.name, [])
+    view.files, view.seg_size = extra, seg  # type: ignore[assignment]
+    missing, last = walstore.missing_segments(view, start, end, path, seg)
+    if missing:
+        raise IntegrityError(f"WAL archive of {catalog.name!r} has a gap: segment {missing[0]} "
+                             f"is missing ({len(missing)} missing between the backup and the "
+                             "target)")
+    return {"missing": [], "first_segment": start // seg, "last_segment": last}
+
+
+def prepare_target(target_dir: Path, replace: bool) -> Path | None:
+    """Refuse a non-empty target unless ``replace``; then move it aside as a safety copy."""
+    if target_dir.exists() and any(target_dir.iterdir()):
+        if not replace:
+            raise TargetNotEmpty(f"{target_dir} is not empty (use --replace to restore over it; "
+                                 "the old directory is kept as a safety copy)")
+        if (target_dir / "postmaster.pid").exists():
+            raise TargetNotEmpty(f"{target_dir} has a running server (postmaster.pid); stop it")
+        aside = target_dir.with_name(f"{target_dir.name}.before-restore-"
+                                     f"{datetime.now(UTC):%Y%m%dT%H%M%S}")
+        target_dir.rename(aside)
+        target_dir.mkdir(mode=0o700)
+        return aside
+    target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return None
+
+
+def extract_base(repo: Repository, snap: Snapshot, target_dir: Path) -> None:
+    reader = repo.reader(snap)
+    with reader.open("base.tar") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+        tar.extractall(target_dir, filter="data")
+    (target_dir / "pg_wal" / "archive_status").mkdir(parents=True, exist_ok=True)
+
+
+def prefetch(repo: Repository, snap: Snapshot, catalog: walstore.WalCatalog, spool: Path,
+             path: list[tuple[int, int]], target: Target) -> int:
+    """Copy the WAL the recovery will ask for into ``spool``: the snapshot's own WAL, then
+    archived segments on the timeline path from the base on (a lone ``.partial`` serves as
+    its segment). Returns the number of files."""
+    meta = _meta(snap)
+    seg = int(meta["wal_segment_size"])
+    first = wn.lsn_segno(wn.parse_lsn(meta["start_lsn"]), seg)
+    last = None
+    if target.kind == "lsn":
+        last = wn.lsn_segno(wn.parse_lsn(target.value or "0/0"), seg) + 1
+    tlis = {t for t, _ in path}
+    count = 0
+    reader = repo.reader(snap)
+    own = reader.node_or_none("wal")
+    if own is not None:
+        for p, node in reader.walk("wal"):
+            if node.type == "file":
+                walstore.write_atomic(spool / p.rsplit("/", 1)[-1], reader.read_bytes(p))
+                count += 1
+    complete = set(catalog.files)
+    for fname in sorted(catalog.files) if target.kind != "snapshot" else []:
+        kind = wn.classify(fname)
+        out = fname
+        if kind == "history":
+            if int(fname[:8], 16) not in tlis:
+                continue
+        elif kind in ("segment", "partial"):
+            segname = fname[:24]
+            tli, segno = wn.parse_segment(segname, seg)
+            if tli not in tlis or segno < first or (last is not None and segno > last):
+                continue
+            if kind == "partial":
+                if segname in complete:
+                    continue
+                out = segname
+        else:
+            continue
+        if (spool / out).exists():
+            continue
+        walstore.write_atomic(spool / out, catalog.read(fname))
+        count += 1
+    (spool / ".complete").write_text(datetime.now(UTC).isoformat())
+    return count
+
+
+def write_recovery_conf(datadir: Path, settings: dict[str, str]) -> None:
+    lines = [MARKER] + [f"{k} = '{v.replace(chr(39), chr(39) * 2)}'" for k, v in
+                        settings.items()]
+    with open(datadir / "postgresql.auto.conf", "a") as fh:
+        fh.write("\n" + "\n".join(lines) + "\n")
+    (datadir / "recovery.signal").write_text("")
+
+
+def clear_recovery_conf(datadir: Path) -> None:
+    auto = datadir / "postgresql.auto.conf"
+    text = auto.read_text()
+    if MARKER in text:
+        head = text.split("\n" + MARKER, 1)[0]
+        auto.write_text(head.rstrip("\n") + "\n")
+
+
+def verifybackup(datadir: Path, version: int, wal_in_tar: bool) -> str:
+    args = [binary("pg_verifybackup", version), "-q"]
+    if not wal_in_tar:
+        args.append("-n")
+    proc = run(args + [str(datadir)], timeout=3600, check=False,
+               **server_user_kwargs(datadir))
+    if proc.returncode != 0:
+        raise IntegrityError(f"pg_verifybackup failed on {datadir}: "
+                             f"{(proc.stderr or proc.stdout).strip().splitlines()[0]}")
+    return "backup successfully verified"
+
+
+def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | Path, *,
+                     name: str | None = None, replace: bool = False,
+                     options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Restore into ``target_dir`` and recover to the target; verify; return a report.
+
+    options: target / target_time / target_lsn / target_xid / target_name / target_timeline /
+    inclusive, port, verify (default true), gx (default true), keep_running, spool."""
+    from strongroom.sources.postgres import verify as verify_mod
+
+    o = dict(options or {})
+    t0 = time.monotonic()
+    target = Target.from_options(o)
+    name = name or (snap.source_name if snap else None)
+    if not name:
+        raise ConfigError("restore needs a snapshot or a cluster --name")
+    if snap is None:
+        snap = choose_base(physical_snapshots(repo, name), target, name)
+    meta = _meta(snap)
+    catalog = walstore.WalCatalog.load(repo, name)
+    catalog.seg_size = catalog.seg_size or int(meta["wal_segment_size"])
+    tli, path = choose_timeline(snap, catalog, target.timeline)
+    own = {p.rsplit("/", 1)[-1] for p, n in repo.reader(snap).walk()
+           if p.startswith("wal/") and n.type == "file"}
+    wal_check = check_wal(snap, catalog, path, target, own)
+
+    target_dir = Path(target_dir).absolute()
+    aside = prepare_target(target_dir, replace)
+    like = server_user_kwargs(target_dir.parent)
+    work = Path(tempfile.mkdtemp(prefix="strongroom-pgrestore-", dir=o.get("spool")))
+    spool = work / "wal"
+    spool.mkdir()
+    report: dict[str, Any] = {"snapshot": snap.id, "snapshot_kind": snap.kind,
+                              "target": {"kind": target.kind, "value": target.value},
+                              "timeline": tli, "datadir": str(target_dir),
+                              "safety_copy": str(aside) if aside else None,
+                              "wal_check": wal_check}
+    server = None
+    try:
+        extract_base(repo, snap, target_dir)
+        chown_tree(target_dir, like)
+        os.chmod(target_dir, 0o700)
+        report["pg_verifybackup"] = verifybackup(target_dir, int(meta["version"]),
+                                                 bool(meta.get("wal_in_tar")))
+        report["wal_files_prefetched"] = prefetch(repo, snap, catalog, spool, path, target)
+        settings = {"restore_command": command.restore_command(name, spool),
+                    "recovery_target_timeline": str(tli), **target.settings()}
+        write_recovery_conf(target_dir, settings)
+        sock = work / "sock"
+        sock.mkdir()
+        hba = work / "pg_hba.conf"
+        hba.write_text("local all all trust\n")
+        chown_tree(work, like)
+        os.chmod(work, 0o711)
+        port = int(o.get("port") or free_port())
+        server = Server(target_dir, port, sock, version=int(meta["version"]),
+                        logfile=work / "restore.log", env=command.child_env(),
+                        options={"hba_file": str(hba), "archive_mode": "off",
+                                 "listen_addresses": "''"})
+        server.start(timeout=600)
+        server.wait_ready(timeout=float(o.get("recovery_timeout", 3600)))
+        report["recovery_seconds"] = round(time.monotonic() - t0, 2)
+        report.update(recovered_state(server))
+        if str(o.get("verify", "true")).lower() not in ("0", "false", "no"):
+            report["verification"] = verify_mod.verify_restored(
+                server, meta.get("stats") or {}, strict=_strict(snap, target),
+                gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
+        push_history(repo, name, target_dir, tli, report, o)
+        clear_recovery_conf(target_dir)
+    finally:
+        if server is not None and not o.get("keep_running"):
+            server.stop()
+        elif server is not None:
+            report["server"] = {"port": server.port, "socket_dir": str(server.sockdir)}
+        if not o.get("keep_running"):
+            shutil.rmtree(work, ignore_errors=True)
+    report["duration_s"] = round(time.monotonic() - t0, 2)
+    return report
+
+
+def _strict(snap: Snapshot, target: Target) -> bool:
+    """Backup-time checksums must match only when restoring to the snapshot's own point of a
+    backup taken while nothing was written."""
+    stats = _meta(snap).get("stats") or {}
+    return target.kind in ("immediate", "snapshot") and bool(stats.get("quiet"))
+
+
+def recovered_state(server: Server) -> dict[str, Any]:
+    with server.connect() as conn:
+        row = conn.execute("SELECT pg_current_wal_lsn()::text, "
+                           "substr(pg_walfile_name(pg_current_wal_lsn()), 1, 8), "
+                           "pg_last_xact_replay_timestamp()").fetchone()
+    return {"promoted_lsn": row[0], "new_timeline": int(row[1], 16),
+            "last_replayed_commit": row[2].isoformat() if row[2] else None}
+
+
+def push_history(repo: Repository, name: str, datadir: Path, tli: int, report: dict[str, Any],
+                 o: dict[str, Any]) -> None:
+    """Archive the new timeline's history file so later restores can follow the fork."""
+    new = report.get("new_timeline")
+    if not new or new == tli or str(o.get("archive_history", "true")).lower() in ("0", "false"):
+        return
+    hist = datadir / "pg_wal" / f"{new:08X}.history"
+    if hist.exists():
+        catalog = walstore.WalCatalog.load(repo, name)
+        walstore.push(repo, name, [hist], seg_size=catalog.seg_size, catalog=catalog,
+                      system_id=catalog.system_id)
+        report["history_archived"] = hist.name
