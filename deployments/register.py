@@ -1,0 +1,76 @@
+"""Save the platform file's blocks (keys, targets, sources, policies, site) and source limits."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+from pydantic import SecretStr, ValidationError
+
+from deployments.config import PlatformConfig
+from strongroom.errors import ConfigError
+
+
+def _duration(text: str) -> timedelta:
+    from strongroom.policy.retention import Duration
+
+    d = Duration.parse(text)
+    if d.years or d.months:
+        raise ConfigError(f"objective {text!r}: use hours, days or weeks, not months or years")
+    return timedelta(days=d.days, hours=d.hours)
+
+
+def source_refs(config: PlatformConfig) -> dict[str, str]:
+    """Source name -> block reference (``files/docs``)."""
+    return {name: f"{src.kind}/{name}" for name, src in config.sources.items()}
+
+
+def register_platform(config: PlatformConfig) -> dict[str, Any]:
+    """Register block types, save one block document per key/target/source/policy, the site
+    block and the objectives; create one concurrency limit per source."""
+    import blocks
+    from blocks import (
+        RecoveryObjectives,
+        RepositoryKey,
+        RepositoryTarget,
+        RetentionPolicy,
+        StrongroomSite,
+    )
+    from blocks.sources import SOURCE_BLOCKS
+    from flows.limits import ensure_limits
+
+    blocks.register_all()
+    secret = lambda v: SecretStr(v) if v is not None else None  # noqa: E731
+    for name, tgt in config.targets.items():
+        key = config.keys[tgt.key]
+        RepositoryTarget(
+            url=tgt.url, role=tgt.role, endpoint_url=tgt.endpoint_url, region=tgt.region,
+            access_key_id=secret(tgt.access_key_id),
+            secret_access_key=secret(tgt.secret_access_key),
+            key=RepositoryKey(password=secret(key.password), keyfile=key.keyfile),
+        ).save(name, overwrite=True)
+    for name, src in config.sources.items():
+        cls = SOURCE_BLOCKS[src.kind]
+        try:
+            block = cls(source_name=name, objective_class=config.source_class(name),
+                        restore_target=src.restore_target, **src.settings())
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            where = ".".join(str(p) for p in err.get("loc", ()))
+            raise ConfigError(f"source {name}: {where}: {err.get('msg')}") from None
+        block.save(name, overwrite=True)
+    for name, sched in config.schedules.items():
+        RetentionPolicy(keep_within=sched.keep).save(f"retention-{name}", overwrite=True)
+    objectives = RecoveryObjectives(**{f"{cls}_{what}": _duration(value)
+                                       for cls, pair in config.objectives.items()
+                                       for what, value in pair.items()})
+    objectives.save("default", overwrite=True)
+    refs = source_refs(config)
+    replicas = config.replicas()
+    StrongroomSite(sources=list(refs.values()), primary=config.primary,
+                   secondary=[n for n in replicas if config.targets[n].role == "secondary"],
+                   tertiary=[n for n in replicas if config.targets[n].role == "tertiary"],
+                   objectives="default").save(config.site, overwrite=True)
+    limits = ensure_limits(refs.values())
+    return {"targets": list(config.targets), "sources": list(refs.values()),
+            "site": config.site, "limits": limits}

@@ -1,0 +1,43 @@
+"""``python -m deployments.serve --config FILE``: register the platform and serve its deployments.
+
+One process, no Docker, no work pool (``prefect.serve``); for several hosts use a process work
+pool with ``prefect deploy`` instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from deployments.build import build_deployments
+from deployments.config import load_config
+from deployments.register import register_platform
+from strongroom.errors import StrongroomError
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
+    parser.add_argument("--config", required=True, help="platform YAML file")
+    parser.add_argument("--register-only", action="store_true",
+                        help="register blocks, limits and deployments, then exit")
+    args = parser.parse_args(argv)
+    try:
+        config = load_config(args.config)
+        register_platform(config)
+        deployments = build_deployments(config)
+    except StrongroomError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    if args.register_only:
+        for dep in deployments:
+            dep.apply()
+        print(f"registered {len(deployments)} deployments")
+        return 0
+    from prefect import serve
+
+    serve(*deployments, print_starting_message=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

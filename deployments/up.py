@@ -1,0 +1,279 @@
+"""``strongroom up``: a local Prefect server on SQLite, the demo platform, one backup and one
+recovery, then the UI address; Ctrl-C (or ``--once`` after the runs) stops everything it started.
+
+Nothing here imports prefect before the environment points it at the local server.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from contextlib import suppress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from strongroom.errors import ConfigError, StorageError, StrongroomError
+
+DEMO_SOURCE = "demo-files"
+SERVER_START_TIMEOUT_S = 120
+RUN_TIMEOUT_S = 300
+STOP_TIMEOUT_S = 20
+
+
+def default_state_dir() -> Path:
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "strongroom"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        return sock.connect_ex((host, port)) == 0
+
+
+def stack_env(state: Path, host: str, port: int) -> dict[str, str]:
+    """Environment for the server, the runner and this process: local, offline, no analytics."""
+    return {
+        "PREFECT_HOME": str(state / "prefect"),
+        "PREFECT_API_URL": f"http://{host}:{port}/api",
+        "PREFECT_SERVER_API_HOST": host,
+        "PREFECT_SERVER_API_PORT": str(port),
+        "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_LOGGING_LEVEL": "WARNING",
+        "DO_NOT_TRACK": "1",
+    }
+
+
+def demo_platform(state: Path) -> Path:
+    """Write the demo platform file (a generated files tree, local repositories) once."""
+    demo = state / "demo"
+    data = demo / "data"
+    if not data.exists():
+        for i in range(60):
+            sub = data / f"dept-{i % 5}" / f"year-{2020 + i % 4}"
+            sub.mkdir(parents=True, exist_ok=True)
+            (sub / f"report-{i:03}.txt").write_text(
+                f"Report {i}\n" + "".join(f"line {j}: {secrets.token_hex(24)}\n"
+                                          for j in range(40 + i)))
+        (data / "README.md").write_text("Demo data for Strongroom.\n")
+        (data / "empty-dir").mkdir()
+        (data / "latest").symlink_to("dept-0")
+    password_file = state / "demo.password"
+    if not password_file.exists():
+        password_file.write_text(secrets.token_urlsafe(24))
+        password_file.chmod(0o600)
+    config = demo / "platform.yaml"
+    if config.exists():
+        return config
+    config.write_text(f"""# Demo platform written by `strongroom up` (rewritten only if deleted)
+site: demo
+timezone: America/New_York
+keys:
+  demo:
+    password: ${{STRONGROOM_DEMO_PASSWORD}}
+targets:
+  primary: {{url: {state / 'repos' / 'primary'}, role: primary, key: demo}}
+  secondary: {{url: {state / 'repos' / 'secondary'}, role: secondary, key: demo}}
+sources:
+  {DEMO_SOURCE}:
+    kind: files
+    class: files
+    paths: [{data}]
+    restore_target: {state / 'restores' / DEMO_SOURCE}
+""")
+    return config
+
+
+class Stack:
+    """The child processes of ``strongroom up``, each in its own process group."""
+
+    def __init__(self, state: Path, env: dict[str, str]) -> None:
+        self.state = state
+        self.env = {**os.environ, **env}
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+        log = open(self.state / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
+        proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, start_new_session=True)
+        log.close()
+        self.procs.append((name, proc))
+        return proc
+
+    def check_alive(self) -> None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                raise StorageError(f"{name} exited with code {proc.returncode} (see "
+                                   f"{self.state / (name + '.log')})")
+
+    def stop(self) -> None:
+        """SIGINT each process group, then SIGTERM, then SIGKILL; newest first."""
+        for _name, proc in reversed(self.procs):
+            for sig, wait in ((signal.SIGINT, STOP_TIMEOUT_S), (signal.SIGTERM, 5),
+                              (signal.SIGKILL, 5)):
+                with suppress(ProcessLookupError):
+                    os.killpg(proc.pid, sig)
+                try:
+                    proc.wait(timeout=wait)
+                    break
+                except subprocess.TimeoutExpired:
+                    continue
+            with suppress(ProcessLookupError):  # stragglers of the group (flow-run children)
+                os.killpg(proc.pid, signal.SIGKILL)
+        self.procs.clear()
+
+
+def wait_healthy(stack: Stack, api_url: str, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        stack.check_alive()
+        with suppress(OSError):
+            with urllib.request.urlopen(f"{api_url}/health", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        time.sleep(0.5)
+    raise StorageError(f"Prefect server did not answer on {api_url} within {timeout_s:.0f} s")
+
+
+def wait_deployments(stack: Stack, names: list[str], timeout_s: float) -> None:
+    """Wait until the runner has registered the deployments ``flow-name/deployment-name``."""
+    from prefect.client.orchestration import get_client
+
+    deadline = time.monotonic() + timeout_s
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            stack.check_alive()
+            have = {d.name for d in client.read_deployments()}
+            if {n.split("/")[1] for n in names} <= have:
+                return
+            time.sleep(0.5)
+    raise StorageError(f"deployments were not registered within {timeout_s:.0f} s (see "
+                       f"{stack.state / 'serve.log'})")
+
+
+def run_demo(state: Path) -> dict[str, Any]:
+    """One backup and one recovery through their deployments; their states and artifacts."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.deployments import run_deployment
+
+    source = f"files/{DEMO_SOURCE}"
+    dest = state / "restores" / f"{DEMO_SOURCE}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
+    runs = {}
+    for label, name, params in (
+        ("backup", "backup-full/weekly-full", {"source": source}),
+        ("recovery", "recover-files/recover-files", {"source": source, "target_dir": str(dest)}),
+    ):
+        run = run_deployment(name, parameters=params, timeout=RUN_TIMEOUT_S)
+        state_name = run.state.name if run.state else "unknown"
+        runs[label] = {"deployment": name, "flow_run": str(run.id), "state": state_name,
+                       "message": (run.state.message or "") if run.state else ""}
+        if not (run.state and run.state.is_completed()):
+            break
+    key = f"post-mortem-recover-files-{DEMO_SOURCE}"
+    with get_client(sync_client=True) as client:
+        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=[key])))
+    return {"runs": runs, "restored_to": str(dest), "post_mortem_artifact": key if arts else None}
+
+
+def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
+       once: bool = False, config_path: Path | None = None, as_json: bool = False) -> int:
+    """Start the stack, run the demo, print the UI address; stop on Ctrl-C or after ``once``."""
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        raise ConfigError(f"strongroom up listens on loopback only, not {host!r}")
+    state = (state_dir or default_state_dir()).expanduser().absolute()
+    state.mkdir(parents=True, exist_ok=True)
+    port = port or free_port(host)
+    if port_in_use(host, port):
+        raise ConfigError(f"port {port} on {host} is in use (another Prefect server?): "
+                          "pass --port")
+    env = stack_env(state, host, port)
+    config = config_path or demo_platform(state)
+    password = (state / "demo.password").read_text().strip() if (
+        state / "demo.password").exists() else ""
+    env.setdefault("STRONGROOM_DEMO_PASSWORD", password)
+    os.environ.update(env)  # before prefect is imported in this process
+    from deployments.config import load_config
+
+    load_config(config)  # a bad file fails here, before anything starts
+    stack = Stack(state, env)
+
+    def on_term(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt
+
+    old_term = signal.signal(signal.SIGTERM, on_term)
+    try:
+        say = (lambda *a: None) if as_json else print
+        say(f"Starting Prefect server on http://{host}:{port} (state in {state}) ...")
+        stack.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
+                               "--host", host, "--port", str(port), "--analytics-off"])
+        wait_healthy(stack, env["PREFECT_API_URL"], SERVER_START_TIMEOUT_S)
+        say("Registering blocks and deployments, serving them ...")
+        stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config",
+                              str(config)])
+        wait_deployments(stack, ["backup-full/weekly-full", "recover-files/recover-files"],
+                         SERVER_START_TIMEOUT_S)
+        result = run_demo(state) if config_path is None else {"runs": {}}
+        ui = f"http://{host}:{port}"
+        result |= {"ui": ui, "state_dir": str(state), "config": str(config)}
+        ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
+            config_path is not None or len(result["runs"]) == 2)
+        if as_json:
+            print(json.dumps(result, indent=2))
+        else:
+            for label, r in result["runs"].items():
+                print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
+            if result.get("post_mortem_artifact"):
+                print(f"post-mortem artifact: {result['post_mortem_artifact']}")
+            print(f"Prefect UI: {ui}")
+        if once:
+            return 0 if ok else 1
+        say("Press Ctrl-C to stop.")
+        while True:
+            stack.check_alive()
+            time.sleep(1)
+    except KeyboardInterrupt:
+        return 0
+    finally:
+        stack.stop()
+        signal.signal(signal.SIGTERM, old_term)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``strongroom-up`` without the engine CLI (same options as ``strongroom up``)."""
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="strongroom up", description=__doc__)
+    parser.add_argument("--state-dir", type=Path)
+    parser.add_argument("--port", type=int, default=4200)
+    parser.add_argument("--once", action="store_true")
+    parser.add_argument("--config", type=Path)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    try:
+        return up(args.state_dir, port=args.port, once=args.once, config_path=args.config,
+                  as_json=args.json)
+    except StrongroomError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return exc.exit_code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

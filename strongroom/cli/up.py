@@ -1,0 +1,41 @@
+"""``strongroom up``: the embedded default (local Prefect server, demo platform, UI address).
+
+The engine never imports prefect: this command imports the orchestration layer (``deployments``)
+only when it runs, and says what to install when it is missing.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from strongroom.cli.app import app
+from strongroom.errors import NotSupported
+
+
+@app.command("up")
+def up_command(
+    state_dir: Annotated[Path | None, typer.Option(
+        "--state-dir", help="Where the server's SQLite database, logs and demo data live "
+        "(default: $XDG_STATE_HOME/strongroom or ~/.local/state/strongroom).")] = None,
+    port: Annotated[int, typer.Option("--port", help="Loopback port for the API and UI "
+                                      "(0: any free port).")] = 4200,
+    once: Annotated[bool, typer.Option("--once", help="Stop after the demo backup and "
+                                       "recovery instead of waiting for Ctrl-C.")] = False,
+    config: Annotated[Path | None, typer.Option("--config", help="Serve this platform file "
+                                                "instead of the demo.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+) -> None:
+    """Start a local Prefect server with Strongroom's flows, run a demo backup and recovery."""
+    try:
+        import prefect  # noqa: F401 - only to say clearly when it is missing
+
+        from deployments.up import up
+    except ModuleNotFoundError as exc:
+        raise NotSupported(f"strongroom up needs the orchestration extra ({exc.name} is missing):"
+                           " pip install -e '.[orchestration]'") from None
+    code = up(state_dir, port=port, once=once, config_path=config, as_json=as_json)
+    if code:
+        raise typer.Exit(code)
