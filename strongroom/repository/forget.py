@@ -1,0 +1,59 @@
+"""Forget: remove the snapshot files a retention plan lets go (their data goes at prune)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from strongroom.errors import StorageError
+from strongroom.policy.retention import RetentionPlan, RetentionPolicy, plan_retention, plan_tier
+from strongroom.repository.locks import RepositoryLock
+from strongroom.repository.repo import Repository
+from strongroom.storage.archive import protection
+
+
+@dataclass
+class ForgetReport:
+    plan: RetentionPlan
+    dry_run: bool
+    removed: list[str] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"dry_run": self.dry_run, "removed": self.removed, "skipped": self.skipped,
+                **self.plan.to_dict()}
+
+
+def plan_for(repo: Repository, policy: RetentionPolicy | None = None, tier: str | None = None,
+             source_name: str | None = None, group_by: tuple[str, ...] = ("source_name",),
+             holds: set[str] | None = None, now: datetime | None = None) -> RetentionPlan:
+    """The plan for a repository's snapshots: an explicit policy, or the seed's tier defaults."""
+    snaps = repo.list_snapshots(source_name)
+    if tier:
+        return plan_tier(snaps, tier, holds=holds or set(), now=now)
+    return plan_retention(snaps, policy or RetentionPolicy(), group_by=group_by,
+                          holds=holds or set(), now=now)
+
+
+def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> ForgetReport:
+    """Remove the snapshots the plan forgets; object-locked snapshot files are skipped, said why."""
+    report = ForgetReport(plan, dry_run)
+    if dry_run or not plan.forget:
+        return report
+    lock = RepositoryLock.acquire(repo.backend, exclusive=False, purpose="forget")
+    try:
+        for snap in plan.forget:
+            reason = protection(repo.backend, f"snapshots/{snap.id}")
+            if reason:
+                report.skipped.append(f"snapshot {snap.short_id}: {reason}; kept")
+                continue
+            try:
+                repo.remove_snapshot(snap)
+            except StorageError as exc:
+                report.skipped.append(f"snapshot {snap.short_id}: {exc}")
+                continue
+            report.removed.append(snap.id)
+    finally:
+        lock.release()
+    return report

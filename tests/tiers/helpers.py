@@ -1,0 +1,41 @@
+"""Small repositories and snapshots for the storage-tier tests."""
+
+from __future__ import annotations
+
+import io
+import random
+from typing import Any
+
+from strongroom.repository import Repository, Snapshot
+
+PASSWORD = "tiers test password"
+SMALL_PACK = 256 * 1024
+
+
+def new_repo(url: str, password: str = PASSWORD, options: dict[str, Any] | None = None,
+             pack_target: int = SMALL_PACK) -> Repository:
+    return Repository.init(url, password=password, options=options, pack_target=pack_target)
+
+
+def open_repo(url: str, password: str = PASSWORD,
+              options: dict[str, Any] | None = None) -> Repository:
+    return Repository.open(url, password=password, options=options)
+
+
+def random_files(seed: int, count: int = 6, size: int = 120_000) -> dict[str, bytes]:
+    rng = random.Random(seed)
+    return {f"dir{i % 2}/f{i:02}.bin": rng.randbytes(rng.randint(size // 2, size))
+            for i in range(count)}
+
+
+def backup(repo: Repository, files: dict[str, bytes], source: str = "app",
+           kind: str = "full", tags: tuple[str, ...] = ()) -> Snapshot:
+    with repo.writer(source_name=source, source_kind="files", kind=kind, tags=list(tags)) as w:
+        for path, data in sorted(files.items()):
+            w.add_stream(path, io.BytesIO(data), mtime_ns=1_700_000_000_000_000_000)
+        return w.commit()
+
+
+def read_all(repo: Repository, snap: Snapshot) -> dict[str, bytes]:
+    reader = repo.reader(snap)
+    return {path: reader.read_bytes(path) for path, node in reader.walk() if node.type == "file"}

@@ -1,0 +1,90 @@
+"""Prune: two phases, grace period, re-check, repack, bytes freed, verify clean after."""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from strongroom.policy.retention import RetentionPolicy
+from strongroom.repository.forget import forget, plan_for
+from strongroom.repository.prune import load_mark, prune
+from strongroom.repository.usage import stored_packs
+from strongroom.repository.verify import verify
+from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
+
+
+def test_forget_then_prune_frees_space_and_keeps_the_rest(tmp_path: Path) -> None:
+    repo = new_repo(str(tmp_path / "r"))
+    snaps = [backup(repo, random_files(i)) for i in range(4)]
+    before = sum(stored_packs(repo.backend).values())
+    plan = plan_for(repo, RetentionPolicy(keep_last=2))
+    dry = forget(repo, plan, dry_run=True)
+    assert len(dry.plan.forget) == 2 and not dry.removed
+    assert forget(repo, plan).removed == [s.id for s in plan.forget]
+    report = prune(repo, grace=timedelta(0))
+    assert report.swept and report.deleted_packs > 0 and report.bytes_freed > before / 3
+    assert sum(stored_packs(repo.backend).values()) == before - report.deleted_bytes + \
+        report.repack_bytes_written
+    fresh = open_repo(str(tmp_path / "r"))
+    for i, snap in enumerate(snaps[2:], start=2):
+        assert read_all(fresh, fresh.find_snapshot(snap.id)) == random_files(i)
+    check = verify(fresh, read_data=True)
+    assert check.ok and not check.garbage, check.as_dict()
+
+
+def test_grace_period_and_recheck_rescue_reused_blobs(tmp_path: Path) -> None:
+    url = str(tmp_path / "r")
+    repo = new_repo(url)
+    old = backup(repo, random_files(1))
+    forget(repo, plan_for(repo, RetentionPolicy(keep_tag=("none",))))
+    assert not repo.list_snapshots()
+    first = prune(repo, grace=timedelta(seconds=1))
+    assert not first.swept and first.marked_packs > 0 and "due after" in first.pending
+    assert prune(repo, grace=timedelta(hours=1)).pending  # not yet due: nothing happens
+    # A backup after the mark dedups against the marked packs: the sweep must rescue them.
+    again = backup(open_repo(url), random_files(1))
+    assert again.stats.bytes_new == 0
+    time.sleep(1.1)
+    second = prune(open_repo(url), grace=timedelta(seconds=1))
+    assert second.swept and second.deleted_packs == 0 and second.rescued
+    fresh = open_repo(url)
+    assert read_all(fresh, fresh.find_snapshot(again.id)) == random_files(1)
+    assert verify(fresh, read_data=True).ok
+    assert old.id not in fresh.snapshot_names()
+
+
+def test_repack_partly_used_packs(tmp_path: Path) -> None:
+    url = str(tmp_path / "r")
+    repo = new_repo(url, pack_target=4 * 1024 * 1024)  # one pack holds both snapshots' data
+    files = random_files(3, count=8)
+    keep = {k: v for k, v in list(files.items())[:2]}
+    with repo.writer(source_name="app", source_kind="files") as w:
+        for path, data in files.items():
+            w.add_bytes(path, data)
+        big = w.commit()
+    small = backup(repo, keep)
+    assert small.stats.bytes_new < 4096  # only its trees are new
+    forget(repo, plan_for(repo, RetentionPolicy(keep_last=1)))
+    report = prune(repo, grace=timedelta(0), repack_threshold=0.3)
+    assert report.repacked_packs >= 1 and report.deleted_packs >= 1
+    assert 0 < report.repack_bytes_written < report.deleted_bytes
+    assert report.bytes_freed == report.deleted_bytes - report.repack_bytes_written
+    fresh = open_repo(url)
+    assert read_all(fresh, fresh.find_snapshot(small.id)) == keep
+    assert big.id not in fresh.snapshot_names()
+    check = verify(fresh, read_data=True)
+    assert check.ok and not check.garbage, check.as_dict()
+
+
+def test_unindexed_leftovers_are_collected_and_dry_run_writes_nothing(tmp_path: Path) -> None:
+    url = str(tmp_path / "r")
+    repo = new_repo(url)
+    with repo.writer(source_name="app", source_kind="files") as w:
+        w.add_bytes("x.bin", random_files(9)["dir0/f00.bin"])
+        w._packer.flush()  # packs stored, then the backup dies without index or snapshot
+    assert stored_packs(repo.backend)
+    dry = prune(repo, dry_run=True)
+    assert dry.marked_packs == 1 and load_mark(repo) is None
+    report = prune(repo, grace=timedelta(0))
+    assert report.deleted_packs == 1 and not stored_packs(repo.backend)
