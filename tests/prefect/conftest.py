@@ -11,6 +11,7 @@ import pytest
 
 # Short retry delays for the transient-fault tests; read when the tasks module is imported.
 os.environ.setdefault("STRONGROOM_RETRY_DELAY_S", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
@@ -61,3 +62,18 @@ def make_tree(root: Path, files: int = 40, size: int = 4096) -> Path:
     (root / "d1" / "script.sh").write_text("#!/bin/sh\necho hi\n")
     (root / "d1" / "script.sh").chmod(0o750)
     return root
+
+
+def tree_listing(root: Path) -> dict[str, tuple]:
+    """Everything a restore must reproduce, read independently of the engine."""
+    out: dict[str, tuple] = {}
+    for path in sorted(root.rglob("*")):
+        rel = str(path.relative_to(root))
+        st = path.lstat()
+        if path.is_symlink():
+            out[rel] = ("link", os.readlink(path))
+        elif path.is_dir():
+            out[rel] = ("dir", st.st_mode & 0o7777)
+        else:
+            out[rel] = ("file", st.st_mode & 0o7777, st.st_mtime_ns, path.read_bytes())
+    return out
