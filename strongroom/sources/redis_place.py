@@ -1,0 +1,128 @@
+"""Redis restore into a stopped server's data directory (``mode=rdb-dir``).
+
+Everything is prepared in a staging directory beside the target: the RDB (verified), loaded once
+by a private redis-server to check it against the backup's facts, and, when the server runs with
+``appendonly yes``, a fresh AOF rewritten from it (Redis loads the AOF and ignores dump.rdb when
+appendonly is on, even an empty AOF). Only then are old files moved aside and the new ones
+renamed into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import time
+from pathlib import Path
+from typing import Any
+
+from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.repository import Repository, Snapshot
+from strongroom.sources.redis import check_against_meta, extract_rdb, load_facts, scratch
+
+AOF_WAIT = 600.0
+
+
+def running_servers(directory: Path) -> list[int]:
+    """PIDs of redis-server processes whose working directory is ``directory`` (Linux)."""
+    pids = []
+    real = os.path.realpath(directory)
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            if (entry / "comm").read_text().strip().startswith("redis-server") and \
+                    os.path.realpath(os.readlink(entry / "cwd")) == real:
+                pids.append(int(entry.name))
+        except OSError:
+            continue
+    return pids
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(1 << 22):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _wait_aof(proc: Any, timeout: float = AOF_WAIT) -> None:
+    client = proc.client()
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        p = client.info("persistence")
+        if p.get("aof_enabled") and not p.get("aof_rewrite_in_progress") and \
+                not p.get("aof_rewrite_scheduled"):
+            if p.get("aof_last_bgrewrite_status") != "ok":
+                raise SourceError("rebuilding the AOF failed: " + proc.log_tail())
+            return
+        time.sleep(0.05)
+    raise SourceError(f"rebuilding the AOF did not finish within {timeout:.0f} s")
+
+
+def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: bool,
+                    options: dict[str, Any]) -> dict[str, Any]:
+    """Place the snapshot's RDB (and a rebuilt AOF when needed) into a stopped server's dir."""
+    directory = Path(target.removeprefix("file://")).expanduser().absolute()
+    dbfilename = options.get("dbfilename", "dump.rdb")
+    aofdir = options.get("appenddirname", "appendonlydir")
+    aoffile = options.get("appendfilename", "appendonly.aof")
+    appendonly = str(options.get("appendonly", "auto")).lower()
+    if appendonly not in ("auto", "yes", "no"):
+        raise ConfigError(f"appendonly={appendonly!r}: use auto, yes or no")
+    for name in (dbfilename, aofdir, aoffile):
+        if "/" in name or name in ("", ".", ".."):
+            raise ConfigError(f"bad file name {name!r} for a redis data directory")
+    pids = running_servers(directory) if directory.exists() else []
+    if pids:
+        raise ConfigError(f"a redis-server (pid {pids[0]}) is running in {directory}: stop it "
+                          "first, or restore into it live with --target redis://host:port")
+    existing = [n for n in (dbfilename, aofdir, aoffile) if (directory / n).exists()]
+    if existing and not replace:
+        raise TargetNotEmpty(f"{directory} already holds {', '.join(existing)} (use --replace; "
+                             "the old files are moved aside, not deleted)")
+    uses_aof = appendonly == "yes" or (appendonly == "auto" and any(
+        (directory / n).exists() for n in (aofdir, aoffile)))
+    directory.mkdir(parents=True, exist_ok=True)
+    staging = directory / f".strongroom-restore-{snap.short_id}-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir(mode=0o700)
+    try:
+        info = extract_rdb(repo, snap, staging / "dump.rdb", options.get("progress"))
+        settings = {"dbfilename": "dump.rdb", "appenddirname": aofdir,
+                    "appendfilename": aoffile}
+        with scratch(staging, int(snap.meta.get("databases", 16)), **settings) as proc:
+            facts = load_facts(proc)
+            expired = check_against_meta(snap, facts)
+            if uses_aof:
+                proc.client().config_set("appendonly", "yes")
+                _wait_aof(proc)
+        if _sha256(staging / "dump.rdb") != info.sha256:
+            raise IntegrityError(f"{staging / 'dump.rdb'} changed while it was being checked")
+        for junk in staging.glob("redis-*.log"):
+            junk.unlink()
+        aside = _move_aside(directory, [n for n in (dbfilename, aofdir, aoffile)
+                                        if (directory / n).exists()])
+        os.replace(staging / "dump.rdb", directory / dbfilename)
+        if uses_aof:
+            os.replace(staging / aofdir, directory / aofdir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    if _sha256(directory / dbfilename) != info.sha256:
+        raise IntegrityError(f"{directory / dbfilename} does not match the snapshot after "
+                             "placing it")
+    return {"snapshot": snap.id, "target": str(directory), "mode": "rdb-dir",
+            "rdb": str(directory / dbfilename), "bytes": info.size,
+            "aof": f"rebuilt in {aofdir}" if uses_aof else "not used",
+            "keys": sum(f.keys for f in facts.values()), "expired_since_backup": expired,
+            "moved_aside": str(aside) if aside else None, "verified": True}
+
+
+def _move_aside(directory: Path, names: list[str]) -> Path | None:
+    """Keep replaced files in ``.strongroom-replaced-<time>`` instead of deleting them."""
+    if not names:
+        return None
+    aside = directory / f".strongroom-replaced-{time.strftime('%Y%m%dT%H%M%S')}-{os.getpid()}"
+    aside.mkdir()
+    for n in names:
+        os.replace(directory / n, aside / n)
+    return aside

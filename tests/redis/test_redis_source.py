@@ -1,0 +1,157 @@
+"""Redis source against real redis-server processes: backup, live and rdb-dir restores, errors."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.repository import Repository
+from strongroom.sources.redis import backup_redis, restore_redis
+from strongroom.sources.redis_inventory import db_facts, keyspace_dbs
+from strongroom.sources.redis_proc import RedisProcess, free_port
+from strongroom.sources.redis_rdb import validate_file
+from tests.support.redis_server import PASSWORD, redis_server
+
+
+def url(proc: RedisProcess) -> str:
+    return f"redis://127.0.0.1:{proc.port}"
+
+
+def facts(proc: RedisProcess) -> dict[int, dict]:
+    """Everything comparable, expiries included (restores keep absolute expiry times)."""
+    return {db: db_facts(proc.client(db)).as_meta() for db in keyspace_dbs(proc.client())}
+
+
+def test_backup_records_every_db_type_and_checksum(repo: Repository, source: RedisProcess,
+                                                   password_env: str) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env, tags=["t"])
+    assert snap.source_kind == "redis" and snap.tags == ["t"]
+    meta = snap.meta
+    assert meta["rdb"]["checksum"] == "ok" and meta["rdb"]["version"] == 10
+    assert meta["endpoint"] == url(source) and PASSWORD not in str(snap.model_dump())
+    assert set(meta["dbs"]) == {"0", "1", "7"}
+    assert meta["dbs"] == {str(db): f for db, f in facts(source).items()}
+    assert meta["dbs"]["0"]["types"] == {"hash": 2, "list": 2, "set": 2, "stream": 2,
+                                         "string": 305, "zset": 2}
+    assert meta["dbs"]["0"]["expires"] == 3 and meta["dbs"]["1"]["expires"] == 1
+    node = repo.reader(snap).node("dump.rdb")
+    assert node.meta["crc64"] == meta["rdb"]["crc64"] and node.size == meta["rdb"]["size"]
+
+
+def test_live_restore_is_identical_and_keeps_expiry(repo: Repository, source: RedisProcess,
+                                                    password_env: str, tmp_path: Path) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    with redis_server(tmp_path / "target") as target:
+        report = restore_redis(repo, snap, url(target), options={})
+        assert report["verified"] and report["keys"] == snap.meta["keys"]
+        assert report["expired_since_backup"] == 0
+        assert facts(target) == facts(source)
+        assert 3_500_000 < target.client().pttl("ttl:short") <= 3_600_000
+        assert target.client().get("clé-ünïcode-🔑") == b"valeur"
+        group = target.client().xinfo_groups("stream:s")[0]
+        assert group["pending"] == 5 and group["name"] == b"readers"
+
+
+def test_live_restore_refuses_non_empty_target_unless_replace(
+        repo: Repository, source: RedisProcess, password_env: str, tmp_path: Path) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    with redis_server(tmp_path / "target", password="tpw") as target:
+        c = target.client()
+        c.set("str:1", "stale")
+        c.set("unrelated", "keep me")
+        with pytest.raises(TargetNotEmpty, match="already holds keys in db 0"):
+            restore_redis(repo, snap, f"redis://:tpw@127.0.0.1:{target.port}", options={})
+        assert c.get("str:1") == b"stale"
+        report = restore_redis(repo, snap, f"redis://:tpw@127.0.0.1:{target.port}",
+                               replace=True, options={})
+        assert report["other_keys_in_target"] == 1 and "tpw" not in str(report)
+        assert c.get("str:1") == source.client().get("str:1")
+        assert c.get("unrelated") == b"keep me"
+        report = restore_redis(repo, snap, f"redis://:tpw@127.0.0.1:{target.port}",
+                               replace=True, options={"flush": "yes"})
+        assert report["other_keys_in_target"] == 0 and c.get("unrelated") is None
+        assert facts(target) == facts(source)
+
+
+def test_rdb_dir_restore_rebuilds_the_aof(repo: Repository, source: RedisProcess,
+                                          password_env: str, tmp_path: Path) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    data = tmp_path / "stopped"
+    with redis_server(data, appendonly="yes") as old:  # a server with AOF and other data
+        old.client().set("old", "data")
+        old.client().bgrewriteaof()
+    assert (data / "appendonlydir").is_dir()
+    with pytest.raises(TargetNotEmpty, match="appendonlydir"):
+        restore_redis(repo, snap, str(data), options={})
+    report = restore_redis(repo, snap, str(data), replace=True, options={})
+    assert report["aof"] == "rebuilt in appendonlydir" and report["verified"]
+    assert Path(report["moved_aside"], "appendonlydir").is_dir()
+    with redis_server(data, appendonly="yes") as restarted:  # the AOF wins at start-up
+        assert restarted.client().get("old") is None
+        assert facts(restarted) == facts(source)
+    plain = tmp_path / "plain"
+    report = restore_redis(repo, snap, f"file://{plain}", options={"mode": "rdb-dir"})
+    assert report["aof"] == "not used" and report["moved_aside"] is None
+    with redis_server(plain) as restarted:
+        assert facts(restarted) == facts(source)
+
+
+def test_rdb_dir_refuses_a_running_server(repo: Repository, source: RedisProcess,
+                                          password_env: str) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    with pytest.raises(ConfigError, match="is running in"):
+        restore_redis(repo, snap, str(source.workdir), replace=True, options={})
+
+
+def test_crc_corruption_is_detected(repo: Repository, source: RedisProcess, tmp_path: Path,
+                                    password_env: str) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    good = repo.reader(snap).read_bytes("dump.rdb")
+    bad = bytearray(good)
+    bad[len(bad) // 2] ^= 0x40
+    (tmp_path / "bad.rdb").write_bytes(bad)
+    with pytest.raises(IntegrityError, match="CRC-64"):
+        validate_file(tmp_path / "bad.rdb")
+    (tmp_path / "short.rdb").write_bytes(good[:-20])
+    with pytest.raises(IntegrityError, match="truncated|CRC-64"):
+        validate_file(tmp_path / "short.rdb")
+    (tmp_path / "nordb").write_bytes(b"hello world, not redis")
+    with pytest.raises(IntegrityError, match="bad magic"):
+        validate_file(tmp_path / "nordb")
+    # a snapshot whose sealed RDB is internally corrupt: refused before anything is written
+    with repo.writer(source_name="cache", source_kind="redis") as w:
+        w.add_stream("dump.rdb", io.BytesIO(bytes(bad)))
+        w.set_meta(snap.meta)
+        forged = w.commit()
+    with redis_server(tmp_path / "target") as target:
+        with pytest.raises(IntegrityError, match="CRC-64"):
+            restore_redis(repo, forged, url(target), options={})
+        assert target.client().dbsize() == 0
+    with pytest.raises(IntegrityError, match="CRC-64"):
+        restore_redis(repo, forged, str(tmp_path / "dir"), options={})
+    assert not (tmp_path / "dir" / "dump.rdb").exists()
+
+
+def test_checksum_off_is_noted(repo: Repository, tmp_path: Path) -> None:
+    with redis_server(tmp_path / "nocrc", rdbchecksum="no") as proc:
+        proc.client().set("k", "v")
+        snap = backup_redis(repo, url(proc), "nocrc")
+    assert snap.meta["rdb"]["checksum"] == "off" and snap.meta["rdb"]["crc64"] == "0" * 16
+
+
+def test_unreachable_and_bad_password(repo: Repository, source: RedisProcess,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(SourceError, match="cannot reach redis at redis://127.0.0.1:"):
+        backup_redis(repo, f"redis://127.0.0.1:{free_port()}", "x")
+    monkeypatch.setenv("WRONG", "not-the-password")
+    with pytest.raises(SourceError, match="authentication failed") as exc:
+        backup_redis(repo, url(source), "x", password_env="WRONG")
+    assert "not-the-password" not in str(exc.value)
+    with pytest.raises(SourceError, match="authentication failed"):
+        backup_redis(repo, url(source), "x")
+    with pytest.raises(ConfigError, match="NOPE_UNSET"):
+        backup_redis(repo, url(source), "x", password_env="NOPE_UNSET")
+    assert repo.list_snapshots() == []
