@@ -29,8 +29,10 @@ def random_files(seed: int, count: int = 6, size: int = 120_000) -> dict[str, by
 
 
 def backup(repo: Repository, files: dict[str, bytes], source: str = "app",
-           kind: str = "full", tags: tuple[str, ...] = ()) -> Snapshot:
-    with repo.writer(source_name=source, source_kind="files", kind=kind, tags=list(tags)) as w:
+           kind: str = "full", tags: tuple[str, ...] = (), parent: Snapshot | None = None
+           ) -> Snapshot:
+    with repo.writer(source_name=source, source_kind="files", kind=kind, tags=list(tags),
+                     parent=parent) as w:
         for path, data in sorted(files.items()):
             w.add_stream(path, io.BytesIO(data), mtime_ns=1_700_000_000_000_000_000)
         return w.commit()
