@@ -23,6 +23,7 @@ class SnapshotReader:
     def __init__(self, repo: Repository, snap: Snapshot) -> None:
         self.repo = repo
         self.snap = snap
+        self._maps: dict[str, dict[str, Node]] = {}
 
     def _fail(self, path: str, exc: IntegrityError) -> IntegrityError:
         return IntegrityError(f"snapshot {self.snap.short_id}: {path or '/'}: {exc}")
@@ -32,6 +33,15 @@ class SnapshotReader:
             return self.repo.load_tree(tree_id)
         except IntegrityError as exc:
             raise self._fail(path, exc) from None
+
+    def entries(self, tree_id: str, path: str = "") -> dict[str, Node]:
+        """A tree's nodes by name (cached per reader)."""
+        found = self._maps.get(tree_id)
+        if found is None:
+            if len(self._maps) > 4096:
+                self._maps.clear()
+            found = self._maps[tree_id] = {n.name: n for n in self.tree(tree_id, path)}
+        return found
 
     def walk(self, path: str = "") -> Iterator[tuple[str, Node]]:
         """Every node under ``path``, depth first, sorted by name."""
@@ -52,8 +62,7 @@ class SnapshotReader:
         for i, part in enumerate(parts):
             if not tree_id:
                 break
-            found = next((n for n in self.tree(tree_id, "/".join(parts[:i]))
-                          if n.name == part), None)
+            found = self.entries(tree_id, "/".join(parts[:i])).get(part)
             if found is None:
                 break
             tree_id = found.subtree

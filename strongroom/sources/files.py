@@ -8,7 +8,10 @@ inode, without reading them; every snapshot is still complete on its own.
 from __future__ import annotations
 
 import fnmatch
+import functools
+import grp
 import os
+import pwd
 import stat
 import threading
 from collections.abc import Callable, Iterator
@@ -44,20 +47,26 @@ def choose_parent(repo: Repository, name: str, kind: str) -> Snapshot | None:
     raise ConfigError(f"unknown snapshot kind {kind!r} (full, incremental or differential)")
 
 
-def _stat_node(st: os.stat_result, kind: str) -> Node:
-    import grp
-    import pwd
+@functools.lru_cache(maxsize=1024)
+def _user(uid: int) -> str:
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return ""
 
+
+@functools.lru_cache(maxsize=1024)
+def _group(gid: int) -> str:
     try:
-        user = pwd.getpwuid(st.st_uid).pw_name
+        return grp.getgrgid(gid).gr_name
     except KeyError:
-        user = ""
-    try:
-        group = grp.getgrgid(st.st_gid).gr_name
-    except KeyError:
-        group = ""
+        return ""
+
+
+def _stat_node(st: os.stat_result, kind: str) -> Node:
     return Node(name="", type=kind, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns,
-                ctime_ns=st.st_ctime_ns, uid=st.st_uid, gid=st.st_gid, user=user, group=group,
+                ctime_ns=st.st_ctime_ns, uid=st.st_uid, gid=st.st_gid, user=_user(st.st_uid),
+                group=_group(st.st_gid),
                 inode=st.st_ino, dev=st.st_dev, nlink=st.st_nlink,
                 size=st.st_size if kind == "file" else 0)
 
