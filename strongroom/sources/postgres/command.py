@@ -43,4 +43,7 @@ def restore_command(name: str, spool: Path | None = None) -> str:
     if spool is None:
         return fetch
     sp = shlex.quote(str(spool))
-    return f"cp {sp}/%f %p 2>/dev/null || {fetch} --spool {sp}"
+    # A file missing from a complete spool is simply not archived: answer "not found" without
+    # starting Python (which the server's OS user may not even be able to run).
+    return (f"test -f {sp}/%f && cp {sp}/%f %p || "
+            f"{{ test ! -f {sp}/.complete && {fetch} --spool {sp}; }}")

@@ -293,6 +293,11 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
     tli, path = choose_timeline(snap, catalog, target.timeline)
     own = {p.rsplit("/", 1)[-1] for p, n in repo.reader(snap).walk()
            if p.startswith("wal/") and n.type == "file"}
+    if meta.get("wal_in_tar"):  # -X fetch: the base's own WAL is inside base.tar
+        seg = int(meta["wal_segment_size"])
+        for segno in range(wn.parse_lsn(meta["start_lsn"]) // seg,
+                           (wn.parse_lsn(meta["stop_lsn"]) - 1) // seg + 1):
+            own.add(wn.segment_name(int(meta["timeline"]), segno, seg))
     wal_check = check_wal(snap, catalog, path, target, own)
 
     target_dir = Path(target_dir).absolute()
@@ -336,7 +341,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
             report["verification"] = verify_mod.verify_restored(
                 server, meta.get("stats") or {}, strict=_strict(snap, target),
                 gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
-        push_history(repo, name, target_dir, tli, report, o)
+        mark_history_ready(target_dir, tli, report)
         clear_recovery_conf(target_dir)
     finally:
         if server is not None and not o.get("keep_running"):
@@ -365,15 +370,18 @@ def recovered_state(server: Server) -> dict[str, Any]:
             "last_replayed_commit": row[2].isoformat() if row[2] else None}
 
 
-def push_history(repo: Repository, name: str, datadir: Path, tli: int, report: dict[str, Any],
-                 o: dict[str, Any]) -> None:
-    """Archive the new timeline's history file so later restores can follow the fork."""
+def mark_history_ready(datadir: Path, tli: int, report: dict[str, Any]) -> None:
+    """Queue the new timeline's history file for archiving: the verification run had
+    archive_mode off, so the server archives it itself once it runs with archiving on (a test
+    restore thus never adds a fork to the archive that later restores would follow)."""
     new = report.get("new_timeline")
-    if not new or new == tli or str(o.get("archive_history", "true")).lower() in ("0", "false"):
+    if not new or new == tli:
         return
-    hist = datadir / "pg_wal" / f"{new:08X}.history"
-    if hist.exists():
-        catalog = walstore.WalCatalog.load(repo, name)
-        walstore.push(repo, name, [hist], seg_size=catalog.seg_size, catalog=catalog,
-                      system_id=catalog.system_id)
-        report["history_archived"] = hist.name
+    hist = f"{new:08X}.history"
+    if (datadir / "pg_wal" / hist).exists():
+        ready = datadir / "pg_wal" / "archive_status" / f"{hist}.ready"
+        ready.write_text("")
+        like = server_user_kwargs(datadir)
+        if like:
+            os.chown(ready, like["user"], like["group"])
+        report["history_queued_for_archive"] = hist

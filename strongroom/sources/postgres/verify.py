@@ -86,7 +86,10 @@ def run_gx(dsn: Dsn, expected: dict[str, Any]) -> dict[str, Any]:
     host = dsn.params.get("host", "localhost")
     port = dsn.params.get("port", "5432")
     user = dsn.params.get("user", "postgres")
-    url = f"postgresql+psycopg://{user}@/{dsn.dbname}?host={host}&port={port}"
+    if str(host).startswith("/"):  # a socket directory: libpq takes it from the query
+        url = f"postgresql+psycopg://{user}@localhost:{port}/{dsn.dbname}?host={host}"
+    else:
+        url = f"postgresql+psycopg://{user}@{host}:{port}/{dsn.dbname}"
     old = os.environ.get("PGPASSWORD")
     if dsn.password is not None:
         os.environ["PGPASSWORD"] = dsn.password
