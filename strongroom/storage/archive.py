@@ -135,11 +135,11 @@ def wants_archive(options: dict[str, Any]) -> bool:
 
 # ---- protection: what may never be deleted ------------------------------------------------
 
-_lock_enabled: dict[tuple[int, str], bool] = {}
+_lock_enabled: dict[tuple[str, str], bool] = {}
 
 
 def _bucket_has_lock(backend: S3Backend) -> bool:
-    key = (id(backend.client), backend.bucket)
+    key = (str(backend.endpoint), backend.bucket)
     if key not in _lock_enabled:
         try:
             conf = backend.client.get_object_lock_configuration(Bucket=backend.bucket)
