@@ -18,6 +18,7 @@ COMMAND_MODULES = [
     "strongroom.cli.keys",
     "strongroom.cli.up",
     "strongroom.cli.postgres",
+    "strongroom.cli.tiers",
 ]
 
 
