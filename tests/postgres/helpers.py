@@ -97,3 +97,21 @@ def stop_restored(report: dict[str, Any]) -> None:
     srv = report.get("server")
     if srv:
         Server(Path(report["datadir"]), srv["port"], Path(srv["socket_dir"])).stop("fast")
+
+
+def drop_wal_file(repo: Any, name: str, fname: str) -> None:
+    """Delete one archived WAL file: rewrite its snapshot without it (other files' content
+    reused), then remove the original; the damage a lost object would do."""
+    catalog = walstore.WalCatalog.load(repo, name)
+    snap = catalog.files[fname].snapshot
+    wal = dict(snap.meta["wal"])
+    keep = [f for f in wal["files"] if f[0] != fname]
+    if keep:
+        reader = repo.reader(snap)
+        with repo.writer(walstore.wal_source(name), walstore.KIND, kind="snapshot",
+                         tags=["wal"]) as w:
+            for f in keep:
+                w.add_node(f"wal/{f[0]}", reader.node(f"wal/{f[0]}"))
+            w.set_meta({"wal": {**wal, "files": keep}})
+            w.commit()
+    repo.remove_snapshot(snap)

@@ -219,7 +219,7 @@ def missing_segments(catalog: WalCatalog, start_lsn: int, end_lsn: int | None,
     if end_lsn is None:
         tlis = {t for t, _ in path}
         ours = [s for (t, s) in segs if t in tlis]
-        last = max(ours) if ours else first
+        last = max([first, *ours])
     else:
         last = wn.lsn_segno(max(end_lsn - 1, start_lsn), seg_size)
     missing = []
