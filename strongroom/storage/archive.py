@@ -83,24 +83,6 @@ class ArchiveS3Backend(S3Backend):
     def put(self, key: str, data: bytes | memoryview, **extra: Any) -> None:
         super().put(key, data, **{**self.write_options(key), **extra})
 
-    def get(self, key: str) -> bytes:
-        try:
-            return super().get(key)
-        except StorageError as exc:
-            raise self._archived(key, exc) from None
-
-    def get_range(self, key: str, offset: int, length: int) -> bytes:
-        try:
-            return super().get_range(key, offset, length)
-        except StorageError as exc:
-            raise self._archived(key, exc) from None
-
-    def _archived(self, key: str, exc: StorageError) -> StorageError:
-        if "InvalidObjectState" in str(exc):
-            return StorageError(f"{key} is in archive storage and not staged: run "
-                                "'strongroom archive stage' and wait")
-        return exc
-
     def delete(self, key: str) -> None:
         reason = protection(self, key)
         if reason:

@@ -59,6 +59,9 @@ class S3Backend(Backend):
                 return RepositoryNotFound(f"no such bucket: {self.bucket}")
             if code in _MISSING:
                 return IntegrityError(f"missing object {key} in {self.url}")
+            if code == "InvalidObjectState":  # archive tier (GLACIER / DEEP_ARCHIVE)
+                return StorageError(f"{key} is in archive storage and not staged: run "
+                                    "'strongroom archive stage' and wait")
             return StorageError(f"S3 {action} {where} failed: {code or exc}")
         return StorageError(f"S3 {action} {where} failed: {type(exc).__name__}")
 
