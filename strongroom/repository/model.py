@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import Any, Literal
 
@@ -36,13 +36,21 @@ class Node:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        out = asdict(self)
-        return {k: v for k, v in out.items() if v not in (None, "", [], {}, 0) or k in
-                ("name", "type", "mode", "size")}
+        """Plain dict without defaults (the tree blob form)."""
+        out = {}
+        for key in _NODE_FIELDS:
+            value = getattr(self, key)
+            if value or key in _ALWAYS:
+                out[key] = value
+        return out
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Node:
         return cls(**data)
+
+
+_NODE_FIELDS = [f.name for f in fields(Node)]
+_ALWAYS = {"name", "type", "mode", "size"}
 
 
 class SnapshotStats(BaseModel):

@@ -24,6 +24,7 @@ class SnapshotReader:
         self.repo = repo
         self.snap = snap
         self._maps: dict[str, dict[str, Node]] = {}
+        self._dirs: dict[str, str] = {"": snap.tree}
 
     def _fail(self, path: str, exc: IntegrityError) -> IntegrityError:
         return IntegrityError(f"snapshot {self.snap.short_id}: {path or '/'}: {exc}")
@@ -55,21 +56,27 @@ class SnapshotReader:
             if node.type == "dir" and node.subtree:
                 yield from self._walk(node.subtree, full)
 
+    def _dir_tree(self, path: str) -> str:
+        """Tree id of directory ``path`` ('' for the root); '' if it is not a directory."""
+        found = self._dirs.get(path)
+        if found is None:
+            parent, _, name = path.rpartition("/")
+            parent_tree = self._dir_tree(parent)
+            node = self.entries(parent_tree, parent).get(name) if parent_tree else None
+            found = node.subtree if node is not None and node.type == "dir" else ""
+            if len(self._dirs) > 65536:
+                self._dirs = {"": self.snap.tree}
+            self._dirs[path] = found
+        return found
+
     def node(self, path: str) -> Node:
-        tree_id = self.snap.tree
-        found: Node | None = None
-        parts = [p for p in path.strip("/").split("/") if p]
-        for i, part in enumerate(parts):
-            if not tree_id:
-                break
-            found = self.entries(tree_id, "/".join(parts[:i])).get(part)
-            if found is None:
-                break
-            tree_id = found.subtree
-        else:
-            if found is not None:
-                return found
-        raise SnapshotNotFound(f"{path!r} is not in snapshot {self.snap.short_id}")
+        path = path.strip("/")
+        parent, _, name = path.rpartition("/")
+        tree_id = self._dir_tree(parent) if path else ""
+        found = self.entries(tree_id, parent).get(name) if tree_id else None
+        if found is None:
+            raise SnapshotNotFound(f"{path!r} is not in snapshot {self.snap.short_id}")
+        return found
 
     def node_or_none(self, path: str) -> Node | None:
         try:

@@ -109,29 +109,32 @@ class _Backup:
             if rel not in self.w.dirs:
                 self.w.add_node(rel, _stat_node(os.lstat(anc), "dir"))
 
-    def visit(self, path: Path) -> None:
-        rel = str(path).lstrip("/")
-        if _excluded(str(path), self.excludes):
+    def visit(self, path: Path | str) -> None:
+        path = str(path)
+        if _excluded(path, self.excludes):
             return
+        rel = path.lstrip("/")
         try:
             st = os.lstat(path)
         except OSError as exc:
-            self.error(str(path), exc)
+            self.error(path, exc)
             return
         if stat.S_ISDIR(st.st_mode):
             self.w.add_node(rel, _stat_node(st, "dir"))
             try:
-                entries = sorted(os.scandir(path), key=lambda e: e.name)
+                names = sorted(os.listdir(path))
             except OSError as exc:
-                self.error(str(path), exc)
+                self.error(path, exc)
                 return
-            for entry in entries:
-                self.visit(Path(entry.path))
+            for name in names:
+                self.visit(os.path.join(path, name))
         elif stat.S_ISLNK(st.st_mode):
             node = _stat_node(st, "symlink")
             node.target = os.readlink(path)
             self.w.add_node(rel, node)
         elif stat.S_ISREG(st.st_mode):
+            if self.unchanged(rel, st):
+                return
             self._slots.acquire()
             fut = self.pool.submit(self.file, path, rel, st)
             fut.add_done_callback(lambda _f: self._slots.release())
@@ -140,16 +143,22 @@ class _Backup:
             with self._lock:
                 self.errors.append(f"{path}: skipped special file (device, socket or fifo)")
 
-    def file(self, path: Path, rel: str, st: os.stat_result) -> None:
+    def unchanged(self, rel: str, st: os.stat_result) -> bool:
+        """Reuse the parent's node when size, mtime, ctime and inode are unchanged."""
+        if self.parent is None:
+            return False
+        old = self.parent.node_or_none(rel)
+        if (old is None or old.type != "file" or old.size != st.st_size
+                or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
+                or old.inode != st.st_ino):
+            return False
         node = _stat_node(st, "file")
-        if self.parent is not None:
-            old = self.parent.node_or_none(rel)
-            if (old is not None and old.type == "file" and old.size == st.st_size
-                    and old.mtime_ns == st.st_mtime_ns and old.ctime_ns == st.st_ctime_ns
-                    and old.inode == st.st_ino):
-                node.content, node.sha256 = old.content, old.sha256
-                self.w.add_node(rel, node)
-                return
+        node.content, node.sha256 = old.content, old.sha256
+        self.w.add_node(rel, node)
+        return True
+
+    def file(self, path: str, rel: str, st: os.stat_result) -> None:
+        node = _stat_node(st, "file")
         key = (st.st_dev, st.st_ino)
         if st.st_nlink > 1:
             with self._lock:
