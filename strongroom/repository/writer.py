@@ -69,6 +69,8 @@ class SnapshotWriter:
         self._packer = PackWriter(repo.backend, repo.aead, self._on_pack, repo.pack_target)
         self._lockfile = RepositoryLock.acquire(repo.backend, exclusive=False,
                                                 purpose=f"backup {source_name}")
+        if repo._index is not None:
+            repo.reload_index()  # a prune may have removed packs since it was loaded
         self._done = False
 
     # ---- context manager -----------------------------------------------------------------

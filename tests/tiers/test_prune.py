@@ -88,3 +88,18 @@ def test_unindexed_leftovers_are_collected_and_dry_run_writes_nothing(tmp_path: 
     assert dry.marked_packs == 1 and load_mark(repo) is None
     report = prune(repo, grace=timedelta(0))
     assert report.deleted_packs == 1 and not stored_packs(repo.backend)
+
+
+def test_long_lived_repository_object_sees_prune(tmp_path: Path) -> None:
+    """A worker keeping one Repository open must not dedup against packs prune removed."""
+    url = str(tmp_path / "r")
+    worker = new_repo(url)
+    backup(worker, random_files(1))
+    other = open_repo(url)
+    forget(other, plan_for(other, RetentionPolicy(keep_tag=("none",))))
+    assert prune(other, grace=timedelta(0)).deleted_packs > 0
+    again = backup(worker, random_files(1))
+    assert again.stats.bytes_new > 0
+    fresh = open_repo(url)
+    assert read_all(fresh, fresh.find_snapshot(again.id)) == random_files(1)
+    assert verify(fresh).ok
