@@ -19,6 +19,8 @@ COMMAND_MODULES = [
     "strongroom.cli.up",
     "strongroom.cli.postgres",
     "strongroom.cli.tiers",
+    "strongroom.cli.redis",
+    "strongroom.cli.s3bucket",
 ]
 
 
