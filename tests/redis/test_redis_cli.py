@@ -1,0 +1,68 @@
+"""``strongroom backup redis`` and ``strongroom restore`` end to end, and their one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+from strongroom.sources.redis_inventory import db_facts, keyspace_dbs
+from strongroom.sources.redis_proc import RedisProcess, free_port
+from tests.support.redis_server import PASSWORD, redis_server
+
+
+def run(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["strongroom", *args], env=env, capture_output=True, text=True,
+                          timeout=120)
+
+
+def facts(proc: RedisProcess) -> dict:
+    return {db: db_facts(proc.client(db)).as_meta() for db in keyspace_dbs(proc.client())}
+
+
+def test_cli_backup_and_restore(source: RedisProcess, tmp_path: Path) -> None:
+    env = dict(os.environ, STRONGROOM_REPOSITORY=str(tmp_path / "repo"),
+               STRONGROOM_PASSWORD="pw", REDIS_PW=PASSWORD)
+    assert run(env, "init").returncode == 0
+    url = f"redis://127.0.0.1:{source.port}"
+    out = run(env, "backup", "redis", "--url", url, "--password-env", "REDIS_PW",
+              "--name", "cache", "--json")
+    assert out.returncode == 0, out.stderr
+    snap = json.loads(out.stdout)
+    assert snap["source_kind"] == "redis" and snap["meta"]["keys"] > 300
+    assert PASSWORD not in out.stdout + out.stderr
+    human = run(env, "backup", "redis", "--url", url, "--password-env", "REDIS_PW",
+                "--name", "cache")
+    assert "keys (db0 " in human.stdout and "checksum ok" in human.stdout
+
+    with redis_server(tmp_path / "target") as target:
+        t_url = f"redis://127.0.0.1:{target.port}"
+        out = run(env, "restore", snap["id"][:12], "--target", t_url, "--json")
+        assert out.returncode == 0, out.stderr
+        assert json.loads(out.stdout)["verified"] is True
+        assert facts(target) == facts(source)
+        again = run(env, "restore", "latest", "--name", "cache", "--target", t_url)
+        assert again.returncode == 15 and again.stderr.startswith("error: restore target")
+        assert len(again.stderr.strip().splitlines()) == 1
+    out = run(env, "restore", "latest", "--target", str(tmp_path / "datadir"),
+              "--restore-option", "appendonly=yes", "--json")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "datadir" / "appendonlydir").is_dir()
+
+
+def test_cli_errors_are_one_line(source: RedisProcess, tmp_path: Path) -> None:
+    env = dict(os.environ, STRONGROOM_REPOSITORY=str(tmp_path / "repo"),
+               STRONGROOM_PASSWORD="pw", BAD_PW="wrong-one")
+    run(env, "init")
+    cases = [
+        (["--url", f"redis://127.0.0.1:{free_port()}"], 14, "cannot reach redis"),
+        (["--url", f"redis://127.0.0.1:{source.port}", "--password-env", "BAD_PW"], 14,
+         "authentication failed"),
+        (["--url", "http://127.0.0.1:1"], 2, "not a redis URL"),
+    ]
+    for args, code, text in cases:
+        out = run(env, "backup", "redis", *args, "--name", "x")
+        assert out.returncode == code, out.stderr
+        assert out.stderr.startswith("error: ") and text in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1 and "wrong-one" not in out.stderr
