@@ -1,0 +1,165 @@
+"""Faults: an S3 outage is retried and the flow completes; corruption fails at once, clearly."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.prefect.conftest import make_tree, save_files_source, save_local_target
+from tests.support.moto_server import free_port, s3_client
+
+
+def test_transient_classification():
+    from strongroom.errors import (
+        ConfigError,
+        IntegrityError,
+        SourceError,
+        StorageError,
+        WrongKey,
+    )
+    from tasks.retry import is_transient
+
+    assert is_transient(StorageError("cannot reach S3 endpoint"))
+    assert is_transient(ConnectionResetError())
+    assert not is_transient(IntegrityError("blob damaged"))
+    assert not is_transient(ConfigError("bad cron"))
+    assert not is_transient(WrongKey("wrong password"))
+    assert not is_transient(SourceError("permission denied"))
+    try:
+        raise SourceError("server unreachable") from ConnectionRefusedError()
+    except SourceError as exc:
+        assert is_transient(exc)
+
+
+class _Moto:
+    """moto's server on one fixed loopback port, so it can go away and come back there."""
+
+    def __init__(self) -> None:
+        self.port = free_port()
+        self.endpoint = f"http://127.0.0.1:{self.port}"
+        self.server = None
+
+    def start(self) -> None:
+        from moto.server import ThreadedMotoServer
+
+        self.server = ThreadedMotoServer(ip_address="127.0.0.1", port=self.port, verbose=False)
+        self.server.start()
+
+    def stop(self) -> None:
+        """Stop serving and close the listening socket (moto's stop() leaves it open, so
+        clients would hang instead of being refused)."""
+        if self.server is not None:
+            wsgi = self.server._server
+            self.server.stop()
+            if wsgi is not None:
+                wsgi.server_close()
+            self.server = None
+
+
+@pytest.fixture
+def moto_fixed_port():
+    moto = _Moto()
+    moto.start()
+    try:
+        yield moto
+    finally:
+        moto.stop()
+
+
+def _task_runs(flow_run_id, name: str):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
+            id=FlowRunFilterId(any_=[flow_run_id])))
+    return [r for r in runs if r.name.startswith(name)]
+
+
+def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, names,
+                                                     moto_fixed_port):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from blocks import RepositoryKey, RepositoryTarget
+    from flows.tiers import backup_full, backup_incremental
+
+    bucket = f"outage-{names}"
+    s3_client(moto_fixed_port.endpoint).create_bucket(Bucket=bucket)
+    RepositoryTarget(url=f"s3://{bucket}/repo", role="primary", key=RepositoryKey(password="pw"),
+                     endpoint_url=moto_fixed_port.endpoint, region="us-east-1",
+                     access_key_id="test", secret_access_key="test").save(f"s3-{names}")
+    data = make_tree(tmp_path / "data", files=8)
+    src = save_files_source(f"s3src-{names}", [data])
+    backup_full(src, primary=f"s3-{names}")
+    (data / "d0" / "changed.txt").write_text("after the full")
+
+    # Take the endpoint down; bring it back once the dump task has failed and awaits a retry.
+    moto_fixed_port.stop()
+    run_name = f"outage-{names}"
+    seen: dict[str, object] = {}
+
+    def restart_after_first_failure() -> None:
+        deadline = time.monotonic() + 30
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline and "state" not in seen:
+                flows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    name=FlowRunFilterName(any_=[run_name])))
+                for tr in _task_runs(flows[0].id, "dump") if flows else []:
+                    if tr.state and tr.state.name in ("AwaitingRetry", "Retrying"):
+                        seen["state"] = tr.state.name
+                time.sleep(0.05)
+        moto_fixed_port.start()
+
+    restarter = threading.Thread(target=restart_after_first_failure, daemon=True)
+    restarter.start()
+    started = time.monotonic()
+    state = backup_incremental.with_options(flow_run_name=run_name)(
+        src, primary=f"s3-{names}", return_state=True)
+    restarter.join(timeout=35)
+    assert state.is_completed(), state.message
+    assert seen.get("state") in ("AwaitingRetry", "Retrying")
+    result = state.result()
+    dump_runs = _task_runs(state.state_details.flow_run_id, "dump")
+    assert dump_runs[0].run_count >= 2  # failed while S3 was down, succeeded on a retry
+    assert result["snapshot"]["kind"] == "incremental"
+    assert time.monotonic() - started < 60
+
+
+def _flip_byte(path: Path, offset: int = 100) -> None:
+    raw = bytearray(path.read_bytes())
+    raw[min(offset, len(raw) - 1)] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_corrupted_repository_fails_verify_clearly(prefect_harness, tmp_path, names):
+    from flows.checks import verify_backups
+    from flows.tiers import backup_full, backup_incremental
+
+    data = make_tree(tmp_path / "data", files=10)
+    src = save_files_source(f"corrupt-{names}", [data])
+    repo_dir = tmp_path / "repo"
+    tgt = save_local_target(f"primary-{names}", repo_dir)
+    backup_full(src, primary=tgt)
+
+    packs = sorted((repo_dir / "data").rglob("*"), key=lambda p: p.stat().st_size)
+    _flip_byte([p for p in packs if p.is_file()][-1])
+
+    state = verify_backups(target=tgt, source=src, mode="read-data", return_state=True)
+    assert state.is_failed()
+    assert "verify of" in state.message and "failed" in state.message
+    assert "pack" in state.message or "blob" in state.message
+    assert "Traceback" not in state.message and "\n" not in state.message.strip()
+
+    # A backup over the damaged repository fails too, at once: integrity errors are not retried.
+    started = time.monotonic()
+    state = backup_incremental(src, primary=tgt, verify_mode="read-data", return_state=True)
+    assert state.is_failed()
+    assert "damaged" in state.message or "does not match" in state.message \
+        or "failed" in state.message
+    runs = _task_runs(state.state_details.flow_run_id, "")
+    assert all(r.run_count <= 1 for r in runs)
+    assert time.monotonic() - started < 30
