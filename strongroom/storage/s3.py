@@ -25,7 +25,7 @@ class S3Backend(Backend):
 
     def __init__(self, url: str, endpoint: str | None = None, region: str | None = None,
                  access_key_id: str | None = None, secret_access_key: str | None = None,
-                 **_ignored: Any) -> None:
+                 max_attempts: int | str = 5, **_ignored: Any) -> None:
         rest = url.removeprefix("s3://")
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
@@ -35,7 +35,7 @@ class S3Backend(Backend):
         self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
             "AWS_ENDPOINT_URL")
         config = Config(
-            retries={"mode": "standard", "max_attempts": 6},
+            retries={"mode": "standard", "max_attempts": int(max_attempts)},
             connect_timeout=10, read_timeout=120, max_pool_connections=32,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
