@@ -58,11 +58,12 @@ def forget(
                            ] = None,
     keep_tag: Annotated[list[str] | None, typer.Option(help="Keep snapshots with these tags "
                                                        "('a,b' = both; repeatable).")] = None,
-    tier: Annotated[str | None, typer.Option(help="Use the seed's per-kind defaults for this "
-                                             "tier: primary, secondary or archive.")] = None,
+    tier: Annotated[str | None, typer.Option(help="Use the seed's per-schedule defaults for "
+                                             "this tier: primary, secondary or archive.")
+                    ] = None,
     source: Annotated[str | None, typer.Option("--name", help="Only this source.")] = None,
     group_by: Annotated[str, typer.Option(help="Comma-separated: source_name, kind, host, "
-                                          "source_kind.")] = "source_name",
+                                          "source_kind, schedule.")] = "source_name",
     hold: Annotated[list[str] | None, typer.Option(help="Snapshot id under legal hold "
                                                    "(repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only show what would go "

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from strongroom.errors import ConfigError
 
 LEGAL_HOLD_TAG = "legal-hold"
-GROUP_FIELDS = ("source_name", "source_kind", "kind", "host")
+GROUP_FIELDS = ("source_name", "source_kind", "kind", "host", "schedule")
 
 
 class SnapshotLike(Protocol):
@@ -327,7 +327,8 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
 
 def group_key(snapshot: Any, group_by: Sequence[str]) -> dict[str, Any]:
     """The grouping key of a snapshot as a dict, e.g. ``{"source_name": "orders-db"}``."""
-    return {f: getattr(snapshot, f, None) for f in group_by}
+    return {f: schedule_of(snapshot) if f == "schedule" else getattr(snapshot, f, None)
+            for f in group_by}
 
 
 def _check_group_by(group_by: Sequence[str]) -> None:
@@ -359,36 +360,49 @@ def plan_retention(snapshots: Iterable[Any], policy: RetentionPolicy | Callable[
 # ---------------------------------------------------------------------------------------------
 # Per-tier defaults from the backup seed.
 
-KIND_DEFAULTS: dict[str, RetentionPolicy] = {
+# The seed's schedules and how long each keeps its snapshots. The flows tag every snapshot
+# with its schedule ("monthly-archive", "replication", ...); untagged snapshots fall back on
+# their kind (full, incremental, differential, snapshot).
+SEED_DEFAULTS: dict[str, RetentionPolicy] = {
     "incremental": RetentionPolicy(keep_within="14d"),
     "full": RetentionPolicy(keep_within="4w"),
     "differential": RetentionPolicy(keep_within="2w"),
     "snapshot": RetentionPolicy(keep_within="7d"),
     "replication": RetentionPolicy(keep_within="24h"),
+    "monthly-archive": RetentionPolicy(keep_monthly=12),
 }
-MONTHLY_FULLS = RetentionPolicy(keep_monthly=12)
+MONTHLY_FULLS = SEED_DEFAULTS["monthly-archive"]
 
-# Repository tiers: primary and secondary keep every backup type for its period; long-term
-# (archive) storage keeps the monthly fulls for 12 months.
+# Repository tiers: primary and secondary keep every schedule for its period; long-term
+# (archive) storage also keeps any full for 12 months (monthly).
 TIERS = ("primary", "secondary", "archive")
 
 
-def tier_policy(tier: str, kind: str | None) -> RetentionPolicy:
-    """The seed's policy for snapshots of ``kind`` on a repository of ``tier``.
+def schedule_of(snapshot: Any) -> str:
+    """The seed schedule a snapshot belongs to: its first schedule tag, else its kind."""
+    for tag in getattr(snapshot, "tags", None) or ():
+        name = str(tag).replace("_", "-")
+        if name in SEED_DEFAULTS:
+            return name
+    return str(getattr(snapshot, "kind", "") or "")
 
-    Unknown kinds get an empty policy (kept, reason "no policy"): never guess deletions.
+
+def tier_policy(tier: str, schedule: str | None) -> RetentionPolicy:
+    """The seed's policy for snapshots of ``schedule`` on a repository of ``tier``.
+
+    Unknown schedules get an empty policy (kept, reason "no policy"): never guess deletions.
     """
     if tier not in TIERS:
         raise ConfigError(f"unknown tier {tier!r}: use {', '.join(TIERS)}")
-    if tier == "archive" and kind == "full":
+    if tier == "archive" and schedule == "full":
         return MONTHLY_FULLS
-    return KIND_DEFAULTS.get(kind or "", RetentionPolicy())
+    return SEED_DEFAULTS.get(schedule or "", RetentionPolicy())
 
 
 def plan_tier(snapshots: Iterable[Any], tier: str, *, holds: Iterable[str] = (),
               now: datetime | None = None, tz: tzinfo | None = None) -> RetentionPlan:
-    """Apply the seed's per-kind defaults for ``tier``, grouped by source and snapshot kind."""
+    """Apply the seed's defaults for ``tier``, grouped by source and schedule."""
     if tier not in TIERS:
         raise ConfigError(f"unknown tier {tier!r}: use {', '.join(TIERS)}")
-    return plan_retention(snapshots, lambda key: tier_policy(tier, key.get("kind")),
-                          group_by=("source_name", "kind"), holds=holds, now=now, tz=tz)
+    return plan_retention(snapshots, lambda key: tier_policy(tier, key.get("schedule")),
+                          group_by=("source_name", "schedule"), holds=holds, now=now, tz=tz)

@@ -163,16 +163,34 @@ def test_tier_defaults_match_the_seed():
     assert tier_policy("secondary", "differential").keep_within == "14d"
     assert tier_policy("primary", "snapshot").keep_within == "7d"
     assert tier_policy("primary", "replication").keep_within == "24h"
+    assert tier_policy("primary", "monthly-archive").keep_monthly == 12
     assert tier_policy("archive", "full").keep_monthly == 12
     assert tier_policy("primary", "odd-kind").is_empty()
     snaps = history()
+    # The flows tag snapshots with their schedule: replication and monthly fulls by tag.
+    for i, s in enumerate(snaps):
+        if s.kind == "differential" and i % 3 == 0:
+            s.kind, s.tags = "snapshot", [*s.tags, "replication"]
+        elif s.kind == "full" and s.time.day == 1:
+            s.tags = ["monthly-archive"]
     plan = plan_tier(snaps, "primary")
+    seen = set()
     for g in plan.groups:
-        newest = max(s.time for s in g.keep + g.forget)
-        days = {"incremental": 14, "full": 28, "differential": 14}[g.key["kind"]]
-        assert {s.id for s in g.keep} == {s.id for s in g.keep + g.forget
-                                          if s.time >= newest - timedelta(days=days)}
-    archive = plan_tier([s for s in snaps if s.kind == "full"], "archive")
+        group = g.keep + g.forget
+        newest = max(s.time for s in group)
+        seen.add(g.key["schedule"])
+        if g.key["schedule"] == "monthly-archive":
+            months = sorted({s.time.strftime("%Y-%m") for s in group})[-12:]
+            assert {s.id for s in g.keep} == {
+                max((s for s in group if s.time.strftime("%Y-%m") == m), key=lambda s: s.time).id
+                for m in months}
+            continue
+        limit = {"incremental": timedelta(days=14), "full": timedelta(days=28),
+                 "differential": timedelta(days=14),
+                 "replication": timedelta(hours=24)}[g.key["schedule"]]
+        assert {s.id for s in g.keep} == {s.id for s in group if s.time >= newest - limit}
+    assert seen == {"incremental", "full", "differential", "replication", "monthly-archive"}
+    archive = plan_tier([s for s in snaps if s.kind == "full" and not s.tags], "archive")
     assert all(len(g.keep) == 12 for g in archive.groups)
 
 
