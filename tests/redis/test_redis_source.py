@@ -155,3 +155,48 @@ def test_unreachable_and_bad_password(repo: Repository, source: RedisProcess,
     with pytest.raises(ConfigError, match="NOPE_UNSET"):
         backup_redis(repo, url(source), "x", password_env="NOPE_UNSET")
     assert repo.list_snapshots() == []
+
+
+def test_snapshot_is_point_in_time_under_writes(repo: Repository, tmp_path: Path) -> None:
+    """Writers update two counters in one MULTI/EXEC while the backup runs: equal after."""
+    import threading
+
+    with redis_server(tmp_path / "busy") as proc:
+        stop = threading.Event()
+
+        def writer() -> None:
+            c = proc.client()
+            i = 0
+            while not stop.is_set():
+                pipe = c.pipeline(transaction=True)
+                pipe.incr("a").incr("b").set(f"seq:{i}", i)
+                pipe.execute()
+                i += 1
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            snaps = [backup_redis(repo, url(proc), "busy") for _ in range(2)]
+        finally:
+            stop.set()
+            t.join(10)
+        for snap in snaps:
+            with redis_server(tmp_path / f"check-{snap.short_id}") as target:
+                restore_redis(repo, snap, url(target), options={})
+                c = target.client()
+                a, b = int(c.get("a")), int(c.get("b"))
+                assert a == b and c.dbsize() == a + 2  # seq:0 .. seq:a-1, a, b
+        assert snaps[0].meta["keys"] < snaps[1].meta["keys"]
+
+
+def test_user_without_sync_permission(repo: Repository, source: RedisProcess,
+                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    source.client().acl_setuser("noreplica", enabled=True, passwords=["+pw-n"], keys="*",
+                                commands=["+@all", "-sync", "-psync"])
+    monkeypatch.setenv("NR_PW", "pw-n")
+    with pytest.raises(SourceError, match="cannot take an RDB snapshot of "
+                       "redis://noreplica@127.0.0.1") as exc:
+        backup_redis(repo, f"redis://noreplica@127.0.0.1:{source.port}", "x",
+                     password_env="NR_PW")
+    assert "pw-n" not in str(exc.value)
+    assert repo.list_snapshots() == []
