@@ -85,7 +85,11 @@ class ScheduleConfig(_Model):
     def _keep(cls, value: str) -> str:
         from strongroom.policy.retention import Duration
 
-        return str(Duration.parse(value))
+        try:
+            Duration.parse(value)
+        except ConfigError as exc:
+            raise ValueError(str(exc)) from None
+        return value
 
 
 class PlatformConfig(_Model):

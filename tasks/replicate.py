@@ -45,8 +45,9 @@ def replicate(source_target: str, dest_target: str, snapshot_id: str,
     finally:
         src_repo.close()
         dst_repo.close()
-    return {"target": dest.describe(), "snapshot": copied, "verify": check,
-            "copy": result if isinstance(result, dict) else str(result),
+    stats = {k: v for k, v in (result if isinstance(result, dict) else {}).items()
+             if isinstance(v, (int, float, bool))}
+    return {"target": dest.describe(), "snapshot": copied, "verify": check, "copy": stats,
             "duration_s": round(time.monotonic() - started, 3)}
 
 

@@ -107,3 +107,31 @@ def test_missing_concurrency_limit_is_a_clear_failure(prefect_harness, tmp_path,
     state = backup_full(f"files/nolimit-{names}", primary=tgt, return_state=True)
     assert state.is_failed()
     assert f"concurrency limit strongroom-source-nolimit-{names} does not exist" in state.message
+
+
+def test_replicate_then_disaster_recovery_from_secondary(prefect_harness, tmp_path, names):
+    import shutil
+
+    from blocks import RepositoryKey, RepositoryTarget, StrongroomSite
+    from flows.recovery import disaster_recovery
+    from flows.tiers import backup_full
+
+    data = make_tree(tmp_path / "data", files=12)
+    src = save_files_source(f"dr-{names}", [data])
+    primary = save_local_target(f"primary-{names}", tmp_path / "primary")
+    RepositoryTarget(url=str(tmp_path / "secondary"), role="secondary",
+                     key=RepositoryKey(password="another key")).save(f"secondary-{names}")
+    StrongroomSite(sources=[src], primary=primary, secondary=[f"secondary-{names}"]
+                   ).save(f"site-{names}")
+
+    result = backup_full(src, primary=primary, replicas=[f"secondary-{names}"])
+    copy = result["replicas"][0]
+    assert not copy.get("skipped"), copy
+    assert copy["target"].startswith("secondary") and copy["verify"]["blobs_checked"] >= 0
+    assert copy["snapshot"] != result["snapshot"]["id"]  # re-encrypted under another key
+
+    shutil.rmtree(tmp_path / "primary")  # the primary site is gone
+    report = disaster_recovery(site=f"site-{names}", target_root=str(tmp_path / "dr"))
+    restored = under(tmp_path / "dr" / f"dr-{names}", data)
+    assert tree_listing(restored) == tree_listing(data)
+    assert report["results"][0]["snapshot"] == copy["snapshot"]

@@ -1,0 +1,126 @@
+"""Deployments: the seed's schedule table exactly (cron, time zone, parameters), from YAML."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from strongroom.errors import ConfigError
+
+EXAMPLE = Path(__file__).resolve().parents[2] / "deployments" / "platform.example.yaml"
+TZ = "America/New_York"
+# The seed's table, written out independently of deployments/seed.py:
+# deployment -> (flow name, cron, kept, covered sources of the example platform)
+SEED = {
+    "daily-incremental": ("backup-incremental", "0 2 * * *", "14d",
+                          ["app-files", "platform-config", "orders-db"]),
+    "weekly-full": ("backup-full", "0 1 * * 0", "4w",
+                    ["app-files", "platform-config", "orders-db"]),
+    "weekly-differential": ("backup-differential", "0 1 * * 3", "2w",
+                            ["app-files", "platform-config", "orders-db"]),
+    "monthly-full": ("backup-monthly-archive", "0 0 1 * *", "12m",
+                     ["app-files", "platform-config", "orders-db"]),
+    "hourly-snapshot": ("backup-snapshot", "0 * * * *", "7d", ["orders-db"]),
+    "continuous-replication": ("backup-replication", "*/15 * * * *", "24h", ["orders-db"]),
+}
+KIND = {"app-files": "files", "platform-config": "files", "orders-db": "postgres"}
+RECOVERY = {"recover-files": "recover-files", "recover-database": "recover-database",
+            "disaster-recovery": "disaster-recovery", "verify-backups": "verify-backups"}
+
+
+@pytest.fixture
+def example_env(monkeypatch):
+    for var in ("STRONGROOM_PASSWORD", "STRONGROOM_S3_ENDPOINT", "ORDERS_DB_PASSWORD"):
+        monkeypatch.setenv(var, f"value-of-{var.lower()}")
+    monkeypatch.setenv("STRONGROOM_S3_ENDPOINT", "http://127.0.0.1:9")
+
+
+def test_example_file_is_the_seed_table(example_env):
+    from deployments.build import schedule_specs
+    from deployments.config import load_config
+
+    config = load_config(EXAMPLE)
+    specs = schedule_specs(config)
+    assert set(specs) == set(SEED) | set(RECOVERY)
+    for name, (_flow, cron, keep, sources) in SEED.items():
+        spec = specs[name]
+        assert spec["parameters"]["keep"] == keep
+        assert [(s["cron"], s["timezone"], s["active"], s["parameters"]) for s in spec["schedules"]
+                ] == [(cron, TZ, True, {"source": f"{KIND[s]}/{s}"}) for s in sources]
+    assert specs["monthly-full"]["parameters"]["replicas"] == ["secondary", "archive"]
+    assert specs["daily-incremental"]["parameters"]["replicas"] == ["secondary"]
+
+
+def test_deployments_registered_with_the_seed_schedules(prefect_harness, example_env):
+    from prefect.client.orchestration import get_client
+
+    from deployments.build import build_deployments
+    from deployments.config import load_config
+
+    config = load_config(EXAMPLE)
+    for dep in build_deployments(config):
+        dep.apply()
+    with get_client(sync_client=True) as client:
+        for name, (flow_name, cron, keep, sources) in SEED.items():
+            dep = client.read_deployment_by_name(f"{flow_name}/{name}")
+            got = sorted((s.schedule.cron, s.schedule.timezone, s.active,
+                          s.parameters["source"]) for s in dep.schedules)
+            assert got == sorted((cron, TZ, True, f"{KIND[s]}/{s}") for s in sources), name
+            assert all(set(s.parameters) == {"source"} for s in dep.schedules)
+            assert dep.parameters["keep"] == keep and dep.parameters["primary"] == "primary"
+        for name, flow_name in RECOVERY.items():
+            dep = client.read_deployment_by_name(f"{flow_name}/{name}")
+            assert dep.schedules == []
+        assert client.read_deployment_by_name("disaster-recovery/disaster-recovery"
+                                              ).parameters == {"site": "example",
+                                                               "from_role": "secondary"}
+
+
+def test_a_schedule_without_sources_stays_visible_but_paused():
+    from deployments.build import schedule_specs
+    from deployments.config import parse_config
+
+    config = parse_config({"keys": {"k": {"password": "x"}},
+                           "targets": {"primary": {"url": "/srv/repo", "key": "k"}},
+                           "sources": {"docs": {"kind": "files", "paths": ["/srv/docs"]}}})
+    hourly = schedule_specs(config)["hourly-snapshot"]["schedules"]
+    assert hourly == [{"cron": "0 * * * *", "timezone": TZ, "active": False, "parameters": {},
+                       "slug": "hourly-snapshot-no-source"}]
+
+
+@pytest.mark.parametrize(("patch", "message"), [
+    ({"schedules": {"x": {"tier": "full", "cron": "61 2 * * *", "classes": ["files"],
+                          "keep": "1d"}}},
+     "schedules.x.cron: invalid cron expression '61 2 * * *'"),
+    ({"timezone": "Mars/Olympus"}, "timezone: unknown time zone 'Mars/Olympus'"),
+    ({"schedules": {"x": {"tier": "hourly", "cron": "0 * * * *", "classes": ["files"],
+                          "keep": "1d"}}}, "schedules.x.tier"),
+    ({"targets": {"primary": {"url": "/r", "key": "nokey"}}}, "unknown key 'nokey'"),
+    ({"sources": {"d": {"kind": "tape"}}}, "sources.d.kind"),
+])
+def test_bad_platform_file_gives_one_line(tmp_path, patch, message):
+    import yaml
+
+    from deployments.config import load_config
+
+    doc = {"keys": {"k": {"password": "x"}},
+           "targets": {"primary": {"url": "/srv/repo", "key": "k"}},
+           "sources": {"docs": {"kind": "files", "paths": ["/srv/docs"]}}} | patch
+    path = tmp_path / "platform.yaml"
+    path.write_text(yaml.safe_dump(doc))
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_missing_environment_variable_is_named(tmp_path, monkeypatch):
+    from deployments.config import load_config
+
+    monkeypatch.delenv("NOT_SET_ANYWHERE", raising=False)
+    path = tmp_path / "p.yaml"
+    path.write_text("keys: {k: {password: '${NOT_SET_ANYWHERE}'}}\n"
+                    "targets: {primary: {url: /r, key: k}}\nsources: {}\n")
+    with pytest.raises(ConfigError, match="keys.k.password: environment variable "
+                                          "NOT_SET_ANYWHERE is not set"):
+        load_config(path)
