@@ -127,8 +127,9 @@ def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
         if not live:
             candidates[pid] = {"size": size, "reason": "unused", "keep": []}
         elif repack_threshold is not None:
-            unused = size - sum(e[3] for e in live)
-            if unused >= repack_threshold * size:
+            total = sum(e[3] for e in entries)  # blob bytes: header overhead is not waste
+            unused = total - sum(e[3] for e in live)
+            if unused > 0 and unused >= repack_threshold * total:
                 repack.append(pid)
     for pid in list(candidates) + repack:
         reason = protection(repo.backend, pack_key(pid))
@@ -145,7 +146,7 @@ def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
     report.marked_packs = len(candidates)
     report.marked_bytes = sum(c["size"] for c in candidates.values())
     result = Mark(time.time(), snapshots, candidates)
-    if not dry_run:
+    if candidates and not dry_run:
         _save_mark(repo, result)
     return result
 
@@ -283,7 +284,9 @@ def prune(repo: Repository, grace: timedelta = DEFAULT_GRACE,
         fresh = mark(repo, report, repack_threshold)
     finally:
         shared.release()
-    if grace <= timedelta(0):
+    if not fresh.candidates:
+        pass  # nothing to delete: no mark, no exclusive lock
+    elif grace <= timedelta(0):
         _sweep_locked(repo, fresh, report, lock_wait_s, on_delete)
     else:
         due = datetime.fromtimestamp(fresh.time, UTC) + grace

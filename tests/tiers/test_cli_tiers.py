@@ -69,8 +69,13 @@ def test_forget_dry_run_prune_and_errors(tmp_path: Path, env) -> None:
     assert plan["forget"] == 2 and len(plan["removed"]) == 2
     pruned = json.loads(run(env, "prune", "--grace", "0", "--json").stdout)
     assert pruned["swept"] and pruned["bytes_freed"] > 0 and pruned["deleted_packs"] > 0
+    assert "marked 0 pack(s)" in run(env, "prune").stdout  # nothing to do: no mark
+    (src / "f0.bin").write_bytes(os.urandom(300_000))
+    run(env, "backup", "files", str(src), "--name", "app", "--kind", "full")
+    run(env, "forget", "--keep-last", "1")
     marked = run(env, "prune")
-    assert "due after" in marked.stdout
+    assert "deletion is due after" in marked.stdout and "deleted" not in marked.stdout
+    assert "marked 0m ago" in run(env, "prune").stdout  # still pending, nothing deleted
     bad = run(env, "forget", check=False)
     assert bad.returncode == 2 and bad.stderr.startswith("error: no policy given")
     bad = run(env, "forget", "--keep-within", "3x", check=False)
