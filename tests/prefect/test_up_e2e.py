@@ -1,0 +1,69 @@
+"""End to end: ``strongroom up --once`` against a real ``prefect server`` on a free loopback port.
+
+It serves the deployments, runs a backup and a recovery deployment through the API, checks the
+post-mortem artifact, and stops every process it started.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.prefect.conftest import tree_listing
+from tests.support.moto_server import free_port
+
+
+def _pids_mentioning(text: str) -> list[int]:
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if text in cmdline or text.encode() in environ:
+            pids.append(int(entry.name))
+    return pids
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(150)
+def test_strongroom_up_once(tmp_path):
+    state = tmp_path / "state"
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    started = time.monotonic()
+    proc = subprocess.run(
+        [sys.executable, "-c", "from strongroom.cli import main; main()", "up", "--once",
+         "--json", "--port", str(port), "--state-dir", str(state)],
+        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+    elapsed = time.monotonic() - started
+    assert proc.returncode == 0, proc.stderr[-2000:] + (state / "serve.log").read_text()[-2000:]
+    summary = json.loads(proc.stdout)
+    assert summary["ui"] == f"http://127.0.0.1:{port}"
+    assert summary["runs"]["backup"]["state"] == "Completed"
+    assert summary["runs"]["recovery"]["state"] == "Completed"
+    assert summary["post_mortem_artifact"] == "post-mortem-recover-files-demo-files"
+    data = state / "demo" / "data"
+    restored = Path(summary["restored_to"]) / str(data).lstrip("/")
+    assert tree_listing(restored) == tree_listing(data)
+    assert elapsed < 90, f"strongroom up --once took {elapsed:.0f} s"
+
+    # Nothing left behind: no process of the stack, nothing listening on the port.
+    deadline = time.monotonic() + 10
+    while _pids_mentioning(str(state)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert _pids_mentioning(str(state)) == []
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0
+    assert (state / "demo.password").read_text().strip() not in (
+        (state / "serve.log").read_text() + (state / "server.log").read_text() + proc.stdout)
