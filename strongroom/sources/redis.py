@@ -104,11 +104,15 @@ def load_facts(proc: RedisProcess) -> dict[int, DbFacts]:
 
 
 def backup_redis(repo: Repository, url: str, name: str, *, password_env: str | None = None,
-                 tags: list[str] | tuple[str, ...] = (), timeout: float = DEFAULT_TIMEOUT,
+                 password: str | None = None, tags: list[str] | tuple[str, ...] = (),
+                 kind: str = "full", timeout: float = DEFAULT_TIMEOUT,
                  workdir: str | Path | None = None,
                  progress: Callable[[int], None] | None = None) -> Snapshot:
-    """Snapshot every database of the server at ``url`` into a new ``redis`` snapshot."""
-    ep = parse_url(url, password_env)
+    """Snapshot every database of the server at ``url`` into a new ``redis`` snapshot.
+
+    Every Redis snapshot is a complete RDB: ``kind`` "snapshot" is kept (its retention tier),
+    any other kind is recorded as "full"."""
+    ep = parse_url(url, password_env, password)
     client = connect(ep)
     with errors(ep):
         version = client.info("server").get("redis_version", "")
@@ -121,7 +125,8 @@ def backup_redis(repo: Repository, url: str, name: str, *, password_env: str | N
         with scratch(Path(tmp), databases) as proc:
             facts = load_facts(proc)
         meta = _meta(ep, version, databases, info, facts, started)
-        with repo.writer(source_name=name, source_kind="redis", kind="full", tags=list(tags),
+        with repo.writer(source_name=name, source_kind="redis",
+                         kind="snapshot" if kind == "snapshot" else "full", tags=list(tags),
                          paths=[ep.label], progress=progress) as w:
             with open(rdb, "rb") as f:
                 node = w.add_stream(RDB_PATH, f, mode=0o600, meta=info.as_meta())
@@ -203,7 +208,7 @@ def restore_redis(repo: Repository, snap: Snapshot, target: str, *, replace: boo
 def restore_live(repo: Repository, snap: Snapshot, target: str, *, replace: bool,
                  options: dict[str, Any], workdir: str | Path | None = None) -> dict[str, Any]:
     """Load the snapshot into a scratch server, then DUMP/RESTORE every key into ``target``."""
-    ep = parse_url(target, options.get("password_env"))
+    ep = parse_url(target, options.get("password_env"), options.get("password"))
     dst = connect(ep, "restore target")
     with errors(ep, "restore target"):
         busy = keyspace_dbs(dst)
@@ -320,6 +325,19 @@ def verify_live(snap: Snapshot, proc: RedisProcess, ep: Endpoint, dbs: list[int]
             "other_keys_in_target": other, "verified": True}
 
 
+def backup(repo: Repository, *, name: str, kind: str = "full", tags: list[str] | None = None,
+           host: str = "127.0.0.1", port: int = 6379, password: str | None = None,
+           username: str | None = None, tls: bool = False, url: str | None = None,
+           password_env: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+           **_ignored: Any) -> Snapshot:
+    """Entry point for the orchestration layer (settings of a Redis source block)."""
+    if url is None:
+        user = f"{username}@" if username else ""
+        url = f"{'rediss' if tls else 'redis'}://{user}{host}:{port}"
+    return backup_redis(repo, url, name, password_env=password_env, password=password,
+                        tags=tags or [], kind=kind, timeout=timeout)
+
+
 def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bool = False,
                    include: list[str] | None = None, options: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
@@ -328,4 +346,4 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
 
 register_restorer("redis", _restore_entry)
 
-__all__ = ["backup_redis", "restore_redis", "fetch_rdb", "extract_rdb", "redact"]
+__all__ = ["backup", "backup_redis", "restore_redis", "fetch_rdb", "extract_rdb", "redact"]

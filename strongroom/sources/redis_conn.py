@@ -40,8 +40,10 @@ class Endpoint:
                            socket_timeout=timeout, retry=Retry(ExponentialBackoff(1, 0.1), 2))
 
 
-def parse_url(url: str, password_env: str | None = None) -> Endpoint:
-    """``redis://[user[:password]@]host[:port]``; the password may come from an env var."""
+def parse_url(url: str, password_env: str | None = None, password: str | None = None
+              ) -> Endpoint:
+    """``redis://[user[:password]@]host[:port]``; the password may also come from an env var
+    (``password_env``) or be given in-process (``password``, e.g. from a Prefect block)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ConfigError(f"not a redis URL: {redact(url)!r} (expected redis://host:port)")
@@ -49,7 +51,8 @@ def parse_url(url: str, password_env: str | None = None) -> Endpoint:
         port = parts.port or 6379
     except ValueError:
         raise ConfigError(f"bad port in redis URL {redact(url)!r}") from None
-    password = unquote(parts.password) if parts.password else None
+    if password is None and parts.password:
+        password = unquote(parts.password)
     if password_env:
         if password_env not in os.environ:
             raise ConfigError(f"environment variable {password_env} (redis password) is not set")

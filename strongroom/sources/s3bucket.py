@@ -162,12 +162,13 @@ def _vanished(exc: SourceError) -> bool:
 def backup_bucket(repo: Repository, bucket: str, name: str, *, prefix: str = "",
                   endpoint: str | None = None, versions: bool = False, kind: str = "full",
                   tags: list[str] | tuple[str, ...] = (), refresh_tags: bool = True,
-                  workers: int = WORKERS, progress: Callable[[int], None] | None = None
-                  ) -> Snapshot:
+                  workers: int = WORKERS, progress: Callable[[int], None] | None = None,
+                  region: str | None = None, access_key_id: str | None = None,
+                  secret_access_key: str | None = None) -> Snapshot:
     """Back up ``s3://bucket/prefix`` into a new ``s3`` snapshot (see the module doc)."""
     from strongroom.sources.files import choose_parent
 
-    client = make_client(endpoint, workers=workers)
+    client = make_client(endpoint, region, workers, access_key_id, secret_access_key)
     with errors("backup", endpoint, bucket):
         try:
             client.head_bucket(Bucket=bucket)
@@ -230,6 +231,19 @@ def backup_bucket(repo: Repository, bucket: str, name: str, *, prefix: str = "",
         return w.commit()
 
 
+def backup(repo: Repository, *, name: str, bucket: str, kind: str = "incremental",
+           tags: list[str] | None = None, prefix: str = "", endpoint_url: str | None = None,
+           region: str | None = None, access_key_id: str | None = None,
+           secret_access_key: str | None = None, versions: bool = False,
+           **_ignored: Any) -> Snapshot:
+    """Entry point for the orchestration layer (settings of an S3 bucket source block)."""
+    if kind not in ("full", "incremental", "differential"):
+        kind = "incremental"  # a "snapshot" of a bucket is an incremental listing
+    return backup_bucket(repo, bucket, name, prefix=prefix, endpoint=endpoint_url,
+                         versions=versions, kind=kind, tags=tags or [], region=region,
+                         access_key_id=access_key_id, secret_access_key=secret_access_key)
+
+
 def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bool = False,
                    include: list[str] | None = None, options: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
@@ -241,4 +255,4 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
 
 register_restorer("s3", _restore_entry)
 
-__all__ = ["backup_bucket", "history_order", "object_path", "read_index", "INDEX_PATH"]
+__all__ = ["backup", "backup_bucket", "history_order", "object_path", "read_index", "INDEX_PATH"]

@@ -27,15 +27,18 @@ def endpoint_of(endpoint: str | None) -> str | None:
         "AWS_ENDPOINT_URL") or None
 
 
-def make_client(endpoint: str | None = None, region: str | None = None, workers: int = 8) -> Any:
-    """A boto3 S3 client; credentials from the standard AWS chain (env vars, profile, role)."""
+def make_client(endpoint: str | None = None, region: str | None = None, workers: int = 8,
+                access_key_id: str | None = None, secret_access_key: str | None = None) -> Any:
+    """A boto3 S3 client; credentials given, or from the standard AWS chain (env, profile,
+    role)."""
     config = Config(retries={"mode": "standard", "max_attempts": 3}, connect_timeout=10,
                     read_timeout=120, max_pool_connections=max(10, workers * 2),
                     request_checksum_calculation="when_required",
                     response_checksum_validation="when_required")
     return boto3.session.Session().client(
         "s3", endpoint_url=endpoint_of(endpoint),
-        region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1", config=config)
+        region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1", config=config,
+        aws_access_key_id=access_key_id or None, aws_secret_access_key=secret_access_key or None)
 
 
 def parse_s3_url(url: str) -> tuple[str, str]:

@@ -152,10 +152,11 @@ def _check_object(client: Any, bucket: str, key: str, e: dict, endpoint: str | N
 
 def restore_bucket(repo: Repository, snap: Snapshot, target: str, *, replace: bool,
                    include: list[str], options: dict[str, Any]) -> dict[str, Any]:
-    """Restore into ``s3://bucket/prefix``; options: endpoint, versions=latest|all,
-    verify=full|quick, part_size_mib, create_bucket=yes, workers."""
+    """Restore into ``s3://bucket/prefix``; options: endpoint, region, versions=latest|all,
+    verify=full|quick, part_size_mib, create_bucket=yes, workers (in-process callers may also
+    pass access_key_id / secret_access_key)."""
     bucket, tprefix = parse_s3_url(target)
-    endpoint = options.get("endpoint")
+    endpoint = options.get("endpoint") or options.get("endpoint_url")
     versions = str(options.get("versions", "latest"))
     verify = str(options.get("verify", "full"))
     if versions not in ("latest", "all") or verify not in ("full", "quick"):
@@ -164,7 +165,8 @@ def restore_bucket(repo: Repository, snap: Snapshot, target: str, *, replace: bo
     if part_size < 5 << 20:
         raise ConfigError("part_size_mib must be at least 5 (the S3 minimum part size)")
     workers = int(options.get("workers", WORKERS))
-    client = make_client(endpoint, workers=workers)
+    client = make_client(endpoint, options.get("region"),
+                         workers, options.get("access_key_id"), options.get("secret_access_key"))
     reader = repo.reader(snap)
     entries = _selected(read_index(reader), include, versions)
     sprefix = snap.meta.get("prefix", "")

@@ -200,3 +200,17 @@ def test_user_without_sync_permission(repo: Repository, source: RedisProcess,
                      password_env="NR_PW")
     assert "pw-n" not in str(exc.value)
     assert repo.list_snapshots() == []
+
+
+def test_orchestration_entry_point(repo: Repository, source: RedisProcess,
+                                   tmp_path: Path) -> None:
+    """What a Prefect Redis source block calls: host, port and an in-process password."""
+    pytest.importorskip("prefect")
+    from blocks._engine import backup_source
+
+    snap = backup_source("redis", repo, "cache", "snapshot", ["hourly"],
+                         {"host": "127.0.0.1", "port": source.port, "password": PASSWORD})
+    assert snap.kind == "snapshot" and snap.meta["keys"] > 300
+    with redis_server(tmp_path / "target", password="tpw") as target:
+        report = restore_redis(repo, snap, url(target), options={"password": "tpw"})
+        assert report["verified"] and "tpw" not in str(report)

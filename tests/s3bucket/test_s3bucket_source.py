@@ -253,3 +253,23 @@ def test_object_over_100_mib_goes_multipart(repo, s3) -> None:
     head = s3.head_object(Bucket=src, Key="copy/huge.bin")
     assert head["ContentLength"] == size and head["Metadata"] == {"kind": "huge"}
     assert head["ETag"].endswith('-7"')  # 101 MiB in 16 MiB parts
+
+
+def test_orchestration_entry_point(repo, s3, moto_endpoint, monkeypatch) -> None:
+    """What a Prefect S3 bucket source block calls: explicit endpoint and credentials."""
+    pytest.importorskip("prefect")
+    from blocks._engine import backup_source
+
+    monkeypatch.delenv("AWS_ENDPOINT_URL")
+    src = new_bucket(s3)
+    s3.put_object(Bucket=src, Key="k/1", Body=b"one")
+    settings = {"bucket": src, "prefix": "k/", "endpoint_url": moto_endpoint,
+                "region": "us-east-1", "access_key_id": "test", "secret_access_key": "test"}
+    snap = backup_source("s3", repo, "blk", "snapshot", [], settings)
+    assert snap.meta["objects"] == 1
+    again = backup_source("s3", repo, "blk", "incremental", [], settings)
+    assert again.parent == snap.id and again.meta["reused"] == 1
+    dst = new_bucket(s3)
+    report = restore_bucket(repo, again, f"s3://{dst}/", replace=False, include=[],
+                            options={"endpoint_url": moto_endpoint})
+    assert report["objects"] == 1 and s3.get_object(Bucket=dst, Key="1")["Body"].read() == b"one"
