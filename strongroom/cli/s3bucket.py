@@ -21,7 +21,7 @@ from strongroom.cli.common import (
     open_repo,
 )
 from strongroom.cli.core import _human, snapshot_row
-from strongroom.cli.output import console, emit_json, progress_bar
+from strongroom.cli.output import console, emit_json, err_console, fail, progress_bar
 from strongroom.errors import ConfigError
 
 
@@ -54,12 +54,19 @@ def backup_s3_cmd(
         snap = backup_bucket(r, bucket, name, prefix=prefix, endpoint=endpoint,
                              versions=versions, kind=kind, tags=tag or [],
                              refresh_tags=refresh_tags, workers=workers, progress=progress)
+    m = snap.meta
     if json:
         emit_json(snapshot_row(snap))
-        return
-    m = snap.meta
-    console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
-                  f"{', parent ' + snap.parent[:8] if snap.parent else ''}): s3://{bucket}/"
-                  f"{prefix} {m['objects']} objects ({_human(m['bytes'])}), downloaded "
-                  f"{m['downloaded']}, reused {m['reused']}, new {_human(snap.stats.bytes_new)} "
-                  f"in {snap.stats.duration_s:.1f} s", markup=False)
+    else:
+        console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
+                      f"{', parent ' + snap.parent[:8] if snap.parent else ''}): "
+                      f"s3://{bucket}/{prefix} {m['objects']} objects ({_human(m['bytes'])}), "
+                      f"downloaded {m['downloaded']}, reused {m['reused']}, new "
+                      f"{_human(snap.stats.bytes_new)} in {snap.stats.duration_s:.1f} s",
+                      markup=False)
+    if m.get("skipped_archived"):
+        for key in m["skipped_keys"][:20]:
+            err_console.print(f"warning: archived, not readable: {key}", markup=False)
+        raise fail(f"snapshot {snap.short_id} saved, but {m['skipped_archived']} archived "
+                   "object(s) could not be read (restore them from the archive class first)",
+                   code=3)

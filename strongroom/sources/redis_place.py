@@ -102,6 +102,7 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
             junk.unlink()
         aside = _move_aside(directory, [n for n in (dbfilename, aofdir, aoffile)
                                         if (directory / n).exists()])
+        _own_like(directory, [staging / "dump.rdb", staging / aofdir])
         os.replace(staging / "dump.rdb", directory / dbfilename)
         if uses_aof:
             os.replace(staging / aofdir, directory / aofdir)
@@ -115,6 +116,18 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
             "aof": f"rebuilt in {aofdir}" if uses_aof else "not used",
             "keys": sum(f.keys for f in facts.values()), "expired_since_backup": expired,
             "moved_aside": str(aside) if aside else None, "verified": True}
+
+
+def _own_like(directory: Path, paths: list[Path]) -> None:
+    """As root, give the new files to the data directory's owner (the redis user)."""
+    if os.geteuid() != 0:
+        return
+    st = directory.stat()
+    for top in paths:
+        if not top.exists():
+            continue
+        for p in [top, *(top.rglob("*") if top.is_dir() else [])]:
+            os.chown(p, st.st_uid, st.st_gid)
 
 
 def _move_aside(directory: Path, names: list[str]) -> Path | None:

@@ -6,6 +6,8 @@ paths (``a`` and ``a/b`` can both exist, keys may hold ``..``). ``index.jsonl`` 
 with its key, version, size, ETag, last-modified, content type and other headers, user metadata,
 tags and SHA-256. An incremental backup lists the bucket and reuses the parent's node for every
 object whose key, version, size, ETag and last-modified are unchanged, without downloading it.
+Objects in an archive storage class that S3 refuses to GET (not restored) are skipped and
+counted in ``skipped_archived`` / ``skipped_keys``; the CLI then exits 3.
 """
 
 from __future__ import annotations
@@ -198,6 +200,7 @@ def backup_bucket(repo: Repository, bucket: str, name: str, *, prefix: str = "",
         with errors("backup", endpoint, bucket):
             listed = list(list_objects(client, bucket, prefix, versions))
         entries: list[dict] = []
+        skipped: list[str] = []
 
         def run(entry: dict) -> dict | None:
             try:
@@ -206,6 +209,10 @@ def backup_bucket(repo: Repository, bucket: str, name: str, *, prefix: str = "",
                 if _vanished(exc):  # deleted between listing and reading: not an error
                     with job.lock:
                         job.counts["vanished"] += 1
+                    return None
+                if "InvalidObjectState" in str(exc):  # archived (Glacier): not readable now
+                    with job.lock:
+                        skipped.append(entry["key"])
                     return None
                 raise
 
@@ -227,7 +234,8 @@ def backup_bucket(repo: Repository, bucket: str, name: str, *, prefix: str = "",
                     "endpoint": endpoint_of(endpoint) or "",
                     "objects": len(objects), "bytes": sum(e["size"] for e in objects),
                     "delete_markers": len(entries) - len(objects),
-                    "index_sha256": sha.hexdigest(), **job.counts})
+                    "index_sha256": sha.hexdigest(), **job.counts,
+                    "skipped_archived": len(skipped), "skipped_keys": sorted(skipped)[:50]})
         return w.commit()
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from pathlib import Path
 
 import pytest
@@ -93,7 +94,12 @@ def test_rdb_dir_restore_rebuilds_the_aof(repo: Repository, source: RedisProcess
         assert restarted.client().get("old") is None
         assert facts(restarted) == facts(source)
     plain = tmp_path / "plain"
+    plain.mkdir()
+    owner = 4321 if os.geteuid() == 0 else os.geteuid()
+    if os.geteuid() == 0:
+        os.chown(plain, owner, 8765)  # as root, the data dir's owner gets the files
     report = restore_redis(repo, snap, f"file://{plain}", options={"mode": "rdb-dir"})
+    assert (plain / "dump.rdb").stat().st_uid == owner
     assert report["aof"] == "not used" and report["moved_aside"] is None
     with redis_server(plain) as restarted:
         assert facts(restarted) == facts(source)
@@ -214,3 +220,21 @@ def test_orchestration_entry_point(repo: Repository, source: RedisProcess,
     with redis_server(tmp_path / "target", password="tpw") as target:
         report = restore_redis(repo, snap, url(target), options={"password": "tpw"})
         assert report["verified"] and "tpw" not in str(report)
+
+
+def test_empty_server_round_trip(repo: Repository, tmp_path: Path) -> None:
+    with redis_server(tmp_path / "empty") as proc:
+        snap = backup_redis(repo, url(proc), "empty")
+    assert snap.meta["keys"] == 0 and snap.meta["dbs"] == {}
+    with redis_server(tmp_path / "target") as target:
+        report = restore_redis(repo, snap, url(target), options={})
+        assert report["keys"] == 0 and target.client().dbsize() == 0
+
+
+def test_target_with_too_few_databases(repo: Repository, source: RedisProcess,
+                                       password_env: str, tmp_path: Path) -> None:
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    with redis_server(tmp_path / "small", databases="4") as target:
+        with pytest.raises(ConfigError, match="has 4 databases; the snapshot uses db 7"):
+            restore_redis(repo, snap, url(target), options={})
+        assert target.client().dbsize() == 0

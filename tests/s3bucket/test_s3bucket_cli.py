@@ -53,3 +53,19 @@ def test_cli_unreachable_endpoint(tmp_path: Path) -> None:
               f"http://127.0.0.1:{free_port()}")
     assert out.returncode == 14 and out.stderr.startswith("error: cannot reach S3 endpoint")
     assert len(out.stderr.strip().splitlines()) == 1
+
+
+def test_cli_archived_objects_are_skipped_and_named(moto_endpoint: str, s3_bucket: str,
+                                                    tmp_path: Path) -> None:
+    s3 = s3_client(moto_endpoint)
+    s3.put_object(Bucket=s3_bucket, Key="hot", Body=b"readable")
+    s3.put_object(Bucket=s3_bucket, Key="cold", Body=b"archived", StorageClass="DEEP_ARCHIVE")
+    env = dict(os.environ, STRONGROOM_REPOSITORY=str(tmp_path / "repo"),
+               STRONGROOM_PASSWORD="pw", AWS_ENDPOINT_URL=moto_endpoint)
+    run(env, "init")
+    out = run(env, "backup", "s3", "--bucket", s3_bucket, "--name", "mixed")
+    assert out.returncode == 3, out.stderr
+    assert "warning: archived, not readable: cold" in out.stderr
+    assert out.stderr.strip().splitlines()[-1].startswith("error: snapshot ")
+    listing = json.loads(run(env, "snapshots", "--json").stdout)
+    assert listing[0]["meta"]["objects"] == 1 and listing[0]["meta"]["skipped_keys"] == ["cold"]
