@@ -73,6 +73,8 @@ class PostgresSource(SourceBlock):
     user: str = "postgres"
     password: SecretStr | None = None
     database: str | None = None
+    method: str = "physical"  # physical | logical
+    snapshot_method: str = "physical"  # what the hourly snapshot takes
 
 
 class Neo4jSource(SourceBlock):
@@ -99,7 +101,13 @@ class RedisSource(SourceBlock):
 
     host: str = "127.0.0.1"
     port: int = 6379
+    username: str | None = None
     password: SecretStr | None = None
+    tls: bool = False
+
+    def restore_options(self) -> dict[str, str]:
+        """A live restore into this server authenticates like the backup did."""
+        return {"password": self.password.get_secret_value()} if self.password else {}
 
 
 class S3BucketSource(SourceBlock):
@@ -115,6 +123,7 @@ class S3BucketSource(SourceBlock):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    versions: bool = False
 
 
 SOURCE_BLOCKS: dict[str, type[SourceBlock]] = {

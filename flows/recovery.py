@@ -51,10 +51,13 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
         obj = objs.for_class(a["class"])
         snap_time = datetime.fromisoformat(a["snapshot"]["time"])
         dest = prepared[i]["dest"] if i < len(prepared) else "-"
+        safety = prepared[i].get("safety_snapshot") if i < len(prepared) else None
         rpo_s = max(0.0, (incident - snap_time).total_seconds())
         results.append({"source": a["source_name"], "snapshot": a["snapshot"]["id"],
                         "snapshot_time": a["snapshot"]["time"], "bytes": a["bytes"],
-                        "dest": dest, "estimate_s": a["estimate_s"], "rto_s": round(rto_s, 3),
+                        "dest": dest, "safety_snapshot": safety,
+                        "estimate_s": a["estimate_s"], "estimate_basis": a["estimate_basis"],
+                        "rto_s": round(rto_s, 3),
                         "rto_objective_s": obj.rto.total_seconds(), "rpo_s": round(rpo_s, 1),
                         "rpo_objective_s": obj.rpo.total_seconds()})
         if rto_s > obj.rto.total_seconds():

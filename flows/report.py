@@ -92,6 +92,13 @@ def post_mortem_markdown(title: str, stages: dict[str, float],
         out += ["## Restored", "", _table(["source", "snapshot", "recovery point (UTC)", "size",
                                            "restored to", "estimate", "RTO measured / objective",
                                            "RPO measured / objective"], rows), ""]
+    safety = [f"- `{r['source']}`: `{r['safety_snapshot'][:8]}` (state before the restore)"
+              for r in results if r.get("safety_snapshot")]
+    if safety:
+        out += ["## Safety snapshots", "", *safety, ""]
+    basis = sorted({r["estimate_basis"] for r in results if r.get("estimate_basis")})
+    if basis:
+        out += [f"Estimates from {', '.join(basis)}.", ""]
     out += ["## Anomalies", ""]
     out += [f"- {a}" for a in anomalies] if anomalies else ["- none"]
     return "\n".join(out)

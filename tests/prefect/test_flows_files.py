@@ -63,11 +63,14 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
     assert pm is not None
     for text in ("## Stages", "measured RTO", "RPO measured / objective", "met", "## Anomalies"):
         assert text in pm.data
+    progress = _artifact(f"restore-docs-{names}")
+    assert progress is not None and progress.type == "progress" and progress.data == 100
 
     # Point in time: as of just after the full, the full is the recovery point.
     old = tmp_path / "as-of-full"
     report = recover_files(src, str(old), at=between, from_target=tgt)
     assert report["results"][0]["snapshot"] == full["snapshot"]["id"]
+    assert "past recoveries" in report["results"][0]["estimate_basis"]
     assert tree_listing(under(old, data)) == first_state
 
 
