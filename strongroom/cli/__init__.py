@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "strongroom.cli.tiers",
     "strongroom.cli.redis",
     "strongroom.cli.s3bucket",
+    "strongroom.cli.neo4j",
 ]
 
 

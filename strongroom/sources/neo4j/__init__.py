@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 import os
 import time
 from collections.abc import Callable, Iterator
@@ -43,6 +44,7 @@ VERSION = 1
 GRAPH_FILE = "graph.jsonl"
 BATCH = 5000
 KINDS = ("full", "incremental", "differential")
+log = logging.getLogger(__name__)
 
 
 class GraphMoved(SourceError):
@@ -54,18 +56,23 @@ class _LineStream(io.RawIOBase):
 
     def __init__(self, rows: Iterator[Any]) -> None:
         self._rows = rows
-        self._buf = b""
+        self._buf = memoryview(b"")
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, b: Any) -> int:
-        while len(self._buf) < len(b):
-            row = next(self._rows, None)
-            if row is None:
-                break
-            self._buf += json.dumps(row, ensure_ascii=False, separators=(",", ":"),
-                                    allow_nan=False).encode() + b"\n"
+        if not self._buf:
+            parts: list[bytes] = []
+            size = 0
+            for row in self._rows:
+                line = json.dumps(row, ensure_ascii=False, separators=(",", ":"),
+                                  allow_nan=False).encode() + b"\n"
+                parts.append(line)
+                size += len(line)
+                if size >= len(b):
+                    break
+            self._buf = memoryview(b"".join(parts))
         n = min(len(b), len(self._buf))
         b[:n] = self._buf[:n]
         self._buf = self._buf[n:]
@@ -124,7 +131,7 @@ def _backup_once(repo: Repository, target: Target, name: str, kind: str,
                          meta={"format": FORMAT, "version": VERSION})
             if consistent:
                 after = graph.quick_counts(s)
-                if before is None or before.as_meta() != fp.as_meta() or \
+                if before is None or before.as_meta() != fp.as_meta() or fp.dangling or \
                         after != (fp.nodes, fp.relationships):
                     raise GraphMoved(f"Neo4j database {target.display} changed during the "
                                      "export")
@@ -133,6 +140,7 @@ def _backup_once(repo: Repository, target: Target, name: str, kind: str,
             w.set_meta({"format": FORMAT, "version": VERSION, "method": "logical",
                         "database": target.database, "server": info["server"],
                         "schema": info["schema"], "consistent": consistent,
+                        "skipped_relationships": fp.dangling,
                         "export_seconds": round(time.monotonic() - started, 3),
                         **fp.as_meta()})
             return w.commit()
@@ -195,10 +203,11 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
     target = Target.parse(url, user, password, database)
     if batch < 1:
         raise ConfigError("batch size must be at least 1")
+    started = time.monotonic()
     if check_first:
         for _ in _records(repo, snap):
             pass
-    started = time.monotonic()
+        log.info("snapshot %s checked in %.1f s", snap.short_id, time.monotonic() - started)
     with graph.session(target, write=True) as s:
         if not graph.is_empty(s):
             if not replace:
@@ -208,8 +217,11 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
         written = [0, 0]
         try:
             schema = _load(s, repo, snap, batch, written, progress)
+            log.info("loaded %d nodes, %d relationships at %.1f s", *written,
+                     time.monotonic() - started)
             graph.apply_schema(s, schema)
             graph.finish_import(s)
+            log.info("schema applied, import ids removed at %.1f s", time.monotonic() - started)
         except (StrongroomError, Neo4jError, DriverError) as exc:
             cls = IntegrityError if isinstance(exc, IntegrityError) else SourceError
             why = str(exc) if isinstance(exc, StrongroomError) else graph.first_line(exc)
@@ -218,6 +230,7 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
                       "again with --replace") from None
         fp = graph.fingerprint(s)
         schema_now = graph.schema_statements(s)
+        log.info("fingerprinted %s at %.1f s", target.display, time.monotonic() - started)
     expected = {k: meta.get(k) for k in ("nodes", "relationships", "labels", "types",
                                          "checksum")}
     if fp.as_meta() != expected:

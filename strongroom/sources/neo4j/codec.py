@@ -27,12 +27,15 @@ _OFFSET = re.compile(r"^(?:Z|([+-])(\d\d):(\d\d)(?::(\d\d))?)$")
 _CARTESIAN = {7203, 9157}
 _WGS84 = {4326, 4979}
 
-# Cypher fragment: for every property of ``x`` holding zoned temporals, the server's own facts.
-ZONED_FACTS = """[k IN keys({v}) WHERE valueType({v}[k]) CONTAINS 'ZONED' |
-  [k, [z IN (CASE WHEN valueType({v}[k]) STARTS WITH 'LIST' THEN {v}[k] ELSE [{v}[k]] END) |
+# Cypher fragment: the properties of ``{v}`` as ``[key, value]`` pairs, where zoned temporals
+# become ``[key, facts, true]`` with the server's own facts (no lossy, slow driver hydration).
+PROPS = """[k IN keys({v}) | CASE WHEN valueType({v}[k]) CONTAINS 'ZONED'
+  THEN [k, [z IN (CASE WHEN valueType({v}[k]) STARTS WITH 'LIST' THEN {v}[k] ELSE [{v}[k]] END) |
     CASE WHEN valueType(z) STARTS WITH 'ZONED DATETIME'
          THEN [z.epochSeconds, z.nanosecond, z.timezone, z < datetime({{epochSeconds: 0}})]
-         ELSE [z.hour * 3600 + z.minute * 60 + z.second, z.nanosecond, z.offsetSeconds] END]]]"""
+         ELSE [z.hour * 3600 + z.minute * 60 + z.second, z.nanosecond, z.offsetSeconds] END],
+    valueType({v}[k]) STARTS WITH 'LIST']
+  ELSE [k, {v}[k]] END]"""
 
 
 class _Zone(_dt.tzinfo):
@@ -102,20 +105,16 @@ def encode_value(v: Any) -> Any:
     raise SourceError(f"unsupported Neo4j property type {type(v).__name__}")
 
 
-def encode_props(props: dict[str, Any], zoned: list[list[Any]]) -> dict[str, Any]:
-    """A node's or relationship's properties, zoned temporals taken from the server's facts."""
-    out = {k: encode_value(v) for k, v in props.items() if not _is_zoned(v)}
-    for key, facts in zoned:
-        val = props[key]
-        enc = [_zoned(f) for f in facts]
-        out[key] = enc if isinstance(val, list) else enc[0]
+def encode_props(pairs: list[list[Any]]) -> dict[str, Any]:
+    """Encode the rows of :data:`PROPS`: ``[key, value]`` or ``[key, facts, is_list]``."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        if len(pair) == 2:
+            out[pair[0]] = encode_value(pair[1])
+        else:
+            enc = [_zoned(f) for f in pair[1]]
+            out[pair[0]] = enc if pair[2] else enc[0]
     return out
-
-
-def _is_zoned(v: Any) -> bool:
-    if isinstance(v, list):
-        return bool(v) and _is_zoned(v[0])
-    return isinstance(v, DateTime | Time) and v.tzinfo is not None
 
 
 def _wall_clock(epoch_s: int, ns: int, offset_s: int) -> DateTime:

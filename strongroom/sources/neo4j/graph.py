@@ -8,6 +8,8 @@ user values: labels and types go through dynamic labels ``$(...)`` (Neo4j 5.26+)
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -18,7 +20,7 @@ import neo4j
 from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable
 
 from strongroom.errors import ConfigError, SourceError
-from strongroom.sources.neo4j.codec import ZONED_FACTS, encode_props, node_digest, rel_digest
+from strongroom.sources.neo4j.codec import PROPS, encode_props, node_digest, rel_digest
 
 FETCH_SIZE = 2000
 IMPORT_LABEL = "__StrongroomImport"
@@ -26,12 +28,10 @@ IMPORT_KEY = "__strongroom_id"
 IMPORT_INDEX = "__strongroom_import_id"
 _MOD = 1 << 128
 
-NODES_Q = ("MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, properties(n) AS props, "
-           + ZONED_FACTS.format(v="n") + " AS zoned")
+NODES_Q = ("MATCH (n) RETURN elementId(n) AS id, labels(n) AS labels, "
+           + PROPS.format(v="n") + " AS props")
 RELS_Q = ("MATCH (a)-[r]->(b) RETURN elementId(a) AS s, elementId(b) AS e, type(r) AS type, "
-          "properties(r) AS props, " + ZONED_FACTS.format(v="r") + " AS zoned, "
-          "labels(a) AS al, properties(a) AS ap, " + ZONED_FACTS.format(v="a") + " AS az, "
-          "labels(b) AS bl, properties(b) AS bp, " + ZONED_FACTS.format(v="b") + " AS bz")
+          + PROPS.format(v="r") + " AS props")
 SCHEMA_Q = [
     "SHOW CONSTRAINTS YIELD name, createStatement RETURN name, createStatement",
     "SHOW INDEXES YIELD name, type, owningConstraint, createStatement "
@@ -157,6 +157,7 @@ class Fingerprint:
     types: Counter[str] = field(default_factory=Counter)
     node_sum: int = 0
     rel_sum: int = 0
+    dangling: int = 0  # relationships whose end node appeared after the node pass (skipped)
 
     def add_node(self, labels: list[str], digest: bytes) -> None:
         self.nodes += 1
@@ -178,19 +179,62 @@ class Fingerprint:
                 "types": dict(sorted(self.types.items())), "checksum": self.checksum}
 
 
+class _DigestMap:
+    """elementId -> node digest in a temporary SQLite file: bounded memory for any graph."""
+
+    def __init__(self) -> None:
+        self._dir = tempfile.TemporaryDirectory(prefix="strongroom-neo4j-")
+        self._db = sqlite3.connect(f"{self._dir.name}/digests.db", isolation_level=None)
+        self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
+                               "PRAGMA cache_size=-65536; "
+                               "CREATE TABLE m (id TEXT PRIMARY KEY, d BLOB) WITHOUT ROWID;")
+        self._pending: list[tuple[str, bytes]] = []
+
+    def add(self, eid: str, digest: bytes) -> None:
+        self._pending.append((eid, digest))
+        if len(self._pending) >= 20000:
+            self.flush()
+
+    def flush(self) -> None:
+        if self._pending:
+            self._db.execute("BEGIN")
+            self._db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?)", self._pending)
+            self._db.execute("COMMIT")
+            self._pending.clear()
+
+    def get(self, eid: str) -> bytes | None:
+        row = self._db.execute("SELECT d FROM m WHERE id = ?", (eid,)).fetchone()
+        return row[0] if row else None
+
+    def close(self) -> None:
+        self._db.close()
+        self._dir.cleanup()
+
+
 def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
     """Stream ``["n", id, labels, props]`` then ``["r", start, end, type, props]`` rows,
-    updating ``fp`` as they go. Ids are elementIds, meaningful only inside this export."""
-    for rec in s.run(NODES_Q):
-        props = encode_props(rec["props"], rec["zoned"])
-        fp.add_node(rec["labels"], node_digest(rec["labels"], props))
-        yield ["n", rec["id"], rec["labels"], props]
-    for rec in s.run(RELS_Q):
-        props = encode_props(rec["props"], rec["zoned"])
-        a = node_digest(rec["al"], encode_props(rec["ap"], rec["az"]))
-        b = node_digest(rec["bl"], encode_props(rec["bp"], rec["bz"]))
-        fp.add_rel(rec["type"], rel_digest(rec["type"], props, a, b))
-        yield ["r", rec["s"], rec["e"], rec["type"], props]
+    updating ``fp`` as they go. Ids are elementIds, meaningful only inside this export.
+    A relationship whose end node was created after the node pass is skipped and counted in
+    ``fp.dangling`` (the export stays loadable)."""
+    digests = _DigestMap()
+    try:
+        for eid, labels, pairs in s.run(NODES_Q):  # records are tuples: unpack, don't index
+            props = encode_props(pairs)
+            digest = node_digest(labels, props)
+            fp.add_node(labels, digest)
+            digests.add(eid, digest)
+            yield ["n", eid, labels, props]
+        digests.flush()
+        for start, end, rtype, pairs in s.run(RELS_Q):
+            a, b = digests.get(start), digests.get(end)
+            if a is None or b is None:
+                fp.dangling += 1
+                continue
+            props = encode_props(pairs)
+            fp.add_rel(rtype, rel_digest(rtype, props, a, b))
+            yield ["r", start, end, rtype, props]
+    finally:
+        digests.close()
 
 
 def fingerprint(s: neo4j.Session) -> Fingerprint:
