@@ -29,10 +29,11 @@ class RepositoryTarget(Block):
     region: str | None = None
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
+    options: dict[str, str] = {}  # further backend options, e.g. max_attempts, storage_class
 
     def storage_options(self) -> dict[str, str]:
         """S3 settings for the engine's backend (empty for a local path)."""
-        opts: dict[str, str] = {}
+        opts: dict[str, str] = {k: str(v) for k, v in self.options.items()}
         if self.endpoint_url:
             opts["endpoint"] = self.endpoint_url
         if self.region:

@@ -56,6 +56,7 @@ class TargetConfig(_Model):
     region: str | None = None
     access_key_id: str | None = None
     secret_access_key: str | None = None
+    options: dict[str, str | int | bool] = {}
 
 
 class SourceConfig(BaseModel):

@@ -47,6 +47,7 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
             url=tgt.url, role=tgt.role, endpoint_url=tgt.endpoint_url, region=tgt.region,
             access_key_id=secret(tgt.access_key_id),
             secret_access_key=secret(tgt.secret_access_key),
+            options={k: str(v) for k, v in tgt.options.items()},
             key=RepositoryKey(password=secret(key.password), keyfile=key.keyfile),
         ).save(name, overwrite=True)
     for name, src in config.sources.items():

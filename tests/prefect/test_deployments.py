@@ -124,3 +124,25 @@ def test_missing_environment_variable_is_named(tmp_path, monkeypatch):
     with pytest.raises(ConfigError, match="keys.k.password: environment variable "
                                           "NOT_SET_ANYWHERE is not set"):
         load_config(path)
+
+
+def test_prefect_block_register_finds_every_block_type(prefect_harness):
+    import os
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    import blocks
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_API_URL"] = PREFECT_API_URL.value()
+    proc = subprocess.run([sys.executable, "-m", "prefect", "block", "register", "-m", "blocks"],
+                          env=env, capture_output=True, text=True, timeout=120,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert f"Successfully registered {len(blocks.BLOCK_TYPES)} blocks" in proc.stdout
+    with get_client(sync_client=True) as client:
+        slugs = {t.slug for t in client.read_block_types()}
+    assert {cls.get_block_type_slug() for cls in blocks.BLOCK_TYPES} <= slugs

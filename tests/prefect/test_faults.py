@@ -91,7 +91,8 @@ def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, 
     s3_client(moto_fixed_port.endpoint).create_bucket(Bucket=bucket)
     RepositoryTarget(url=f"s3://{bucket}/repo", role="primary", key=RepositoryKey(password="pw"),
                      endpoint_url=moto_fixed_port.endpoint, region="us-east-1",
-                     access_key_id="test", secret_access_key="test").save(f"s3-{names}")
+                     access_key_id="test", secret_access_key="test",
+                     options={"max_attempts": "2"}).save(f"s3-{names}")
     data = make_tree(tmp_path / "data", files=8)
     src = save_files_source(f"s3src-{names}", [data])
     backup_full(src, primary=f"s3-{names}")
