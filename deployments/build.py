@@ -28,7 +28,9 @@ def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                           "parameters": {}, "slug": f"{name}-no-source"}]
         specs[name] = {"flow": sched.tier, "schedules": schedules,
                        "parameters": {"primary": config.primary, "replicas": replicas,
-                                      "keep": sched.keep},
+                                      "keep": sched.keep,
+                                      "verify_mode": "read-data"
+                                      if sched.tier == "monthly_archive" else config.verify},
                        "tags": ["strongroom", "backup", sched.tier.replace("_", "-")],
                        "description": f"{sched.tier} backup, {sched.cron} {config.timezone}, "
                                       f"kept {sched.keep}"}

@@ -131,12 +131,20 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
 
 
 @flow(name="recover-files", log_prints=True)
-def recover_files(source: str, target_dir: str, snapshot: str = "latest",
+def recover_files(source: str, target_dir: str | None = None, snapshot: str = "latest",
                   at: str | None = None, from_target: str = "primary", replace: bool = False,
                   include: list[str] | None = None,
                   objectives: str | None = "default") -> dict[str, Any]:
-    """Restore a files source into ``target_dir`` (latest, a snapshot id, or as of ``at``)."""
-    job = {"source": source, "target": from_target, "dest": target_dir, "snapshot": snapshot,
+    """Restore a files source into ``target_dir`` (default: the source's restore_target):
+    the latest snapshot, a snapshot id, or the newest at or before ``at``."""
+    src = load_source(source)
+    if src.source_kind != "files":
+        raise ConfigError(f"{source} is a {src.source_kind} source: use recover-database")
+    dest = target_dir or src.restore_target
+    if not dest:
+        raise ConfigError(f"no restore target for {source}: pass target_dir or set "
+                          "restore_target")
+    job = {"source": source, "target": from_target, "dest": dest, "snapshot": snapshot,
            "at": at, "replace": replace, "include": include}
     return recover(f"recover-files-{source.rpartition('/')[2]}", [job], objectives)
 

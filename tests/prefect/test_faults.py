@@ -164,3 +164,27 @@ def test_corrupted_repository_fails_verify_clearly(prefect_harness, tmp_path, na
     runs = _task_runs(state.state_details.flow_run_id, "")
     assert all(r.run_count <= 1 for r in runs)
     assert time.monotonic() - started < 30
+
+
+def test_source_limit_is_strict_one_at_a_time(prefect_harness, names):
+    from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
+
+    from flows.limits import ensure_limits, source_slot
+
+    ensure_limits([f"files/busy-{names}"])
+    errors: list[BaseException] = []
+
+    def second() -> None:
+        try:
+            with source_slot(f"busy-{names}", timeout_s=1):
+                pass
+        except BaseException as exc:  # noqa: BLE001 - collected for the assertion
+            errors.append(exc)
+
+    with source_slot(f"files/busy-{names}"):
+        worker = threading.Thread(target=second)
+        worker.start()
+        worker.join(timeout=30)
+    assert len(errors) == 1 and isinstance(errors[0], AcquireConcurrencySlotTimeoutError)
+    with source_slot(f"busy-{names}", timeout_s=5):  # free again once the first is done
+        pass
