@@ -281,27 +281,25 @@ def verify_live(snap: Snapshot, proc: RedisProcess, ep: Endpoint, dbs: list[int]
                 replace: bool, tolerance: int) -> dict[str, Any]:
     """Key by key: type, value digest and expiry equal on scratch and target; counts too."""
     facts: dict[int, DbFacts] = {}
-    expired = 0
+    present: dict[int, int] = {}
     other = 0
     for db in dbs:
         src, dst = proc.client(db), ep.client(db)
         f = facts[db] = DbFacts()
         total = Fold()
-        present = 0
+        present[db] = 0
         for keys in scan_batches(src, BATCH):
             with errors(ep, "restore target"):
                 theirs = key_facts(dst, keys)
             now = now_ms()
             for k, a, b in zip(keys, key_facts(src, keys), theirs, strict=True):
                 if a.type == "none":
-                    expired += 1
-                    continue
+                    continue  # expired in the scratch copy meanwhile
                 f.keys += 1
                 f.types[a.type] += 1
                 total.add(fingerprint(k, a.type, a.digest))
                 if b.type == "none" and 0 <= a.expire_ms <= now + tolerance:
-                    expired += 1
-                    continue
+                    continue  # expired in the target meanwhile
                 if b.type != a.type or b.digest != a.digest:
                     raise IntegrityError(f"restore check failed: db {db} key {_show(k)} differs "
                                          f"on {ep.label} (type {b.type}, expected {a.type})")
@@ -309,19 +307,20 @@ def verify_live(snap: Snapshot, proc: RedisProcess, ep: Endpoint, dbs: list[int]
                         abs(a.expire_ms - b.expire_ms) > tolerance:
                     raise IntegrityError(f"restore check failed: db {db} key {_show(k)} has "
                                          f"expiry {b.expire_ms}, expected {a.expire_ms}")
-                present += 1
+                present[db] += 1
         f.checksum = total.digest().hex()
         with errors(ep, "restore target"):
             size = dst.dbsize()
-        if size > present:
+        if size > present[db]:
             if not replace:
                 raise IntegrityError(f"restore check failed: db {db} of {ep.label} holds "
-                                     f"{size} keys, the snapshot {present}")
-            other += size - present
+                                     f"{size} keys, the snapshot {present[db]}")
+            other += size - present[db]
     # what the scratch server loaded must be what the backup recorded
-    expired += check_against_meta(snap, {db: f for db, f in facts.items()})
-    return {"databases": {str(db): facts[db].keys for db in dbs},
-            "keys": sum(f.keys for f in facts.values()), "expired_since_backup": expired,
+    check_against_meta(snap, facts)
+    keys = sum(present.values())
+    return {"databases": {str(db): n for db, n in present.items()}, "keys": keys,
+            "expired_since_backup": max(0, int(snap.meta.get("keys", keys)) - keys),
             "other_keys_in_target": other, "verified": True}
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -179,10 +180,18 @@ def test_snapshot_is_point_in_time_under_writes(repo: Repository, tmp_path: Path
                 pipe.execute()
                 i += 1
 
+        def progressed(n: int) -> None:
+            deadline = time.monotonic() + 30
+            while int(proc.client().get("a") or 0) < n and time.monotonic() < deadline:
+                time.sleep(0.01)
+
         t = threading.Thread(target=writer)
         t.start()
         try:
-            snaps = [backup_redis(repo, url(proc), "busy") for _ in range(2)]
+            snaps = []
+            for _ in range(2):
+                progressed(int(proc.client().get("a") or 0) + 50)  # writes are under way
+                snaps.append(backup_redis(repo, url(proc), "busy"))
         finally:
             stop.set()
             t.join(10)
