@@ -20,6 +20,7 @@ from strongroom.repository.prune import prune
 from strongroom.repository.usage import stored_packs
 from strongroom.repository.verify import verify
 from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
+from tests.tiers.helpers import open_repo as _open
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,10 +35,22 @@ def _retrying(fn, *args, **kwargs):
     raise AssertionError("never got the lock")
 
 
-def test_prune_during_concurrent_backups_never_removes_used_data(tmp_path: Path) -> None:
-    url = str(tmp_path / "r")
-    new_repo(url)
-    rounds = 30
+@pytest.fixture(params=["local", pytest.param("s3", marks=pytest.mark.slow)])
+def target(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, dict[str, str]]:
+    if request.param == "local":
+        return str(tmp_path / "r"), {}
+    bucket = request.getfixturevalue("s3_bucket")
+    return f"s3://{bucket}/r", {"endpoint": request.getfixturevalue("moto_endpoint")}
+
+
+def test_prune_during_concurrent_backups_never_removes_used_data(target) -> None:
+    url, opts = target
+    new_repo(url, options=opts)
+    rounds = 30 if not opts else 10
+
+    def open_repo(u: str):
+        return _open(u, options=opts)
+
     done = threading.Event()
     kept: list[tuple[str, dict[str, bytes]]] = []
     failures: list[str] = []
