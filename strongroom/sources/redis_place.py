@@ -2,8 +2,10 @@
 
 Everything is prepared in a staging directory beside the target: the RDB (verified), loaded once
 by a private redis-server to check it against the backup's facts, and, when the server runs with
-``appendonly yes``, a fresh AOF rewritten from it (Redis loads the AOF and ignores dump.rdb when
-appendonly is on, even an empty AOF). Only then are old files moved aside and the new ones
+``appendonly yes``, a fresh AOF rewritten from it (with appendonly on, Redis loads the AOF and
+ignores dump.rdb, and with no AOF at all it starts EMPTY). Whether the server uses appendonly is
+taken from ``appendonly=yes|no``, else from its config file (``config=/etc/redis/redis.conf``),
+else from an AOF already in the directory. Only then are old files moved aside and the new ones
 renamed into place.
 """
 
@@ -37,6 +39,21 @@ def running_servers(directory: Path) -> list[int]:
     return pids
 
 
+def read_config(path: Path) -> dict[str, str]:
+    """The few settings of a redis.conf that say where and how data is loaded at start-up."""
+    wanted = {"dir", "dbfilename", "appendonly", "appenddirname", "appendfilename"}
+    out: dict[str, str] = {}
+    try:
+        lines = path.read_text(errors="replace").splitlines()
+    except OSError as exc:
+        raise ConfigError(f"cannot read redis config {path}: {exc.strerror}") from None
+    for line in lines:
+        parts = line.strip().split(None, 1)
+        if len(parts) == 2 and parts[0].lower() in wanted:
+            out[parts[0].lower()] = parts[1].strip().strip('"').strip("'")
+    return out
+
+
 def _sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as f:
@@ -63,10 +80,14 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
                     options: dict[str, Any]) -> dict[str, Any]:
     """Place the snapshot's RDB (and a rebuilt AOF when needed) into a stopped server's dir."""
     directory = Path(target.removeprefix("file://")).expanduser().absolute()
-    dbfilename = options.get("dbfilename", "dump.rdb")
-    aofdir = options.get("appenddirname", "appendonlydir")
-    aoffile = options.get("appendfilename", "appendonly.aof")
-    appendonly = str(options.get("appendonly", "auto")).lower()
+    conf = read_config(Path(options["config"])) if options.get("config") else {}
+    if conf.get("dir") and Path(conf["dir"]).expanduser().absolute() != directory:
+        raise ConfigError(f"{options['config']} has dir {conf['dir']}, not the target "
+                          f"{directory}")
+    dbfilename = options.get("dbfilename") or conf.get("dbfilename", "dump.rdb")
+    aofdir = options.get("appenddirname") or conf.get("appenddirname", "appendonlydir")
+    aoffile = options.get("appendfilename") or conf.get("appendfilename", "appendonly.aof")
+    appendonly = str(options.get("appendonly") or conf.get("appendonly", "auto")).lower()
     if appendonly not in ("auto", "yes", "no"):
         raise ConfigError(f"appendonly={appendonly!r}: use auto, yes or no")
     for name in (dbfilename, aofdir, aoffile):
@@ -111,9 +132,12 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
     if _sha256(directory / dbfilename) != info.sha256:
         raise IntegrityError(f"{directory / dbfilename} does not match the snapshot after "
                              "placing it")
+    note = (f"start redis with appendonly yes, or no: {aofdir} holds the same data"
+            if uses_aof else "start redis with appendonly no (with appendonly yes it would start "
+            "empty: restore with appendonly=yes for that)")
     return {"snapshot": snap.id, "target": str(directory), "mode": "rdb-dir",
             "rdb": str(directory / dbfilename), "bytes": info.size,
-            "aof": f"rebuilt in {aofdir}" if uses_aof else "not used",
+            "aof": f"rebuilt in {aofdir}" if uses_aof else "not used", "note": note,
             "keys": sum(f.keys for f in facts.values()), "expired_since_backup": expired,
             "moved_aside": str(aside) if aside else None, "verified": True}
 

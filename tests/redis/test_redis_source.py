@@ -104,6 +104,14 @@ def test_rdb_dir_restore_rebuilds_the_aof(repo: Repository, source: RedisProcess
     assert report["aof"] == "not used" and report["moved_aside"] is None
     with redis_server(plain) as restarted:
         assert facts(restarted) == facts(source)
+    # no AOF yet, but the server's config says appendonly yes: it would start empty from an RDB
+    fresh = tmp_path / "fresh"
+    conf = tmp_path / "redis.conf"
+    conf.write_text(f"port 6399\ndir {fresh}\nappendonly yes\nappenddirname aof-here\n")
+    report = restore_redis(repo, snap, str(fresh), options={"config": str(conf)})
+    assert report["aof"] == "rebuilt in aof-here"
+    with redis_server(fresh, appendonly="yes", appenddirname="aof-here") as restarted:
+        assert facts(restarted) == facts(source)
 
 
 def test_rdb_dir_refuses_a_running_server(repo: Repository, source: RedisProcess,
