@@ -70,6 +70,7 @@ class ArchiveS3Backend(S3Backend):
         extra: dict[str, Any] = {}
         if key.startswith("data/") and self.storage_class != "STANDARD":
             extra["StorageClass"] = self.storage_class
+            extra["ChecksumAlgorithm"] = "SHA256"  # S3 checks the upload: no read-back later
         if key.startswith(LOCKED_PREFIXES) and (self.lock_mode or self.legal_hold):
             extra["ChecksumAlgorithm"] = "SHA256"  # S3 wants an integrity header with a lock
             if self.lock_mode:
