@@ -111,3 +111,34 @@ def test_copy_same_repository_refused(tmp_path: Path) -> None:
     repo = new_repo(str(tmp_path / "r"))
     with pytest.raises(Exception, match="same repository"):
         copy_snapshots(repo, open_repo(str(tmp_path / "r")))
+
+
+def test_kill_9_during_copy_then_resume(tmp_path: Path) -> None:
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src_url, dst_url = str(tmp_path / "src"), str(tmp_path / "dst")
+    src = new_repo(src_url)
+    files = random_files(21, count=14, size=200_000)
+    snap = backup(src, files)
+    new_repo(dst_url, password=OTHER, pack_target=128 * 1024)
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "tests.tiers.copy_child", src_url, dst_url,
+                             OTHER, "0.1"], cwd=root, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and len(list(Path(dst_url, "index").glob("*"))) < 2:
+        time.sleep(0.05)  # wait for two checkpoints, then kill
+    proc.send_signal(signal.SIGKILL)
+    proc.communicate(timeout=60)
+    assert proc.returncode == -signal.SIGKILL
+    dst = open_repo(dst_url, OTHER)
+    assert not dst.list_snapshots()
+    assert verify(dst).ok  # leftovers are garbage, never damage
+    result = copy_snapshots(open_repo(src_url), dst)
+    assert result["copied"] == [snap.id] and result["blobs_reused"] > 0
+    fresh = open_repo(dst_url, OTHER)
+    assert read_all(fresh, find_copy(fresh, snap.id)) == files
+    assert verify(fresh, read_data=True).ok
