@@ -54,6 +54,8 @@ class _Restore:
         self.lock = threading.Lock()
         self.written = 0
         self.multipart = 0
+        # one walk instead of a tree search per object
+        self.nodes = {p: n for p, n in reader.walk() if n.type == "file"}
 
     def extra(self, e: dict) -> dict[str, Any]:
         args: dict[str, Any] = {"Metadata": e.get("metadata", {})}
@@ -71,7 +73,7 @@ class _Restore:
             with self.lock:
                 self.written += 1
             return
-        node = self.reader.node(e["path"])
+        node = self.nodes.get(e["path"]) or self.reader.node(e["path"])
         if node.sha256 != e["sha256"] or node.size != e["size"]:
             raise IntegrityError(f"snapshot {self.reader.snap.short_id}: object {e['key']!r} "
                                  "does not match its index entry")
