@@ -201,6 +201,12 @@ def sweep(repo: Repository, found: Mark, report: PruneReport,
         now_used = {e[1] for e in view.entries.get(pid, ()) if e[1] in used_new}
         return now_used | set(found.candidates[pid].get("keep", ()))
 
+    for pid in sorted(doomed):
+        if found.candidates[pid]["reason"] == "not indexed" and pid in view.entries:
+            # Indexed since the mark (a backup or another prune's repack finished): its blobs
+            # may be used by snapshots the mark already walked. Judge it at the next mark.
+            doomed.discard(pid)
+            report.rescued.append(f"pack {pid[:16]}: indexed since the mark")
     changed = True
     while changed:  # rescuing one pack can make another one's blobs the only copy left
         changed = False

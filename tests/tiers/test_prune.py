@@ -103,3 +103,46 @@ def test_long_lived_repository_object_sees_prune(tmp_path: Path) -> None:
     fresh = open_repo(url)
     assert read_all(fresh, fresh.find_snapshot(again.id)) == random_files(1)
     assert verify(fresh).ok
+
+
+def test_pack_indexed_after_the_mark_is_not_swept(tmp_path: Path) -> None:
+    """Two prunes at once: B marks while A's repacked pack is not yet indexed; A then indexes
+    it and deletes the original. B's sweep must keep A's new pack: old snapshots need it."""
+    from strongroom.repository.format import pack_key
+    from strongroom.repository.index import index_document
+    from strongroom.repository.packs import PackWriter
+    from strongroom.repository.prune import Mark, PruneReport, mark, sweep
+    from strongroom.repository.usage import IndexView
+
+    url = str(tmp_path / "r")
+    repo = new_repo(url)
+    files = random_files(5, count=3)
+    snap = backup(repo, files)
+    view = IndexView.load(repo)
+    (old_pack,) = [p for p in view.packs if any(e[0] == "D" for e in view.entries[p])]
+    # A: copy the old pack's blobs into a new pack, not indexed yet.
+    data = repo.backend.get(pack_key(old_pack))
+    made: list = []
+    writer = PackWriter(repo.backend, repo.aead, lambda *p: made.append(p), repo.pack_target)
+    for btype, bid, off, length, raw in view.entries[old_pack]:
+        writer.add(btype, bytes.fromhex(bid), data[off:off + length], raw)
+    writer.flush()
+    writer.close()
+    (new_pack, size, entries) = made[0]
+    # B marks now: A's pack is "not indexed".
+    b_report = PruneReport()
+    b_mark = mark(open_repo(url), b_report, repack_threshold=None)
+    assert b_mark.candidates[new_pack]["reason"] == "not indexed"
+    # A finishes: indexes its pack and sweeps the original (its blobs now live in new_pack).
+    repo.save_index(index_document([(new_pack, size, entries)]))
+    a_mark = Mark(b_mark.time, b_mark.snapshots, {old_pack: {
+        "size": len(data), "reason": "repacked", "keep": [e[1] for e in entries]}})
+    a_report = PruneReport()
+    sweep(open_repo(url), a_mark, a_report)
+    assert a_report.deleted_packs == 1
+    # B sweeps its older mark: the pack indexed since then must survive.
+    sweep(open_repo(url), b_mark, b_report)
+    assert b_report.deleted_packs == 0 and "indexed since the mark" in b_report.rescued[0]
+    fresh = open_repo(url)
+    assert read_all(fresh, fresh.find_snapshot(snap.id)) == files
+    assert verify(fresh, read_data=True).ok
