@@ -52,7 +52,8 @@ def backup_postgres(
                                      "own) or none (WAL from the archive).")] = "fetch",
     database: Annotated[list[str] | None, typer.Option(help="logical: database to dump "
                                                        "(repeatable; default all).")] = None,
-    jobs: Annotated[int, typer.Option(help="logical: pg_dump parallel jobs.")] = 2,
+    jobs: Annotated[int, typer.Option(help="Parallel jobs (logical: pg_dump -j; physical: "
+                                      "parts of the base stored at once).")] = 2,
     checksums: Annotated[bool, typer.Option(help="Record per-table checksums.")] = True,
     tag: Annotated[list[str] | None, typer.Option(help="Tag the snapshot.")] = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
@@ -73,7 +74,8 @@ def backup_postgres(
     elif kind == "full":
         from strongroom.sources.postgres.physical import backup_full
 
-        snap = backup_full(r, dsn, name, wal=wal, tags=tag or [], checksums=checksums)
+        snap = backup_full(r, dsn, name, wal=wal, tags=tag or [], checksums=checksums,
+                           jobs=jobs)
     else:
         from strongroom.sources.postgres.physical import backup_wal_seal
 

@@ -127,3 +127,17 @@ def test_dsn_password_never_on_command_line() -> None:
     dsn = Dsn.parse("host=h port=1 user=u password=s3cret dbname=d")
     assert "s3cret" not in dsn.conninfo and "s3cret" not in repr(dsn)
     assert dsn.env({})["PGPASSWORD"] == "s3cret"
+
+
+def test_block_entry_point_hourly_snapshot(plain_cluster: pgc.Cluster, pg_root: Path) -> None:
+    """``strongroom.sources.postgres.backup`` as the Prefect source block calls it."""
+    from strongroom.sources.postgres import backup
+
+    repo = pgc.open_repo(pgc.make_repo(pg_root))
+    kw = {"host": "127.0.0.1", "port": plain_cluster.port, "user": "postgres",
+          "password": pgc.SUPERUSER_PASSWORD}
+    hourly = backup(repo, name="blk", kind="snapshot", tags=["hourly"],
+                    snapshot_method="logical", **kw)
+    assert hourly.kind == "snapshot" and hourly.meta["postgres"]["method"] == "logical"
+    full = backup(repo, name="blk-phys", kind="full", **kw)
+    assert full.meta["postgres"]["method"] == "physical"

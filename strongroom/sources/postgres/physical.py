@@ -11,8 +11,8 @@ from typing import Any
 
 from strongroom.errors import ConfigError, SourceError
 from strongroom.repository import Repository, Snapshot
+from strongroom.sources.postgres import parts, walstore
 from strongroom.sources.postgres import walnames as wn
-from strongroom.sources.postgres import walstore
 from strongroom.sources.postgres.conn import Dsn, server_info
 from strongroom.sources.postgres.pgbin import binary, last_error
 from strongroom.sources.postgres.tablestats import databases, table_stats
@@ -20,6 +20,7 @@ from strongroom.sources.postgres.tarsniff import TarSniffer
 
 KIND = "postgres"
 BACKUP_TIMEOUT = 6 * 3600
+BASE_KINDS = ("full", "snapshot")  # kinds that hold a pg_basebackup of their own
 
 
 def collect_stats(dsn: Dsn, checksums: bool) -> dict[str, Any]:
@@ -39,8 +40,10 @@ def collect_stats(dsn: Dsn, checksums: bool) -> dict[str, Any]:
 
 def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetch",
                 tags: list[str] | tuple[str, ...] = (), checksums: bool = True,
-                timeout: float = BACKUP_TIMEOUT, checkpoint: str = "fast") -> Snapshot:
-    """pg_basebackup -Ft -D - streamed into ``base.tar`` (nothing staged on disk)."""
+                timeout: float = BACKUP_TIMEOUT, checkpoint: str = "fast",
+                kind: str = "full", jobs: int = 2) -> Snapshot:
+    """pg_basebackup -Ft -D - streamed into the snapshot (nothing staged on disk), cut into
+    parts stored by ``jobs`` threads (see :mod:`parts`)."""
     dsn = Dsn.parse(dsn)
     if wal not in ("fetch", "none"):
         raise ConfigError(f"--wal must be fetch or none, not {wal!r}")
@@ -61,10 +64,11 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
     killed = threading.Event()
     timer = threading.Timer(timeout, lambda: (killed.set(), proc.kill()))
     timer.start()
-    sniff = TarSniffer(proc.stdout, ("backup_manifest", "backup_label"))  # type: ignore[arg-type]
+    sniff = TarSniffer(proc.stdout, ("backup_manifest", "backup_label"),  # type: ignore[arg-type]
+                       split=parts.PART_SIZE)
     try:
-        with repo.writer(name, KIND, kind="full", tags=list(tags)) as w:
-            w.add_stream("base.tar", sniff, mode=0o600)  # type: ignore[arg-type]
+        with repo.writer(name, KIND, kind=kind, tags=list(tags)) as w:
+            nparts = parts.store_parts(w, sniff, jobs)
             rc = proc.wait()
             reader.join(10)
             if killed.is_set():
@@ -81,7 +85,7 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
                 row = conn.execute("SELECT now(), pg_snapshot_xmax(pg_current_snapshot())::text"
                                    ).fetchone()
             meta.update(stop_time=row[0].astimezone(UTC).isoformat(), next_xid=int(row[1]),
-                        tar_bytes=sniff.total)
+                        tar_bytes=sniff.total, tar_parts=nparts)
             meta["stats"] = collect_stats(dsn, checksums)
             w.set_meta({"postgres": meta})
             snap = w.commit()
@@ -130,7 +134,7 @@ def physical_parent(repo: Repository, name: str, kind: str) -> Snapshot:
              if s.source_kind == KIND and (s.meta.get("postgres") or {}).get("method")
              == "physical"]
     if kind == "differential":
-        snaps = [s for s in snaps if s.kind == "full"]
+        snaps = [s for s in snaps if s.kind in BASE_KINDS]
     if not snaps:
         raise SourceError(f"no physical full backup of {name!r} to base a {kind} on")
     return snaps[-1]
@@ -153,7 +157,7 @@ def backup_wal_seal(repo: Repository, dsn: str | Dsn, name: str, kind: str, *,
                               f"(system id {info.system_id}, expected {pmeta['system_id']})")
         row = conn.execute("SELECT pg_switch_wal()::text, pg_current_wal_lsn()::text, now(), "
                            "pg_snapshot_xmax(pg_current_snapshot())::text").fetchone()
-    end_lsn = max(wn.parse_lsn(row[0]), wn.parse_lsn(row[1]))
+    end_lsn = wn.parse_lsn(row[0])  # end of the switch record, in the completed segment
     seg = int(pmeta["wal_segment_size"])
     catalog = wait_for_archive(repo, name, wn.parse_lsn(pmeta["start_lsn"]), end_lsn,
                                info.timeline, seg, archive_timeout)
@@ -172,7 +176,7 @@ def backup_wal_seal(repo: Repository, dsn: str | Dsn, name: str, kind: str, *,
     stats = collect_stats(dsn, checksums)
     with repo.writer(name, KIND, kind=kind, parent=parent, tags=list(tags)) as w:
         breader = repo.reader(base)
-        for path_ in ("base.tar", "backup_manifest"):
+        for path_ in parts.base_paths(breader):
             w.add_node(path_, breader.node(path_))
         readers: dict[str, Any] = {}
         for fname in sorted(wanted):

@@ -16,7 +16,7 @@ from typing import Any
 
 import psycopg
 
-from strongroom.errors import SourceError
+from strongroom.errors import SourceError, StrongroomError
 from strongroom.repository import Repository
 from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres import walstore
@@ -85,7 +85,7 @@ class Receiver:
         self._start()
         try:
             while not self._stop.is_set():
-                self.store_completed()
+                self._guarded(self.store_completed)
                 now = time.monotonic()
                 if self.proc is not None and self.proc.poll() is not None:
                     err = self.proc.stderr.read().decode(errors="replace") if \
@@ -93,8 +93,8 @@ class Receiver:
                     self.last_error = last_error(err)
                     self.errors += 1
                     self.proc = None
-                    self.store_completed()
-                    self.store_partial()
+                    self._guarded(self.store_completed)
+                    self._guarded(self.store_partial)
                     restart_at = now + backoff
                     backoff = min(backoff * 2, 10.0)
                 if self.proc is None and now >= restart_at:
@@ -103,7 +103,7 @@ class Receiver:
                     except OSError as exc:
                         self.last_error = str(exc)
                 if self.partial_interval and now >= next_partial:
-                    self.store_partial()
+                    self._guarded(self.store_partial)
                     next_partial = now + self.partial_interval
                 if now >= next_status:
                     self.report()
@@ -125,6 +125,17 @@ class Receiver:
         return self.last_status
 
     # ---- storing ------------------------------------------------------------------------
+    def _guarded(self, fn: Any) -> Any:
+        """Run a store step; a repository failure is reported and retried at the next poll
+        (the files stay in the spool, so nothing is lost)."""
+        try:
+            return fn()
+        except StrongroomError as exc:
+            self.errors += 1
+            self.last_error = str(exc)
+            log.warning("storing WAL failed (will retry): %s", exc)
+            return None
+
     def store_completed(self) -> int:
         """Store every completed segment and history file in the spool, then delete them."""
         ready = sorted(p for p in self.spool.iterdir()

@@ -14,11 +14,11 @@ from typing import Any
 
 from strongroom.errors import ConfigError, IntegrityError, SnapshotNotFound, TargetNotEmpty
 from strongroom.repository import Repository, Snapshot
-from strongroom.sources.postgres import command, walstore
+from strongroom.sources.postgres import command, parts, walstore
 from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres.cluster import Server, free_port
 from strongroom.sources.postgres.pgbin import binary, chown_tree, run, server_user_kwargs
-from strongroom.sources.postgres.physical import KIND
+from strongroom.sources.postgres.physical import BASE_KINDS, KIND
 
 MARKER = "# strongroom restore"
 
@@ -96,7 +96,7 @@ def choose_base(snaps: list[Snapshot], target: Target, name: str) -> Snapshot:
     for a restore point name (its position is unknown until replay)."""
     if not snaps:
         raise SnapshotNotFound(f"no physical backup of {name!r} in the repository")
-    fulls = [s for s in snaps if s.kind == "full"] or snaps
+    fulls = [s for s in snaps if s.kind in BASE_KINDS] or snaps
     if target.kind in ("latest", "immediate", "snapshot"):
         return snaps[-1] if target.kind == "latest" else fulls[-1]
     if target.kind == "name":
@@ -189,9 +189,8 @@ def prepare_target(target_dir: Path, replace: bool) -> Path | None:
     return None
 
 
-def extract_base(repo: Repository, snap: Snapshot, target_dir: Path) -> None:
-    reader = repo.reader(snap)
-    with reader.open("base.tar") as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
+def extract_base(repo: Repository, snap: Snapshot, target_dir: Path, jobs: int = 2) -> None:
+    with parts.open_base(repo, snap, jobs) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
         tar.extractall(target_dir, filter="data")
     (target_dir / "pg_wal" / "archive_status").mkdir(parents=True, exist_ok=True)
 

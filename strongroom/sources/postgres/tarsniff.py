@@ -14,10 +14,16 @@ BLOCK = 512
 class TarSniffer:
     """Wraps a binary stream; ``members`` gets the contents of the wanted member names."""
 
-    def __init__(self, raw: IO[bytes], wanted: tuple[str, ...], limit: int = 256 << 20) -> None:
+    def __init__(self, raw: IO[bytes], wanted: tuple[str, ...], limit: int = 256 << 20,
+                 split: int = 0) -> None:
         self.raw = raw
         self.wanted = wanted
         self.limit = limit
+        self.split = split  # >0: record content-aligned cut points (see ``cuts``)
+        # Offsets where the stream may be cut into parts without hurting deduplication: each
+        # member header, and every ``split`` bytes into a large member's data.
+        self.cuts: list[int] = []
+        self._pos = 0  # offset of the next byte fed
         self.members: dict[str, bytes] = {}
         self.total = 0
         self._buf = bytearray()  # header bytes being assembled
@@ -44,6 +50,7 @@ class TarSniffer:
         while view and not self._ended:
             if self._skip:
                 n = min(self._skip, len(view))
+                self._pos += n
                 if self._capture is not None:
                     name, acc, size = self._capture
                     room = size - len(acc)
@@ -57,10 +64,16 @@ class TarSniffer:
                 continue
             n = min(BLOCK - len(self._buf), len(view))
             self._buf += view[:n]
+            self._pos += n
             view = view[n:]
             if len(self._buf) == BLOCK:
+                start = self._pos - BLOCK
                 self._header(bytes(self._buf))
                 self._buf.clear()
+                if self.split and self._skip:
+                    self.cuts.append(start)
+                    for off in range(self.split, self._skip, self.split):
+                        self.cuts.append(self._pos + off)
 
     def _header(self, block: bytes) -> None:
         if block == b"\0" * BLOCK:

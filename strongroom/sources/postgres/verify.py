@@ -99,7 +99,8 @@ def run_gx(dsn: Dsn, expected: dict[str, Any]) -> dict[str, Any]:
         results: list[dict[str, Any]] = []
         for table, exp in sorted(expected.items()):
             schema, _, tname = table.partition(".")
-            asset = source.add_table_asset(name=table, table_name=tname, schema_name=schema)
+            extra = {} if schema == "public" else {"schema_name": schema}
+            asset = source.add_table_asset(name=table, table_name=tname, **extra)
             batch = asset.add_batch_definition_whole_table("all")
             suite = ctx.suites.add(gx.ExpectationSuite(name=f"restore-{table}"))
             suite.add_expectation(gxe.ExpectTableRowCountToEqual(value=exp["rows"]))

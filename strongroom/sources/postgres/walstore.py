@@ -66,7 +66,8 @@ class WalCatalog:
             self.seg_size = int(wal.get("seg_size") or self.seg_size)
             self.system_id = wal.get("system_id") or self.system_id
             for fname, size, sha in wal.get("files", []):
-                if fname not in self.files:
+                # snapshots come oldest first: a newer .partial supersedes an older one
+                if fname not in self.files or fname.endswith(".partial"):
                     self.files[fname] = WalEntry(fname, int(size), sha, snap)
 
     @classmethod
