@@ -41,3 +41,15 @@ def backup(repo: Repository, files: dict[str, bytes], source: str = "app",
 def read_all(repo: Repository, snap: Snapshot) -> dict[str, bytes]:
     reader = repo.reader(snap)
     return {path: reader.read_bytes(path) for path, node in reader.walk() if node.type == "file"}
+
+
+def leftover_pack(repo: Repository, data: bytes) -> None:
+    """Store a pack no index names, as a backup killed before its index would leave."""
+    from strongroom.repository.format import blob_id, seal_blob
+    from strongroom.repository.packs import PackWriter
+
+    writer = PackWriter(repo.backend, repo.aead, lambda *_: None, repo.pack_target)
+    bid = blob_id(repo.id_key, data)
+    writer.add("D", bid, seal_blob(repo.aead, "D", bid, data), len(data))
+    writer.flush()
+    writer.close()

@@ -17,7 +17,14 @@ from strongroom.repository.staging import stage_snapshot
 from strongroom.repository.usage import stored_packs
 from strongroom.storage.archive import ArchiveS3Backend
 from tests.support.moto_server import s3_client
-from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
+from tests.tiers.helpers import (
+    backup,
+    leftover_pack,
+    new_repo,
+    open_repo,
+    random_files,
+    read_all,
+)
 
 ARCHIVE_PW = "archive password"
 
@@ -81,9 +88,7 @@ def test_prune_and_forget_never_remove_locked_objects(tmp_path: Path, archive,
     fr = forget(repo, plan_for(repo, RetentionPolicy(keep_last=1)))
     assert not fr.removed and len(fr.skipped) == 1
     assert "object lock COMPLIANCE until" in fr.skipped[0]
-    with tertiary.writer(source_name="db", source_kind="files") as w:
-        w.add_bytes("x.bin", random_files(15)["dir0/f00.bin"])
-        w._packer.flush()  # an interrupted backup leaves a locked, unreferenced pack
+    leftover_pack(tertiary, random_files(15)["dir0/f00.bin"])  # an interrupted backup's pack
     packs = stored_packs(repo.backend)
     report = prune(repo, grace=timedelta(0))
     assert report.deleted_packs == 0 and report.marked_packs == 0
@@ -101,9 +106,7 @@ def test_legal_hold_and_prune_says_why(tmp_path: Path, moto_endpoint: str) -> No
     url = f"s3://{bucket}/repo"
     opts = {"endpoint": moto_endpoint, "storage_class": "GLACIER", "legal_hold": "true"}
     repo = new_repo(url, options=opts)
-    with repo.writer(source_name="db", source_kind="files") as w:
-        w.add_bytes("x.bin", random_files(14)["dir0/f00.bin"])
-        w._packer.flush()  # an interrupted backup: its pack is garbage, but held
+    leftover_pack(repo, random_files(14)["dir0/f00.bin"])  # an interrupted backup's pack
     info = s3_client(moto_endpoint).head_object(
         Bucket=bucket, Key="repo/" + next(iter(repo.backend.list("data/")))[0])
     assert info["ObjectLockLegalHoldStatus"] == "ON" and info["StorageClass"] == "GLACIER"

@@ -11,7 +11,14 @@ from strongroom.repository.forget import forget, plan_for
 from strongroom.repository.prune import load_mark, prune
 from strongroom.repository.usage import stored_packs
 from strongroom.repository.verify import verify
-from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
+from tests.tiers.helpers import (
+    backup,
+    leftover_pack,
+    new_repo,
+    open_repo,
+    random_files,
+    read_all,
+)
 
 
 def test_forget_then_prune_frees_space_and_keeps_the_rest(tmp_path: Path) -> None:
@@ -80,9 +87,7 @@ def test_repack_partly_used_packs(tmp_path: Path) -> None:
 def test_unindexed_leftovers_are_collected_and_dry_run_writes_nothing(tmp_path: Path) -> None:
     url = str(tmp_path / "r")
     repo = new_repo(url)
-    with repo.writer(source_name="app", source_kind="files") as w:
-        w.add_bytes("x.bin", random_files(9)["dir0/f00.bin"])
-        w._packer.flush()  # packs stored, then the backup dies without index or snapshot
+    leftover_pack(repo, random_files(9)["dir0/f00.bin"])  # an interrupted backup's pack
     assert stored_packs(repo.backend)
     dry = prune(repo, dry_run=True)
     assert dry.marked_packs == 1 and load_mark(repo) is None
