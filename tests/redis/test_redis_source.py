@@ -255,3 +255,30 @@ def test_target_with_too_few_databases(repo: Repository, source: RedisProcess,
         with pytest.raises(ConfigError, match="has 4 databases; the snapshot uses db 7"):
             restore_redis(repo, snap, url(target), options={})
         assert target.client().dbsize() == 0
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda c: c.set("str:1", "tampered"), "key 'str:1' differs"),
+    (lambda c: c.persist("ttl:long"), "key 'ttl:long' has expiry -1"),
+    (lambda c: c.set("intruder", "x"), "holds 316 keys, the snapshot 315"),
+])
+def test_verification_catches_a_wrong_target(repo: Repository, source: RedisProcess,
+                                             password_env: str, tmp_path: Path,
+                                             monkeypatch: pytest.MonkeyPatch, damage,
+                                             message: str) -> None:
+    """Whatever goes wrong between copy and check is an IntegrityError naming the key."""
+    import strongroom.sources.redis as mod
+
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    real_copy = mod._copy_db
+
+    def copy_then_damage(proc, ep, db, replace):
+        n = real_copy(proc, ep, db, replace)
+        if db == 0:
+            damage(ep.client(0))
+        return n
+
+    monkeypatch.setattr(mod, "_copy_db", copy_then_damage)
+    with redis_server(tmp_path / "target") as target:
+        with pytest.raises(IntegrityError, match=message):
+            restore_redis(repo, snap, url(target), options={})

@@ -273,3 +273,23 @@ def test_orchestration_entry_point(repo, s3, moto_endpoint, monkeypatch) -> None
     report = restore_bucket(repo, again, f"s3://{dst}/", replace=False, include=[],
                             options={"endpoint_url": moto_endpoint})
     assert report["objects"] == 1 and s3.get_object(Bucket=dst, Key="1")["Body"].read() == b"one"
+
+
+def test_verification_catches_a_changed_object(repo, s3, mc, monkeypatch) -> None:
+    """Same size, other bytes: only the re-read SHA-256 (verify=full) can see it."""
+    import strongroom.sources.s3restore as mod
+
+    src = new_bucket(s3)
+    fill(mc, s3, src)
+    snap = backup_bucket(repo, src, "bucket", prefix="data/")
+    real_put = mod._Restore.put
+
+    def put_then_damage(self, e, key):
+        real_put(self, e, key)
+        if key.endswith("small.txt"):
+            self.client.put_object(Bucket=self.bucket, Key=key, Body=b"HELLO\n")
+
+    monkeypatch.setattr(mod._Restore, "put", put_then_damage)
+    dst = new_bucket(s3)
+    with pytest.raises(IntegrityError, match=r"s3://.*/small.txt has SHA-256"):
+        restore_bucket(repo, snap, f"s3://{dst}/", replace=False, include=[], options={})
