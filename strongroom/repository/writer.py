@@ -6,9 +6,12 @@ import getpass
 import hashlib
 import io
 import json
+import os
 import socket
 import threading
 import time
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
@@ -33,6 +36,8 @@ if TYPE_CHECKING:
     from strongroom.repository.repo import Repository
 
 READ_SIZE = 4 * 1024 * 1024
+SEAL_WORKERS = max(2, os.cpu_count() or 2)
+SEAL_WINDOW = 2 * SEAL_WORKERS  # chunks of one stream hashed, compressed, sealed in parallel
 INDEX_EVERY = 32  # packs per intermediate index file, so long backups leave reusable data
 
 
@@ -67,6 +72,8 @@ class SnapshotWriter:
         self._packs: list[tuple[str, int, list[list[Any]]]] = []
         self._local = threading.local()
         self._packer = PackWriter(repo.backend, repo.aead, self._on_pack, repo.pack_target)
+        self._seal_pool = ThreadPoolExecutor(max_workers=SEAL_WORKERS,
+                                             thread_name_prefix="seal")
         self._lockfile = RepositoryLock.acquire(repo.backend, exclusive=False,
                                                 purpose=f"backup {source_name}")
         if repo._index is not None:
@@ -84,6 +91,7 @@ class SnapshotWriter:
     def abort(self) -> None:
         """Stop without a snapshot; stored packs stay as garbage for prune."""
         self._done = True
+        self._seal_pool.shutdown(wait=True, cancel_futures=True)
         self._packer.close()
         self._lockfile.release()
 
@@ -149,13 +157,22 @@ class SnapshotWriter:
             sha.update(first)
             ids = [self.store_chunk(first)] if first else []
             return ids, len(first), sha.hexdigest()
-        ids = []
+        ids: list[str] = []
         size = 0
-        for chunk in self._chunker().cut_stream(_Prefixed(first, stream)):
-            data = chunk.data
-            sha.update(data)
-            size += len(data)
-            ids.append(self.store_chunk(data))
+        window: deque[Future[str]] = deque()
+        try:
+            for chunk in self._chunker().cut_stream(_Prefixed(first, stream)):
+                data = bytes(chunk.data)  # the view is only valid until the next chunk
+                sha.update(data)
+                size += len(data)
+                window.append(self._seal_pool.submit(self.store_chunk, data))
+                if len(window) >= SEAL_WINDOW:
+                    ids.append(window.popleft().result())
+            while window:
+                ids.append(window.popleft().result())
+        finally:
+            for fut in window:
+                fut.cancel()
         return ids, size, sha.hexdigest()
 
     def store_chunk(self, data: bytes | memoryview, blob_type: str = BLOB_DATA) -> str:
@@ -231,6 +248,7 @@ class SnapshotWriter:
             snap = self.repo.save_snapshot(snap)
         finally:
             self._done = True
+            self._seal_pool.shutdown(wait=True, cancel_futures=True)
             self._packer.close()
             self._lockfile.release()
         return snap

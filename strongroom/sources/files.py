@@ -232,6 +232,8 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Restore a files snapshot under ``target``; every file is verified before it appears."""
     target = Path(target).expanduser().absolute()
+    if target.exists() and not target.is_dir():
+        raise TargetNotEmpty(f"restore target {target} exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not replace:
         raise TargetNotEmpty(f"restore target {target} is not empty (use an empty directory)")
     target.mkdir(parents=True, exist_ok=True)
