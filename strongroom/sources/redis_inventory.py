@@ -64,12 +64,15 @@ class DbFacts:
     keys: int = 0
     types: Counter = field(default_factory=Counter)
     expires: int = 0
+    expire_first_ms: int | None = None  # earliest absolute expiry (unix ms)
+    expire_last_ms: int | None = None
     checksum: str = ""
     expiry_checksum: str = ""
 
     def as_meta(self) -> dict:
         return {"keys": self.keys, "types": dict(sorted(self.types.items())),
-                "expires": self.expires, "checksum": self.checksum,
+                "expires": self.expires, "expire_first_ms": self.expire_first_ms,
+                "expire_last_ms": self.expire_last_ms, "checksum": self.checksum,
                 "expiry_checksum": self.expiry_checksum}
 
 
@@ -261,6 +264,8 @@ def db_facts(client: redis.Redis) -> DbFacts:
             total.add(fingerprint(k, f.type, f.digest))
             if f.expire_ms >= 0:
                 facts.expires += 1
+                facts.expire_first_ms = min(facts.expire_first_ms or f.expire_ms, f.expire_ms)
+                facts.expire_last_ms = max(facts.expire_last_ms or 0, f.expire_ms)
                 expiry.add(_h(k, str(f.expire_ms).encode()))
     facts.checksum = total.digest().hex()
     facts.expiry_checksum = expiry.digest().hex()

@@ -39,6 +39,9 @@ def test_backup_records_every_db_type_and_checksum(repo: Repository, source: Red
     assert meta["dbs"]["0"]["types"] == {"hash": 2, "list": 2, "set": 2, "stream": 2,
                                          "string": 305, "zset": 2}
     assert meta["dbs"]["0"]["expires"] == 3 and meta["dbs"]["1"]["expires"] == 1
+    first, last = meta["dbs"]["0"]["expire_first_ms"], meta["dbs"]["0"]["expire_last_ms"]
+    assert 3_500_000 < first - meta["snapshot_time_ms"] <= 3_600_000  # ttl:short, 1 h
+    assert abs(last - meta["snapshot_time_ms"] - 30 * 86_400_000) < 100_000  # ttl:long, 30 d
     node = repo.reader(snap).node("dump.rdb")
     assert node.meta["crc64"] == meta["rdb"]["crc64"] and node.size == meta["rdb"]["size"]
 
