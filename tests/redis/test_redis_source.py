@@ -161,7 +161,8 @@ def test_checksum_off_is_noted(repo: Repository, tmp_path: Path) -> None:
 
 
 def test_unreachable_and_bad_password(repo: Repository, source: RedisProcess,
-                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                      monkeypatch: pytest.MonkeyPatch,
+                                      password_env: str) -> None:
     with pytest.raises(SourceError, match="cannot reach redis at redis://127.0.0.1:"):
         backup_redis(repo, f"redis://127.0.0.1:{free_port()}", "x")
     monkeypatch.setenv("WRONG", "not-the-password")
@@ -173,6 +174,11 @@ def test_unreachable_and_bad_password(repo: Repository, source: RedisProcess,
     with pytest.raises(ConfigError, match="NOPE_UNSET"):
         backup_redis(repo, url(source), "x", password_env="NOPE_UNSET")
     assert repo.list_snapshots() == []
+    snap = backup_redis(repo, url(source), "cache", password_env=password_env)
+    with pytest.raises(SourceError, match="cannot reach restore target at redis://"):
+        restore_redis(repo, snap, f"redis://127.0.0.1:{free_port()}", options={})
+    with pytest.raises(SourceError, match="restore target at .*authentication failed"):
+        restore_redis(repo, snap, url(source), options={"password": "nope"})
 
 
 def test_snapshot_is_point_in_time_under_writes(repo: Repository, tmp_path: Path) -> None:
