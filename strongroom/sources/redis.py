@@ -200,6 +200,9 @@ def restore_redis(repo: Repository, snap: Snapshot, target: str, *, replace: boo
     if mode == "rdb-dir":
         from strongroom.sources.redis_place import restore_rdb_dir
 
+        if "://" in target and not target.startswith("file://"):
+            raise ConfigError(f"mode=rdb-dir needs a directory, not {redact(target)!r}")
+
         return restore_rdb_dir(repo, snap, target, replace=replace, options=opts)
     raise ConfigError(f"unknown redis restore mode {mode!r} (live or rdb-dir)")
 
