@@ -210,50 +210,63 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
         state / "demo.password").exists() else ""
     env.setdefault("STRONGROOM_DEMO_PASSWORD", password)
     os.environ.update(env)  # before prefect is imported in this process
+    from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
     from deployments.config import load_config
 
     load_config(config)  # a bad file fails here, before anything starts
-    stack = Stack(state, env)
 
-    def on_term(signum: int, frame: Any) -> None:
+    def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
 
-    old_term = signal.signal(signal.SIGTERM, on_term)
+    old_term = signal.signal(signal.SIGTERM, on_signal)
+    old_int = signal.signal(signal.SIGINT, on_signal)  # also when started with SIGINT ignored
+    stack = Stack(state, env)
     try:
-        say = (lambda *a: None) if as_json else print
-        say(f"Starting Prefect server on http://{host}:{port} (state in {state}) ...")
-        stack.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
-                               "--host", host, "--port", str(port), "--analytics-off"])
-        wait_healthy(stack, env["PREFECT_API_URL"], SERVER_START_TIMEOUT_S)
-        say("Registering blocks and deployments, serving them ...")
-        stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config",
-                              str(config)])
-        wait_deployments(stack, ["backup-full/weekly-full", "recover-files/recover-files"],
-                         SERVER_START_TIMEOUT_S)
-        result = run_demo(state) if config_path is None else {"runs": {}}
-        ui = f"http://{host}:{port}"
-        result |= {"ui": ui, "state_dir": str(state), "config": str(config)}
-        ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
-            config_path is not None or len(result["runs"]) == 2)
-        if as_json:
-            print(json.dumps(result, indent=2))
-        else:
-            for label, r in result["runs"].items():
-                print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
-            if result.get("post_mortem_artifact"):
-                print(f"post-mortem artifact: {result['post_mortem_artifact']}")
-            print(f"Prefect UI: {ui}")
-        if once:
-            return 0 if ok else 1
-        say("Press Ctrl-C to stop.")
-        while True:
-            stack.check_alive()
-            time.sleep(1)
+        # Explicit settings: right even if prefect was imported before the environment was set,
+        # so this process never falls back on an ephemeral API of its own.
+        with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"],
+                                 PREFECT_HOME: env["PREFECT_HOME"]}):
+            return _run(stack, state, host, port, config, config_path is None, once, as_json)
     except KeyboardInterrupt:
         return 0
     finally:
         stack.stop()
         signal.signal(signal.SIGTERM, old_term)
+        signal.signal(signal.SIGINT, old_int)
+
+
+def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bool,
+         once: bool, as_json: bool) -> int:
+    say = (lambda *a, **k: None) if as_json else print
+    api = f"http://{host}:{port}/api"
+    say(f"Starting Prefect server on http://{host}:{port} (state in {state}) ...")
+    stack.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
+                           "--host", host, "--port", str(port), "--analytics-off"])
+    wait_healthy(stack, api, SERVER_START_TIMEOUT_S)
+    say("Registering blocks and deployments, serving them ...")
+    stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config", str(config)])
+    wait_deployments(stack, ["backup-full/weekly-full", "recover-files/recover-files"],
+                     SERVER_START_TIMEOUT_S)
+    result = run_demo(state) if demo else {"runs": {}}
+    ui = f"http://{host}:{port}"
+    result |= {"ui": ui, "state_dir": str(state), "config": str(config)}
+    ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
+        not demo or len(result["runs"]) == 2)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        for label, r in result["runs"].items():
+            print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
+        if result.get("post_mortem_artifact"):
+            print(f"post-mortem artifact: {result['post_mortem_artifact']}")
+        print(f"Prefect UI: {ui}", flush=True)
+    if once:
+        return 0 if ok else 1
+    say("Press Ctrl-C to stop.", flush=True)
+    while True:
+        stack.check_alive()
+        time.sleep(1)
 
 
 def main(argv: list[str] | None = None) -> int:

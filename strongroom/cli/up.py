@@ -29,13 +29,15 @@ def up_command(
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
 ) -> None:
     """Start a local Prefect server with Strongroom's flows, run a demo backup and recovery."""
-    try:
-        import prefect  # noqa: F401 - only to say clearly when it is missing
+    import importlib.util
 
-        from deployments.up import up
-    except ModuleNotFoundError as exc:
-        raise NotSupported(f"strongroom up needs the orchestration extra ({exc.name} is missing):"
-                           " pip install -e '.[orchestration]'") from None
+    # Look for prefect without importing it: its settings are read at import time, and the
+    # stack's environment (API URL, PREFECT_HOME) must be in place first.
+    if importlib.util.find_spec("prefect") is None:
+        raise NotSupported("strongroom up needs the orchestration extra (prefect is missing): "
+                           "pip install -e '.[orchestration]'")
+    from deployments.up import up
+
     code = up(state_dir, port=port, once=once, config_path=config, as_json=as_json)
     if code:
         raise typer.Exit(code)
