@@ -39,16 +39,18 @@ def _truthy(value: Any) -> bool:
 class ArchiveS3Backend(S3Backend):
     """An S3 backend writing data packs to an archive storage class, and locking what it writes.
 
-    Options: ``storage_class`` (GLACIER | DEEP_ARCHIVE | STANDARD), ``object_lock_mode``
-    (COMPLIANCE | GOVERNANCE), ``object_lock_days``, ``legal_hold`` (true/false).
+    Options: ``storage_class`` (GLACIER | DEEP_ARCHIVE | STANDARD; default DEEP_ARCHIVE with
+    ``tier=archive``, else STANDARD), ``object_lock_mode`` (COMPLIANCE | GOVERNANCE),
+    ``object_lock_days``, ``legal_hold`` (true/false).
     """
 
-    def __init__(self, url: str, storage_class: str | None = "DEEP_ARCHIVE",
+    def __init__(self, url: str, storage_class: str | None = None,
                  object_lock_mode: str | None = None, object_lock_days: int | str = 0,
-                 legal_hold: bool | str = False, **options: Any) -> None:
-        options.pop("tier", None)
+                 legal_hold: bool | str = False, tier: str | None = None,
+                 **options: Any) -> None:
         super().__init__(url, **options)
-        self.storage_class = (storage_class or "STANDARD").upper()
+        default = "DEEP_ARCHIVE" if tier == "archive" else "STANDARD"
+        self.storage_class = (storage_class or default).upper()
         if self.storage_class not in (*ARCHIVE_CLASSES, "STANDARD"):
             raise ConfigError(f"storage_class must be GLACIER, DEEP_ARCHIVE or STANDARD, got "
                               f"{storage_class!r}")
@@ -112,8 +114,12 @@ class ArchiveS3Backend(S3Backend):
 
 
 def wants_archive(options: dict[str, Any]) -> bool:
-    """True if backend options ask for the archive tier."""
-    return options.get("tier") == "archive" or any(options.get(k) for k in ARCHIVE_OPTIONS)
+    """True if backend options ask for the archive tier (an archive class, a lock or a hold)."""
+    if options.get("tier") == "archive" or options.get("object_lock_mode"):
+        return True
+    if str(options.get("storage_class") or "").upper() in ARCHIVE_CLASSES:
+        return True
+    return _truthy(options.get("legal_hold", False))
 
 
 # ---- protection: what may never be deleted ------------------------------------------------
