@@ -17,10 +17,19 @@ from strongroom.errors import StrongroomError
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m deployments.serve", description=__doc__)
-    parser.add_argument("--config", required=True, help="platform YAML file")
+    parser.add_argument("--config", help="platform YAML file")
+    parser.add_argument("--list", action="store_true",
+                        help="print the server's deployments with their schedules, then exit")
     parser.add_argument("--register-only", action="store_true",
                         help="register blocks, limits and deployments, then exit")
     args = parser.parse_args(argv)
+    if args.list:
+        from deployments.listing import deployment_rows, format_rows
+
+        print(format_rows(deployment_rows()))
+        return 0
+    if not args.config:
+        parser.error("--config is required")
     try:
         config = load_config(args.config)
         register_platform(config)

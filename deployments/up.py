@@ -54,7 +54,7 @@ def stack_env(state: Path, host: str, port: int) -> dict[str, str]:
         "PREFECT_UI_API_URL": f"http://{host}:{port}/api",
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
-        "PREFECT_RUNNER_POLL_FREQUENCY": "2",
+        "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING",
         "DO_NOT_TRACK": "1",
     }
@@ -248,9 +248,13 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
     stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config", str(config)])
     wait_deployments(stack, ["backup-full/weekly-full", "recover-files/recover-files"],
                      SERVER_START_TIMEOUT_S)
+    from deployments.listing import deployment_rows, format_rows
+
+    rows = deployment_rows()
+    say(format_rows(rows))
     result = run_demo(state) if demo else {"runs": {}}
     ui = f"http://{host}:{port}"
-    result |= {"ui": ui, "state_dir": str(state), "config": str(config)}
+    result |= {"ui": ui, "state_dir": str(state), "config": str(config), "deployments": rows}
     ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
         not demo or len(result["runs"]) == 2)
     if as_json:

@@ -53,6 +53,13 @@ def test_strongroom_up_once(tmp_path):
     assert summary["runs"]["backup"]["state"] == "Completed"
     assert summary["runs"]["recovery"]["state"] == "Completed"
     assert summary["post_mortem_artifact"] == "post-mortem-recover-files-demo-files"
+    schedules = {(r["deployment"], r["cron"], r["timezone"], r["active"], r["source"])
+                 for r in summary["deployments"]}
+    assert ("backup-incremental/daily-incremental", "0 2 * * *", "America/New_York", True,
+            "files/demo-files") in schedules
+    assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
+            None) in schedules  # no database in the demo: visible, paused
+    assert ("recover-files/recover-files", None, None, None, None) in schedules
     data = state / "demo" / "data"
     restored = Path(summary["restored_to"]) / str(data).lstrip("/")
     assert tree_listing(restored) == tree_listing(data)
