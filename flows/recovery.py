@@ -7,6 +7,7 @@ records the timings, measured RTO/RPO against the objectives, what was restored,
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -118,9 +119,11 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
     except Exception as exc:
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         lap(STAGES[len(stages)])
-        post_mortem(title, stages, assessed, prepared, restored, incident, objectives,
-                    anomalies, error)
-        notify("recovery.failed", title, f"recovery {title} failed: {error}", level="error")
+        with suppress(Exception):  # reporting must never hide the failure itself
+            post_mortem(title, stages, assessed, prepared, restored, incident, objectives,
+                        anomalies, error)
+            notify("recovery.failed", title, f"recovery {title} failed: {error}",
+                   level="error")
         raise
     report = post_mortem(title, stages, assessed, prepared, restored, incident, objectives,
                          anomalies)

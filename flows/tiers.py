@@ -7,6 +7,7 @@ backup of a source runs at a time: a strict global concurrency limit per source.
 from __future__ import annotations
 
 import time
+from contextlib import suppress
 from typing import Any
 
 from prefect import flow
@@ -20,6 +21,8 @@ from tasks.progress import artifact_key
 from tasks.replicate import replicate
 from tasks.verify import verify
 
+# tiers whose checksum step reads every file back, not only files with new blobs
+FULL_READ = {"full", "monthly_archive"}
 # tier -> snapshot kind written by the engine
 TIER_KIND = {"full": "full", "incremental": "incremental", "differential": "differential",
              "snapshot": "snapshot", "replication": "snapshot", "monthly_archive": "full"}
@@ -37,14 +40,16 @@ def run_tier(tier: str, source: str, primary: str, replicas: list[str], tags: li
             snap = dump(source, primary, TIER_KIND[tier], [tier.replace("_", "-"), *tags])
             steps["dump"] = {"duration_s": snap["duration_s"], "files": snap["stats"]["files"],
                              "bytes_read": snap["stats"]["bytes_read"]}
-            steps["checksum"] = checksum(primary, snap["id"])
+            steps["checksum"] = checksum(primary, snap["id"], read_all=tier in FULL_READ)
             steps["encrypt check"] = encrypt_check(primary, snap["id"])
             copies = [replicate(primary, target, snap["id"]) for target in replicas]
             steps["verify"] = verify(primary, snap["id"], verify_mode)
     except Exception as exc:
-        _publish(tier, source, snap, steps, copies, primary, error=_one_line(exc))
-        notify("backup.failed", source, f"{tier} backup of {source} failed: {_one_line(exc)}",
-               {"tier": tier}, level="error")
+        with suppress(Exception):  # reporting must never hide the failure itself
+            _publish(tier, source, snap, steps, copies, primary, error=_one_line(exc))
+            notify("backup.failed", source,
+                   f"{tier} backup of {source} failed: {_one_line(exc)}", {"tier": tier},
+                   level="error")
         raise
     _publish(tier, source, snap, steps, copies, primary)
     total = round(time.monotonic() - started, 3)

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from blocks.loading import load_source, load_target
-from strongroom.errors import IntegrityError
+from strongroom.errors import IntegrityError, StrongroomError
 from tasks import _inspect
 from tasks.progress import Progress, artifact_key
 from tasks.retry import RETRYING
@@ -41,22 +41,39 @@ def dump(source: str, target: str, kind: str, tags: list[str]) -> dict[str, Any]
     return report
 
 
+def _parent_files(repo: Any, snap: Any) -> dict[str, tuple[tuple[str, ...], str]]:
+    """path -> (blob ids, sha256) of the parent's files; empty without a readable parent."""
+    if not snap.parent:
+        return {}
+    try:
+        parent = repo.find_snapshot(snap.parent)
+    except StrongroomError:  # parent forgotten: read everything
+        return {}
+    return {path: (tuple(node.content), node.sha256)
+            for path, node in repo.reader(parent).walk() if node.type == "file"}
+
+
 @task(name="checksum", cache_policy=NO_CACHE, **RETRYING)
-def checksum(target: str, snapshot_id: str) -> dict[str, Any]:
-    """Read every file of the snapshot back and compare its SHA-256 and the logical checksum."""
+def checksum(target: str, snapshot_id: str, read_all: bool = False) -> dict[str, Any]:
+    """Read back every file whose blobs are new in this snapshot (``read_all``: every file),
+    compare SHA-256s, then the snapshot's logical checksum over all files."""
     started = time.monotonic()
     repo = load_target(target).open()
     try:
         snap = repo.find_snapshot(snapshot_id)
         reader = repo.reader(snap)
         entries = list(reader.walk())
-        total = sum(node.size for _, node in entries if node.type == "file")
+        known = {} if read_all else _parent_files(repo, snap)
+        total = sum(node.size for path, node in entries if node.type == "file"
+                    and known.get(path) != (tuple(node.content), node.sha256))
         progress = Progress(artifact_key("checksum", snap.source_name), total,
                             f"Reading back snapshot {snap.short_id}")
-        rows, read = [], 0
+        rows, read, files_read = [], 0, 0
         for path, node in entries:
             sha = ""
-            if node.type == "file":
+            if node.type == "file" and known.get(path) == (tuple(node.content), node.sha256):
+                sha = node.sha256  # same blobs as the parent's, read back when it was made
+            elif node.type == "file":
                 digest = hashlib.sha256()
                 with reader.open(path) as fh:
                     while block := fh.read(1 << 20):
@@ -64,6 +81,7 @@ def checksum(target: str, snapshot_id: str) -> dict[str, Any]:
                         read += len(block)
                         progress.advance(len(block))
                 sha = digest.hexdigest()
+                files_read += 1
                 if node.sha256 and sha != node.sha256:
                     raise IntegrityError(f"snapshot {snap.short_id}: {path} reads back with a "
                                          "different SHA-256")
@@ -74,7 +92,7 @@ def checksum(target: str, snapshot_id: str) -> dict[str, Any]:
     finally:
         repo.close()
     return {"snapshot": snap.id, "files": sum(1 for _, n, _ in rows if n.type == "file"),
-            "bytes_read": read, "checksum": snap.checksum,
+            "files_read": files_read, "bytes_read": read, "checksum": snap.checksum,
             "duration_s": round(time.monotonic() - started, 3)}
 
 
@@ -91,7 +109,7 @@ def encrypt_check(target: str, snapshot_id: str) -> dict[str, Any]:
         if snap.parent:
             try:
                 parent = repo.find_snapshot(snap.parent)
-            except Exception:  # noqa: BLE001 - parent pruned: then every blob counts as new
+            except StrongroomError:  # parent forgotten: then every blob counts as new
                 parent = None
         trees, data = _inspect.blob_ids(repo, snap)
         old_trees, old_data = _inspect.blob_ids(repo, parent)

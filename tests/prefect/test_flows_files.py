@@ -50,6 +50,8 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
     assert snap["kind"] == "incremental" and snap["parent"] == full["snapshot"]["id"]
     assert 0 < snap["stats"]["bytes_read"] < full["snapshot"]["stats"]["bytes_read"] / 4
     assert inc["steps"]["verify"]["mode"] == "subset"
+    assert inc["steps"]["checksum"]["files"] == 41  # all counted, only the changed re-read
+    assert inc["steps"]["checksum"]["files_read"] == 2
 
     md = _artifact(f"backup-incremental-files-docs-{names}")
     assert md is not None and snap["short_id"] in md.data and "## Targets" in md.data
