@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import secrets
 from collections.abc import Iterator
@@ -11,6 +12,8 @@ import pytest
 # Argon2id at 64 MiB per key-slot open would dominate a suite that opens repositories hundreds
 # of times; tests lower the memory cost (production slots keep the default).
 os.environ.setdefault("STRONGROOM_ARGON2_MEMORY_KIB", "1024")
+# moto's request log drowns failure reports
+logging.getLogger("werkzeug").setLevel(logging.WARNING)
 # moto accepts any credentials; boto3 still wants some.
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")

@@ -38,7 +38,7 @@ from strongroom.repository.format import (
     pack_key,
     seal_document,
 )
-from strongroom.repository.index import Index
+from strongroom.repository.index import BlobLocation, Index
 from strongroom.repository.model import Node, Snapshot
 from strongroom.storage.base import Backend, open_backend
 
@@ -47,6 +47,7 @@ if TYPE_CHECKING:
     from strongroom.repository.writer import SnapshotWriter
 
 log = logging.getLogger("strongroom")
+READ_WINDOW = 4 * 1024 * 1024
 
 
 class Credentials:
@@ -106,6 +107,7 @@ class Repository:
         self.damaged_snapshots: dict[str, str] = {}
         self._snapshot_cache: dict[str, Snapshot] = {}
         self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
+        self._windows: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
 
     # ---- opening -------------------------------------------------------------------------
@@ -233,8 +235,26 @@ class Repository:
         if blob_type and loc.type != blob_type:
             raise IntegrityError(f"blob {bid.hex()[:16]} in pack {loc.pack[:16]} has type "
                                  f"{loc.type}, expected {blob_type}")
-        sealed = self.backend.get_range(pack_key(loc.pack), loc.offset, loc.length)
-        return self.decode_blob(loc.pack, loc.type, bid, sealed)
+        return self.decode_blob(loc.pack, loc.type, bid, self._read_sealed(loc))
+
+    def _read_sealed(self, loc: BlobLocation) -> bytes:
+        """A blob's stored bytes. On remote backends, small blobs are read in windows of
+        ``READ_WINDOW`` bytes: restores walk packs in write order, so neighbours come next."""
+        if self.backend.kind == "local" or loc.length >= READ_WINDOW:
+            return self.backend.get_range(pack_key(loc.pack), loc.offset, loc.length)
+        with self._lock:
+            for (pack, start), data in reversed(self._windows.items()):
+                if pack == loc.pack and start <= loc.offset and \
+                        loc.offset + loc.length <= start + len(data):
+                    return data[loc.offset - start:loc.offset - start + loc.length]
+        end = max(loc.offset + loc.length,
+                  min(self.index.packs.get(loc.pack, 0), loc.offset + READ_WINDOW))
+        data = self.backend.get_range(pack_key(loc.pack), loc.offset, end - loc.offset)
+        with self._lock:
+            self._windows[(loc.pack, loc.offset)] = data
+            while len(self._windows) > 8:
+                self._windows.popitem(last=False)
+        return data[:loc.length]
 
     def decode_blob(self, pack_id: str, blob_type: str, bid: bytes, sealed: bytes) -> bytes:
         try:
