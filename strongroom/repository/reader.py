@@ -51,6 +51,9 @@ class SnapshotReader:
 
     def _walk(self, tree_id: str, prefix: str) -> Iterator[tuple[str, Node]]:
         for node in self.tree(tree_id, prefix):
+            if node.name in ("", ".", "..") or "/" in node.name or "\0" in node.name:
+                raise IntegrityError(f"snapshot {self.snap.short_id}: {prefix or '/'}: "
+                                     f"invalid entry name {node.name!r}")
             full = f"{prefix}/{node.name}" if prefix else node.name
             yield full, node
             if node.type == "dir" and node.subtree:
