@@ -40,8 +40,8 @@ def _objectives(name: str | None, anomalies: list[str]) -> RecoveryObjectives:
 @task(name="post-mortem", cache_policy=NO_CACHE)
 def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, Any]],
                 prepared: list[dict[str, Any]], restored: list[dict[str, Any]],
-                incident_at: str, objectives: str | None, anomalies: list[str],
-                error: str | None = None) -> dict[str, Any]:
+                verified: list[dict[str, Any]], incident_at: str, objectives: str | None,
+                anomalies: list[str], error: str | None = None) -> dict[str, Any]:
     """Write the post-mortem artifact; feed the measured throughput into later estimates."""
     notes = list(anomalies)
     objs = _objectives(objectives, notes)
@@ -53,10 +53,16 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
         snap_time = datetime.fromisoformat(a["snapshot"]["time"])
         dest = prepared[i]["dest"] if i < len(prepared) else "-"
         safety = prepared[i].get("safety_snapshot") if i < len(prepared) else None
+        written = restored[i] if i < len(restored) else {}
+        checked = verified[i] if i < len(verified) else {}
         rpo_s = max(0.0, (incident - snap_time).total_seconds())
         results.append({"source": a["source_name"], "snapshot": a["snapshot"]["id"],
                         "snapshot_time": a["snapshot"]["time"], "bytes": a["bytes"],
                         "dest": dest, "safety_snapshot": safety,
+                        "restored": {k: v for k, v in written.items()
+                                     if k in ("files", "bytes", "keys_copied", "tables",
+                                              "objects", "mode")},
+                        "verified": checked.get("checked"),
                         "estimate_s": a["estimate_s"], "estimate_basis": a["estimate_basis"],
                         "rto_s": round(rto_s, 3),
                         "rto_objective_s": obj.rto.total_seconds(), "rpo_s": round(rpo_s, 1),
@@ -88,6 +94,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
     assessed: list[dict[str, Any]] = []
     prepared: list[dict[str, Any]] = []
     restored: list[dict[str, Any]] = []
+    verified: list[dict[str, Any]] = []
     anomalies: list[str] = []
     error: str | None = None
     clock = time.monotonic()
@@ -113,20 +120,20 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
                                     job.get("options"), a["bytes"]))
         lap("restore")
         for job, a, r in zip(jobs, assessed, restored, strict=True):
-            verify_restore(job["source"], job["target"], a["snapshot"]["id"], job["dest"],
-                           job.get("include"), r)
+            verified.append(verify_restore(job["source"], job["target"], a["snapshot"]["id"],
+                                           job["dest"], job.get("include"), r))
         lap("verify")
     except Exception as exc:
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         lap(STAGES[len(stages)])
         with suppress(Exception):  # reporting must never hide the failure itself
-            post_mortem(title, stages, assessed, prepared, restored, incident, objectives,
-                        anomalies, error)
+            post_mortem(title, stages, assessed, prepared, restored, verified, incident,
+                        objectives, anomalies, error)
             notify("recovery.failed", title, f"recovery {title} failed: {error}",
                    level="error")
         raise
-    report = post_mortem(title, stages, assessed, prepared, restored, incident, objectives,
-                         anomalies)
+    report = post_mortem(title, stages, assessed, prepared, restored, verified, incident,
+                         objectives, anomalies)
     notify("recovery.completed", title,
            f"recovery {title} completed in {sum(stages.values()):.1f} s",
            {"artifact": report["artifact_key"]})

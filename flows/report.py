@@ -92,6 +92,13 @@ def post_mortem_markdown(title: str, stages: dict[str, float],
         out += ["## Restored", "", _table(["source", "snapshot", "recovery point (UTC)", "size",
                                            "restored to", "estimate", "RTO measured / objective",
                                            "RPO measured / objective"], rows), ""]
+    written = [f"- `{r['source']}`: "
+               + ", ".join(f"{k} {human_bytes(v) if k == 'bytes' else v}"
+                           for k, v in r["restored"].items())
+               + (f"; verified {r['verified']}" if r.get("verified") else "")
+               for r in results if r.get("restored")]
+    if written:
+        out += ["What was written:", "", *written, ""]
     safety = [f"- `{r['source']}`: `{r['safety_snapshot'][:8]}` (state before the restore)"
               for r in results if r.get("safety_snapshot")]
     if safety:

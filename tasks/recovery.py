@@ -62,8 +62,9 @@ def estimate_seconds(bytes_total: int, snap_stats: dict[str, Any]) -> tuple[floa
     past = Variable.get(RATE_VARIABLE, default=None)
     if isinstance(past, dict) and past.get("bytes_per_s"):
         rate = float(past["bytes_per_s"])
-        return bytes_total / rate + 1.0, f"{past.get('runs', 1)} past recoveries at " \
-                                         f"{rate / 1e6:.1f} MB/s"
+        runs = past.get("runs", 1)
+        return bytes_total / rate + 1.0, (f"past recoveries ({runs}) at "
+                                          f"{rate / 1e6:.2f} MB/s")
     return float(snap_stats.get("duration_s") or 1.0), "the backup's duration (no past recovery)"
 
 
