@@ -23,6 +23,13 @@ def run(srv: Neo4jServer, query: str, **params: Any) -> list[neo4j.Record]:
         return d.execute_query(query, params).records
 
 
+def run_auto(srv: Neo4jServer, query: str, **params: Any) -> None:
+    """An auto-commit query (needed for CALL ... IN TRANSACTIONS)."""
+    with neo4j.GraphDatabase.driver(srv.uri, auth=(srv.user, srv.password)) as d:
+        with d.session() as s:
+            s.run(query, params).consume()
+
+
 def describe(srv: Neo4jServer) -> list[tuple[Any, ...]]:
     out = []
     for rec in run(srv, DESCRIBE):

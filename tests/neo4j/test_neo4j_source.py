@@ -14,7 +14,7 @@ from strongroom.repository import Repository
 from strongroom.sources.neo4j import GraphMoved, backup_neo4j, restore_neo4j
 from strongroom.sources.neo4j.graph import Target
 from strongroom.sources.registry import restorer_for
-from tests.neo4j.helpers import describe, run
+from tests.neo4j.helpers import describe, run, run_auto
 from tests.support.neo4j_server import Neo4jServer, free_port
 
 EVERY_TYPE = """
@@ -85,9 +85,9 @@ def test_every_property_type_round_trips_exactly(neo4j_db: Neo4jServer, repo: Re
 def test_large_graph_round_trips(neo4j_db: Neo4jServer, repo: Repository) -> None:
     n = 100_000
     run(neo4j_db, "CREATE CONSTRAINT person_id FOR (p:Person) REQUIRE p.id IS UNIQUE")
-    run(neo4j_db, "UNWIND range(0, $n - 1) AS i CALL (i) { CREATE (:Person {id: i, "
+    run_auto(neo4j_db, "UNWIND range(0, $n - 1) AS i CALL (i) { CREATE (:Person {id: i, "
                   "name: 'p' + i, score: i * 0.5}) } IN TRANSACTIONS OF 20000 ROWS", n=n)
-    run(neo4j_db, "UNWIND range(0, $n - 1) AS i CALL (i) { MATCH (a:Person {id: i}) "
+    run_auto(neo4j_db, "UNWIND range(0, $n - 1) AS i CALL (i) { MATCH (a:Person {id: i}) "
                   "MATCH (b:Person {id: (i + 1) % $n}) MATCH (c:Person {id: (i * 7 + 3) % $n}) "
                   "CREATE (a)-[:KNOWS {since: i}]->(b), (a)-[:LIKES]->(c) } "
                   "IN TRANSACTIONS OF 20000 ROWS", n=n)

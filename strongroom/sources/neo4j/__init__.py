@@ -1,7 +1,8 @@
 """Neo4j source: online logical backup of one database into a snapshot, and restore.
 
 The snapshot holds ``graph.jsonl``: a header line, the schema's create statements, every node
-``["n", id, labels, props]`` then every relationship ``["r", start, end, type, props]``, and an
+``["n", num, labels, props]`` (numbered 0, 1, ... in export order) then every relationship
+``["r", start_num, end_num, type, props]``, and an
 ``["end", nodes, relationships]`` trailer. Property values use the exact encoding of
 :mod:`.codec`. The manifest meta records counts per label and type and an order-independent
 checksum; a restore recomputes them from the target database and fails on any difference.
@@ -251,7 +252,7 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
 def _load(s: Any, repo: Repository, snap: Snapshot, batch: int, written: list[int],
           progress: Callable[[int], None] | None) -> list[str]:
     schema: list[str] = []
-    rows: list[dict[str, Any]] = []
+    rows: list[list[Any]] = []
     kind = "n"
     graph.prepare_import(s)
 
@@ -273,10 +274,9 @@ def _load(s: Any, repo: Repository, snap: Snapshot, batch: int, written: list[in
             flush()
             kind = tag
         if tag == "n":
-            rows.append({"id": row[1], "labels": row[2], "props": decode_props(row[3])})
+            rows.append([row[1], row[2], decode_props(row[3])])
         elif tag == "r":
-            rows.append({"s": row[1], "e": row[2], "type": row[3],
-                         "props": decode_props(row[4])})
+            rows.append([row[1], row[2], row[3], decode_props(row[4])])
         if len(rows) >= batch:
             flush()
     flush()

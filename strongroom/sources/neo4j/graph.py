@@ -180,31 +180,31 @@ class Fingerprint:
 
 
 class _DigestMap:
-    """elementId -> node digest in a temporary SQLite file: bounded memory for any graph."""
+    """elementId -> (export number, node digest) in a temporary SQLite file: bounded memory."""
 
     def __init__(self) -> None:
         self._dir = tempfile.TemporaryDirectory(prefix="strongroom-neo4j-")
         self._db = sqlite3.connect(f"{self._dir.name}/digests.db", isolation_level=None)
         self._db.executescript("PRAGMA journal_mode=OFF; PRAGMA synchronous=OFF; "
                                "PRAGMA cache_size=-65536; "
-                               "CREATE TABLE m (id TEXT PRIMARY KEY, d BLOB) WITHOUT ROWID;")
-        self._pending: list[tuple[str, bytes]] = []
+                               "CREATE TABLE m (id TEXT PRIMARY KEY, n INTEGER, d BLOB) "
+                               "WITHOUT ROWID;")
+        self._pending: list[tuple[str, int, bytes]] = []
 
-    def add(self, eid: str, digest: bytes) -> None:
-        self._pending.append((eid, digest))
+    def add(self, eid: str, num: int, digest: bytes) -> None:
+        self._pending.append((eid, num, digest))
         if len(self._pending) >= 20000:
             self.flush()
 
     def flush(self) -> None:
         if self._pending:
             self._db.execute("BEGIN")
-            self._db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?)", self._pending)
+            self._db.executemany("INSERT OR REPLACE INTO m VALUES (?, ?, ?)", self._pending)
             self._db.execute("COMMIT")
             self._pending.clear()
 
-    def get(self, eid: str) -> bytes | None:
-        row = self._db.execute("SELECT d FROM m WHERE id = ?", (eid,)).fetchone()
-        return row[0] if row else None
+    def get(self, eid: str) -> tuple[int, bytes] | None:
+        return self._db.execute("SELECT n, d FROM m WHERE id = ?", (eid,)).fetchone()
 
     def close(self) -> None:
         self._db.close()
@@ -212,8 +212,9 @@ class _DigestMap:
 
 
 def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
-    """Stream ``["n", id, labels, props]`` then ``["r", start, end, type, props]`` rows,
-    updating ``fp`` as they go. Ids are elementIds, meaningful only inside this export.
+    """Stream ``["n", num, labels, props]`` then ``["r", start, end, type, props]`` rows,
+    updating ``fp`` as they go. Nodes are numbered 0, 1, ... in export order (elementIds are
+    not stable across databases); relationships refer to those numbers.
     A relationship whose end node was created after the node pass is skipped and counted in
     ``fp.dangling`` (the export stays loadable)."""
     digests = _DigestMap()
@@ -221,9 +222,10 @@ def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
         for eid, labels, pairs in s.run(NODES_Q):  # records are tuples: unpack, don't index
             props = encode_props(pairs)
             digest = node_digest(labels, props)
+            num = fp.nodes
             fp.add_node(labels, digest)
-            digests.add(eid, digest)
-            yield ["n", eid, labels, props]
+            digests.add(eid, num, digest)
+            yield ["n", num, labels, props]
         digests.flush()
         for start, end, rtype, pairs in s.run(RELS_Q):
             a, b = digests.get(start), digests.get(end)
@@ -231,8 +233,8 @@ def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
                 fp.dangling += 1
                 continue
             props = encode_props(pairs)
-            fp.add_rel(rtype, rel_digest(rtype, props, a, b))
-            yield ["r", start, end, rtype, props]
+            fp.add_rel(rtype, rel_digest(rtype, props, a[1], b[1]))
+            yield ["r", a[0], b[0], rtype, props]
     finally:
         digests.close()
 
@@ -267,19 +269,21 @@ def prepare_import(s: neo4j.Session) -> None:
     s.run("CALL db.awaitIndexes(300)").consume()
 
 
-_CREATE_NODES = (f"UNWIND $rows AS row CREATE (n:{IMPORT_LABEL} {{{IMPORT_KEY}: row.id}}) "
-                 "SET n += row.props SET n:$(row.labels)")
-_CREATE_RELS = (f"UNWIND $rows AS row MATCH (a:{IMPORT_LABEL} {{{IMPORT_KEY}: row.s}}) "
-                f"MATCH (b:{IMPORT_LABEL} {{{IMPORT_KEY}: row.e}}) "
-                "CREATE (a)-[r:$(row.type)]->(b) SET r = row.props "
+# Rows are lists (cheaper to send than maps): nodes [num, labels, props],
+# relationships [start, end, type, props].
+_CREATE_NODES = (f"UNWIND $rows AS row CREATE (n:{IMPORT_LABEL} {{{IMPORT_KEY}: row[0]}}) "
+                 "SET n += row[2] SET n:$(row[1])")
+_CREATE_RELS = (f"UNWIND $rows AS row MATCH (a:{IMPORT_LABEL} {{{IMPORT_KEY}: row[0]}}) "
+                f"MATCH (b:{IMPORT_LABEL} {{{IMPORT_KEY}: row[1]}}) "
+                "CREATE (a)-[r:$(row[2])]->(b) SET r = row[3] "
                 "RETURN count(r) AS c")
 
 
-def write_nodes(s: neo4j.Session, rows: list[dict[str, Any]]) -> None:
+def write_nodes(s: neo4j.Session, rows: list[list[Any]]) -> None:
     s.execute_write(lambda tx: tx.run(_CREATE_NODES, rows=rows).consume())
 
 
-def write_rels(s: neo4j.Session, rows: list[dict[str, Any]]) -> None:
+def write_rels(s: neo4j.Session, rows: list[list[Any]]) -> None:
     def work(tx: neo4j.ManagedTransaction) -> int:
         return tx.run(_CREATE_RELS, rows=rows).single()["c"]
 
