@@ -100,6 +100,14 @@ sources:
     return config
 
 
+def _die_with_parent() -> None:
+    """In the child: get SIGTERM if ``strongroom up`` itself is killed (Linux)."""
+    with suppress(OSError, AttributeError):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 class Stack:
     """The child processes of ``strongroom up``, each in its own process group."""
 
@@ -111,7 +119,8 @@ class Stack:
     def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+                                stdin=subprocess.DEVNULL, start_new_session=True,
+                                preexec_fn=_die_with_parent)
         log.close()
         self.procs.append((name, proc))
         return proc
