@@ -47,6 +47,12 @@ def backup_source(kind: str, repo: Repository, name: str, snapshot_kind: str, ta
     except ModuleNotFoundError as exc:
         raise NotSupported(f"backing up {kind} sources is not supported yet ({exc.name})") from exc
     fn = getattr(module, "backup", None)
+    if fn is None and kind == "neo4j" and hasattr(module, "backup_neo4j"):
+        opts = dict(settings)
+        return module.backup_neo4j(repo, opts.pop("uri"), name=name, kind=snapshot_kind,
+                                   tags=tags, user=opts.get("user"),
+                                   password=opts.get("password"), database=opts.get("database"),
+                                   consistent=bool(opts.get("consistent")))
     if fn is None:
         raise NotSupported(f"backing up {kind} sources is not supported yet")
     result = fn(repo, name=name, kind=snapshot_kind, tags=tags, **settings)

@@ -89,6 +89,7 @@ class Neo4jSource(SourceBlock):
     user: str | None = None
     password: SecretStr | None = None
     database: str = "neo4j"
+    consistent: bool = False  # compare counts before/after the export (no snapshot isolation)
 
 
 class RedisSource(SourceBlock):
