@@ -90,6 +90,16 @@ class Neo4jSource(SourceBlock):
     password: SecretStr | None = None
     database: str = "neo4j"
     consistent: bool = False  # compare counts before/after the export (no snapshot isolation)
+    password_env: str | None = None  # the restorer reads the target's password from here
+
+    def restore_options(self) -> dict[str, str]:
+        """A restore into this database uses the same user, database and password source."""
+        opts = {"database": self.database}
+        if self.user:
+            opts["user"] = self.user
+        if self.password_env:
+            opts["password_env"] = self.password_env
+        return opts
 
 
 class RedisSource(SourceBlock):
