@@ -20,7 +20,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    StorageError,
+    StrongroomError,
+    TargetNotEmpty,
+)
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
 from strongroom.repository.writer import SnapshotWriter
@@ -244,36 +251,54 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     links: dict[tuple[int, int], Path] = {}
     files = 0
     total = 0
-    with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="restore") as pool:
-        futures = []
-        for rel, node in reader.walk():
-            if not _included(rel, includes):
-                continue
-            dest = target / rel
-            if node.type == "dir":
-                dest.mkdir(exist_ok=True)
-                dirs.append((dest, node))
-            elif node.type == "symlink":
-                os.symlink(node.target, dest)
-                _apply_meta(dest, node, as_root)
-            elif node.nlink > 1 and (node.dev, node.inode) in links:
-                futures.append((links[(node.dev, node.inode)], dest, None))
-            else:
-                if node.nlink > 1:
-                    links[(node.dev, node.inode)] = dest
-                futures.append((dest, None, pool.submit(_write_file, reader, rel, node, dest,
-                                                        as_root, progress)))
-                files += 1
-                total += node.size
-        for _first, _dest, fut in futures:
-            if fut is not None:
-                fut.result()
-        for first, dest, fut in futures:
-            if fut is None:
-                os.link(first, dest)
+    try:
+        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="restore") as pool:
+            futures = []
+            for rel, node in reader.walk():
+                if not _included(rel, includes):
+                    continue
+                dest = target / rel
+                _make_room(dest, node)
+                if node.type == "dir":
+                    dest.mkdir(exist_ok=True)
+                    dirs.append((dest, node))
+                elif node.type == "symlink":
+                    os.symlink(node.target, dest)
+                    _apply_meta(dest, node, as_root)
+                elif node.nlink > 1 and (node.dev, node.inode) in links:
+                    futures.append((links[(node.dev, node.inode)], dest, None))
+                else:
+                    if node.nlink > 1:
+                        links[(node.dev, node.inode)] = dest
+                    futures.append((dest, None, pool.submit(_write_file, reader, rel, node,
+                                                            dest, as_root, progress)))
+                    files += 1
+                    total += node.size
+            for _first, _dest, fut in futures:
+                if fut is not None:
+                    fut.result()
+            for first, dest, fut in futures:
+                if fut is None:
+                    os.link(first, dest)
+    except StrongroomError as exc:
+        raise type(exc)(f"{exc}; restore stopped: files already written to {target} are "
+                        "verified, re-run with --replace once the cause is fixed") from None
+    except OSError as exc:
+        raise StorageError(f"restore into {target} failed: {exc.filename}: {exc.strerror}; "
+                           "re-run with --replace once the cause is fixed") from None
     for dest, node in reversed(dirs):
         _apply_meta(dest, node, as_root)
     return {"snapshot": snap.id, "target": str(target), "files": files, "bytes": total}
+
+
+def _make_room(dest: Path, node: Node) -> None:
+    """Remove what a previous (partial) restore left where ``node`` goes, but never a
+    directory's contents, and never follow a symlink out of the target."""
+    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
+        dest.unlink()
+    elif dest.is_dir() and node.type != "dir":
+        raise TargetNotEmpty(f"{dest} is a directory in the target but a {node.type} in the "
+                             "snapshot; move it away first")
 
 
 def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_root: bool,
