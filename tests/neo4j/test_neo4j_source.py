@@ -216,6 +216,12 @@ def test_registry_and_cli_round_trip(neo4j_db: Neo4jServer, repo: Repository,
     assert out.returncode == 14 and out.stderr.startswith("error: cannot reach Neo4j")
 
 
+def test_restore_options_are_checked(repo: Repository) -> None:
+    with pytest.raises(ConfigError, match="unknown Neo4j restore option"):
+        restorer_for("neo4j")(repo, None, "bolt://127.0.0.1:1", replace=False, include=[],
+                              options={"pasword_env": "X"})
+
+
 def test_target_parsing() -> None:
     t = Target.parse("neo4j://db.example:7688/graph", "u", "s3cr3t-pw")
     assert (t.uri, t.database, t.user) == ("neo4j://db.example:7688", "graph", "u")

@@ -44,7 +44,9 @@ FORMAT = "strongroom-neo4j-graph"
 VERSION = 1
 GRAPH_FILE = "graph.jsonl"
 BATCH = 5000
-KINDS = ("full", "incremental", "differential")
+KINDS = ("full", "incremental", "differential", "snapshot")
+RESTORE_OPTIONS = {"user", "password_env", "password_file", "database", "batch_size",
+                   "check_first", "neo4j_admin", "progress"}
 log = logging.getLogger(__name__)
 
 
@@ -104,7 +106,7 @@ def backup_neo4j(repo: Repository, url: str, *, user: str | None = None,
         raise ConfigError(f"unknown snapshot kind {kind!r} ({', '.join(KINDS)})")
     target = Target.parse(url, user, password, database)
     name = name or f"neo4j-{target.database}"
-    parent = None if kind == "full" else repo.latest_snapshot(
+    parent = None if kind in ("full", "snapshot") else repo.latest_snapshot(
         name, kind="full" if kind == "differential" else None)
     if not consistent:
         return _backup_once(repo, target, name, kind, parent, tags or [], False)
@@ -308,6 +310,10 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
     """Registry entry: options user, password_env, password_file, database, batch_size,
     check_first (yes/no); ``method=dump`` snapshots go to neo4j-admin."""
     opts = dict(options or {})
+    unknown = sorted(set(opts) - RESTORE_OPTIONS)
+    if unknown:
+        raise ConfigError(f"unknown Neo4j restore option(s) {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(RESTORE_OPTIONS - {'progress'}))})")
     if include:
         raise ConfigError("--include is not supported for Neo4j snapshots")
     if (snap.meta or {}).get("method") == "dump":
