@@ -239,3 +239,21 @@ def test_dump_method_needs_neo4j_admin(repo: Repository) -> None:
         pytest.skip("neo4j-admin present: the physical method needs a stopped local server")
     with pytest.raises(NotSupported, match="neo4j-admin is not installed"):
         backup_dump(repo, "neo4j")
+
+
+@pytest.mark.parametrize("body", [
+    b'{"format": "strongroom-neo4j-graph", "version": 1}\n["n", 0, [], {}]\n',  # no trailer
+    b'{"format": "strongroom-neo4j-graph", "version": 1}\n["n", 0, [], {}]\n["end", 2, 0]\n',
+    b'{"format": "strongroom-neo4j-graph", "version": 1}\n["n", 0, [], {\n',  # cut mid-line
+    b'not json at all\n',
+])
+def test_truncated_or_malformed_graph_file_is_refused(repo: Repository, body: bytes) -> None:
+    from strongroom.sources.neo4j import FORMAT, GRAPH_FILE
+
+    with repo.writer(source_name="bad", source_kind="neo4j") as w:
+        w.add_bytes(GRAPH_FILE, body)
+        w.set_meta({"format": FORMAT, "version": 1, "checksum": "0" * 64, "nodes": 1})
+        snap = w.commit()
+    # the target is never contacted: the unreachable port proves it
+    with pytest.raises(IntegrityError, match="truncated or malformed|malformed at line|header"):
+        restore_neo4j(repo, snap, f"bolt://127.0.0.1:{free_port()}")

@@ -334,4 +334,5 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
 
 register_restorer("neo4j", _restore_entry)
 
-__all__ = ["backup_neo4j", "restore_neo4j", "password_from", "GraphMoved", "GRAPH_FILE"]
+__all__ = ["backup_neo4j", "restore_neo4j", "password_from", "GraphMoved", "GRAPH_FILE",
+           "FORMAT"]
