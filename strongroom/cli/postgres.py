@@ -202,6 +202,10 @@ def pg_restore(
                       ] = True,
     keep_running: Annotated[bool, typer.Option(help="Leave the recovered server running.")
                             ] = False,
+    failover: Annotated[bool, typer.Option(help="The restored cluster becomes the primary: "
+                                           "archive its new timeline and reserve WAL for the "
+                                           "receiver's slot (a drill leaves the archive "
+                                           "alone).")] = False,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -214,7 +218,7 @@ def pg_restore(
                             "target_xid": target_xid, "target_name": target_name,
                             "target_timeline": target_timeline, "port": port,
                             "verify": verify, "keep_running": keep_running,
-                            "inclusive": not exclusive}
+                            "inclusive": not exclusive, "failover": failover}
     if immediate:
         opts["target"] = "immediate"
     report = restore_physical(r, snap, datadir, name=name, replace=replace, options=opts)

@@ -16,10 +16,10 @@ from tests.support import pg_cluster as pgc
 
 @contextlib.contextmanager
 def receiver(cluster: pgc.Cluster, repo_url: str, root: Path, name: str = "main",
-             **extra: str) -> Iterator[Any]:
+             dsn: str | None = None, **extra: str) -> Iterator[Any]:
     """``strongroom pg receive`` in a subprocess; yields a handle with .status()."""
     status = root / f"{name}-receiver.json"
-    args = ["pg", "receive", "--dsn", cluster.nopw_dsn(pgc.REPL_USER), "--name", name,
+    args = ["pg", "receive", "--dsn", dsn or cluster.nopw_dsn(pgc.REPL_USER), "--name", name,
             "--spool", str(root / f"{name}-spool"), "--status-file", str(status),
             "--status-interval", "0.5"]
     for k, v in extra.items():
@@ -66,8 +66,9 @@ def receiver(cluster: pgc.Cluster, repo_url: str, root: Path, name: str = "main"
         handle.stop()
 
 
-def wait_archived(repo_url: str, name: str, lsn: str, timeout: float = 60) -> None:
-    """Until the segment holding ``lsn`` is archived (complete)."""
+def wait_archived(repo_url: str, name: str, lsn: str, timeout: float = 60,
+                  tli: int | None = None) -> None:
+    """Until the segment holding ``lsn`` is archived (complete), on ``tli`` if given."""
     deadline = time.monotonic() + timeout
     target = wn.parse_lsn(lsn)
     while time.monotonic() < deadline:
@@ -75,7 +76,7 @@ def wait_archived(repo_url: str, name: str, lsn: str, timeout: float = 60) -> No
         catalog = walstore.WalCatalog.load(repo, name)
         seg = catalog.seg_size or 1 << 20
         want = target // seg
-        if any(s >= want for (_t, s) in catalog.segments()):
+        if any(s >= want and tli in (None, t) for (t, s) in catalog.segments()):
             return
         time.sleep(0.3)
     raise AssertionError(f"segment with {lsn} not archived within {timeout} s")

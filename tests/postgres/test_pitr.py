@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from strongroom.errors import SnapshotNotFound, TargetNotEmpty
+from strongroom.sources.postgres import walstore
 from strongroom.sources.postgres.physical import backup_full, backup_wal_seal
 from strongroom.sources.postgres.restore import restore_physical
 from strongroom.sources.registry import restorer_for
@@ -163,3 +164,44 @@ def test_non_empty_target_refused(env: dict[str, Any]) -> None:
 def test_verify_wal_complete(env: dict[str, Any]) -> None:
     proc = pgc.sr(env["url"], "pg", "verify-wal", "--name", "main")
     assert "is complete" in proc.stdout
+
+
+def test_differential_parent_is_latest_full(env: dict[str, Any]) -> None:
+    repo = pgc.open_repo(env["url"])
+    diff = backup_wal_seal(repo, env["cluster"].dsn(), "main", "differential")
+    assert diff.kind == "differential" and diff.parent == env["full2"].id
+    assert diff.meta["postgres"]["base_snapshot"] == env["full2"].id
+
+
+def test_timeline_history_followed_after_failover(env: dict[str, Any]) -> None:
+    """Restore to a1 and promote (timeline 2), make it the new primary streaming into the same
+    archive, commit 't2' there; a later restore to latest follows timeline 2: a1 and t2, no
+    b1. (Runs last: it forks the archive.)"""
+    from strongroom.sources.postgres.cluster import Server
+
+    report = restore(env, "failover", target_time=env["marks"]["time"], gx=False,
+                     failover=True)
+    assert "00000002.history" in report["failover"]["archived"]
+    srv = report["server"]
+    new = Server(Path(report["datadir"]), srv["port"], Path(srv["socket_dir"]))
+    fake = pgc.Cluster(env["root"], new)
+    try:
+        assert report["new_timeline"] == 2
+        side = env["root"] / "failover-receiver"
+        side.mkdir()
+        sock_dsn = f"host={srv['socket_dir']} port={srv['port']} user={pgc.REPL_USER}"
+        with receiver(fake, env["url"], side, name="main", dsn=sock_dsn):
+            fake.sql("INSERT INTO marks (label) VALUES ('t2')")
+            lsn = fake.sql("SELECT pg_switch_wal()::text")[0][0]
+            wait_archived(env["url"], "main", lsn, tli=2)
+    finally:
+        new.stop()
+    repo = pgc.open_repo(env["url"])
+    assert "00000002.history" in walstore.WalCatalog.load(repo, "main").files
+    again = restore(env, "after-failover", gx=False)
+    try:
+        labels = restored_labels(again)
+    finally:
+        stop_restored(again)
+    assert again["timeline"] == 2 and again["new_timeline"] == 3
+    assert labels == {"a1", "t2"}, sorted(labels)

@@ -68,6 +68,8 @@ class Dsn:
         params = dict(self.params)
         if dbname:
             params["dbname"] = dbname
+        elif "dbname" not in params and not os.environ.get("PGDATABASE"):
+            params["dbname"] = "postgres"  # not libpq's default (the user's name)
         params.setdefault("connect_timeout", CONNECT_TIMEOUT)
         if self.password is not None:
             params["password"] = self.password

@@ -26,6 +26,10 @@ from strongroom.sources.postgres.pgbin import binary, last_error, run
 log = logging.getLogger("strongroom.postgres.receiver")
 
 
+def default_slot(name: str) -> str:
+    return f"strongroom_{name}".replace("-", "_").replace(".", "_").lower()
+
+
 class Receiver:
     """Runs until :meth:`stop`; call :meth:`run` in the foreground (the CLI) or a thread."""
 
@@ -37,7 +41,7 @@ class Receiver:
         self.dsn = Dsn.parse(dsn)
         self.name = name
         self.spool = Path(spool)
-        self.slot = slot or f"strongroom_{name}".replace("-", "_").lower()
+        self.slot = slot or default_slot(name)
         self.status_file = status_file
         self.status_interval = status_interval
         self.partial_interval = partial_interval

@@ -4,20 +4,34 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 import tarfile
 import tempfile
+import threading
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import ConfigError, IntegrityError, SnapshotNotFound, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SnapshotNotFound,
+    SourceError,
+    TargetNotEmpty,
+)
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.postgres import command, parts, walstore
 from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres.cluster import Server, free_port
-from strongroom.sources.postgres.pgbin import binary, chown_tree, run, server_user_kwargs
+from strongroom.sources.postgres.pgbin import (
+    binary,
+    chown_tree,
+    last_error,
+    run,
+    server_user_kwargs,
+)
 from strongroom.sources.postgres.physical import BASE_KINDS, KIND
 
 MARKER = "# strongroom restore"
@@ -189,10 +203,42 @@ def prepare_target(target_dir: Path, replace: bool) -> Path | None:
     return None
 
 
-def extract_base(repo: Repository, snap: Snapshot, target_dir: Path, jobs: int = 2) -> None:
-    with parts.open_base(repo, snap, jobs) as fh, tarfile.open(fileobj=fh, mode="r|") as tar:
-        tar.extractall(target_dir, filter="data")
+def extract_base(repo: Repository, snap: Snapshot, target_dir: Path, jobs: int = 2,
+                 timeout: float = 6 * 3600) -> None:
+    """Stream the base tar out of the repository into ``target_dir``: through GNU tar (run as
+    the directory's owner) when installed, else Python's tarfile with the 'data' filter."""
+    tar_bin = shutil.which("tar")
+    with parts.open_base(repo, snap, jobs) as fh:
+        if tar_bin is None:
+            with tarfile.open(fileobj=fh, mode="r|") as tar:
+                tar.extractall(target_dir, filter="data")
+        else:
+            _gnu_tar(tar_bin, fh, target_dir, timeout)
     (target_dir / "pg_wal" / "archive_status").mkdir(parents=True, exist_ok=True)
+
+
+def _gnu_tar(tar_bin: str, fh: Any, target_dir: Path, timeout: float) -> None:
+    like = server_user_kwargs(target_dir)
+    proc = subprocess.Popen([tar_bin, "-x", "-f", "-", "-C", str(target_dir),
+                             "--no-same-owner", "--delay-directory-restore"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, **like)
+    timer = threading.Timer(timeout, proc.kill)
+    timer.start()
+    try:
+        try:
+            shutil.copyfileobj(fh, proc.stdin, 1 << 20)  # type: ignore[arg-type]
+            proc.stdin.close()  # type: ignore[union-attr]
+        except BrokenPipeError:
+            pass
+        err = proc.stderr.read().decode(errors="replace")  # type: ignore[union-attr]
+        if proc.wait() != 0:
+            raise SourceError(f"extracting the base backup into {target_dir} failed: "
+                              f"{last_error(err) or proc.returncode}")
+    finally:
+        timer.cancel()
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
 
 
 def prefetch(repo: Repository, snap: Snapshot, catalog: walstore.WalCatalog, spool: Path,
@@ -312,7 +358,8 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
                               "wal_check": wal_check}
     server = None
     try:
-        extract_base(repo, snap, target_dir)
+        chown_tree(target_dir, like)
+        extract_base(repo, snap, target_dir, jobs=int(o.get("jobs", 2)))
         chown_tree(target_dir, like)
         os.chmod(target_dir, 0o700)
         report["pg_verifybackup"] = verifybackup(target_dir, int(meta["version"]),
@@ -324,7 +371,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         sock = work / "sock"
         sock.mkdir()
         hba = work / "pg_hba.conf"
-        hba.write_text("local all all trust\n")
+        hba.write_text("local all all trust\nlocal replication all trust\n")
         chown_tree(work, like)
         os.chmod(work, 0o711)
         port = int(o.get("port") or free_port())
@@ -342,6 +389,8 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
                 gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
         mark_history_ready(target_dir, tli, report)
         clear_recovery_conf(target_dir)
+        if _flag(o, "failover", False):
+            take_over_archive(repo, name, server, tli, report, o)
     finally:
         if server is not None and not o.get("keep_running"):
             server.stop()
@@ -384,3 +433,56 @@ def mark_history_ready(datadir: Path, tli: int, report: dict[str, Any]) -> None:
         if like:
             os.chown(ready, like["user"], like["group"])
         report["history_queued_for_archive"] = hist
+
+
+def _flag(o: dict[str, Any], key: str, default: bool) -> bool:
+    value = o.get(key, default)
+    return str(value).lower() not in ("0", "false", "no", "") if value is not None else default
+
+
+def take_over_archive(repo: Repository, name: str, server: Server, tli: int,
+                      report: dict[str, Any], o: dict[str, Any]) -> None:
+    """Failover: the restored cluster becomes the primary of ``name``. Reserve WAL with the
+    receiver's replication slot, stop cleanly, archive the new timeline so far (history file,
+    complete segments, the current one as ``.partial``), restart when asked to keep running.
+    Only then does a later restore follow the new timeline; a drill leaves the archive alone."""
+    from strongroom.sources.postgres.receiver import default_slot
+
+    new = report.get("new_timeline")
+    if not new or new == tli:
+        return
+    slot = str(o.get("slot") or default_slot(name))
+    with server.connect() as conn:
+        conn.execute("SELECT pg_create_physical_replication_slot(%s, true) WHERE NOT EXISTS "
+                     "(SELECT 1 FROM pg_replication_slots WHERE slot_name = %s)", (slot, slot))
+    server.stop()
+    pg_wal = server.datadir / "pg_wal"
+    catalog = walstore.WalCatalog.load(repo, name)
+    seg = catalog.seg_size
+    current = wn.lsn_segno(checkpoint_lsn(server), seg)
+    ours = []
+    for p in sorted(pg_wal.iterdir()):
+        if wn.classify(p.name) == "segment":
+            ptli, segno = wn.parse_segment(p.name, seg)
+            if ptli == new and segno <= current:  # later names are recycled old segments
+                ours.append(p)
+    files = [pg_wal / f"{new:08X}.history", *ours]
+    names = {p: p.name for p in files}
+    if ours and wn.parse_segment(ours[-1].name, seg)[1] == current:
+        names[ours[-1]] = ours[-1].name + ".partial"  # still being written
+    walstore.push(repo, name, [p for p in files if p.exists()], seg_size=seg,
+                  system_id=catalog.system_id, catalog=catalog, as_name=names)
+    report["failover"] = {"slot": slot, "archived": sorted(names.values())}
+    if o.get("keep_running"):
+        server.start(timeout=600)
+        server.wait_ready(timeout=600)
+
+
+def checkpoint_lsn(server: Server) -> int:
+    """The latest checkpoint's location from pg_controldata (after a clean stop: the end)."""
+    out = run([binary("pg_controldata", server.version), str(server.datadir)], timeout=60,
+              **server_user_kwargs(server.datadir)).stdout
+    for line in out.splitlines():
+        if line.startswith("Latest checkpoint location:"):
+            return wn.parse_lsn(line.split(":", 1)[1])
+    raise SourceError(f"pg_controldata gave no checkpoint location for {server.datadir}")

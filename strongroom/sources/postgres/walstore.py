@@ -217,9 +217,9 @@ def missing_segments(catalog: WalCatalog, start_lsn: int, end_lsn: int | None,
     segs = catalog.segments()
     partials = {n.removesuffix(".partial") for n in catalog.files if n.endswith(".partial")}
     first = wn.lsn_segno(start_lsn, seg_size)
-    if end_lsn is None:
-        tlis = {t for t, _ in path}
-        ours = [s for (t, s) in segs if t in tlis]
+    if end_lsn is None:  # the newest segment on the path (a timeline only up to its fork)
+        ends = dict(path)
+        ours = [s for (t, s) in segs if t in ends and s * seg_size < ends[t]]
         last = max([first, *ours])
     else:
         last = wn.lsn_segno(max(end_lsn - 1, start_lsn), seg_size)
