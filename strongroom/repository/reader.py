@@ -50,22 +50,34 @@ class SnapshotReader:
         yield from self._walk(start, path.strip("/"))
 
     def _walk(self, tree_id: str, prefix: str) -> Iterator[tuple[str, Node]]:
-        for node in self.tree(tree_id, prefix):
+        # An explicit stack of open directories, not recursion: trees may be deeper than
+        # Python's recursion limit.
+        stack = [(prefix, iter(self.tree(tree_id, prefix)))]
+        while stack:
+            prefix, nodes = stack[-1]
+            node = next(nodes, None)
+            if node is None:
+                stack.pop()
+                continue
             if node.name in ("", ".", "..") or "/" in node.name or "\0" in node.name:
                 raise IntegrityError(f"snapshot {self.snap.short_id}: {prefix or '/'}: "
                                      f"invalid entry name {node.name!r}")
             full = f"{prefix}/{node.name}" if prefix else node.name
             yield full, node
             if node.type == "dir" and node.subtree:
-                yield from self._walk(node.subtree, full)
+                stack.append((full, iter(self.tree(node.subtree, full))))
 
     def _dir_tree(self, path: str) -> str:
         """Tree id of directory ``path`` ('' for the root); '' if it is not a directory."""
         found = self._dirs.get(path)
-        if found is None:
+        missing = []
+        while found is None:  # climb to the nearest known ancestor ('' always is)...
+            missing.append(path)
+            path = path.rpartition("/")[0]
+            found = self._dirs.get(path)
+        for path in reversed(missing):  # ...and come back down, without recursion
             parent, _, name = path.rpartition("/")
-            parent_tree = self._dir_tree(parent)
-            node = self.entries(parent_tree, parent).get(name) if parent_tree else None
+            node = self.entries(found, parent).get(name) if found else None
             found = node.subtree if node is not None and node.type == "dir" else ""
             if len(self._dirs) > 65536:
                 self._dirs = {"": self.snap.tree}

@@ -98,10 +98,14 @@ class SnapshotWriter:
     # ---- nodes ---------------------------------------------------------------------------
     def _ensure_dir(self, path: str) -> dict[str, Node]:
         entries = self.dirs.get(path)
-        if entries is None:
-            parent, name = split_path(path)
-            parent_entries = self._ensure_dir(parent)
-            parent_entries.setdefault(name, Node(name=name, type="dir", mode=0o755))
+        missing = []
+        while entries is None:  # no recursion: paths may be deeper than the recursion limit
+            missing.append(path)
+            path = split_path(path)[0]
+            entries = self.dirs.get(path)
+        for path in reversed(missing):
+            name = split_path(path)[1]
+            entries.setdefault(name, Node(name=name, type="dir", mode=0o755))
             entries = self.dirs[path] = {}
         return entries
 
@@ -224,8 +228,10 @@ class SnapshotWriter:
             for name in sorted(self.dirs[path]):
                 node = self.dirs[path][name]
                 full = f"{path}/{name}" if path else name
+                # Names that are not UTF-8 carry their raw bytes as lone surrogates
+                # (os.fsdecode); hash those bytes back, as the file system has them.
                 sha.update(f"{full}\0{node.type}\0{node.size}\0{node.sha256 or node.target}\n"
-                           .encode())
+                           .encode("utf-8", "surrogateescape"))
         return sha.hexdigest()
 
     def commit(self) -> Snapshot:

@@ -13,6 +13,7 @@ import grp
 import os
 import pwd
 import stat
+import tempfile
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -116,39 +117,45 @@ class _Backup:
             if rel not in self.w.dirs:
                 self.w.add_node(rel, _stat_node(os.lstat(anc), "dir"))
 
-    def visit(self, path: Path | str) -> None:
-        path = str(path)
+    def visit(self, root: Path | str) -> None:
+        """Walk ``root`` depth first in name order, with a stack rather than recursion:
+        a tree deeper than Python's recursion limit is still a tree to back up."""
+        stack = [str(root)]
+        while stack:
+            path = stack.pop()
+            names = self._visit_one(path)
+            stack.extend(os.path.join(path, name) for name in reversed(names))
+
+    def _visit_one(self, path: str) -> list[str]:
+        """Add one entry; return the names inside it if it is a directory."""
         if _excluded(path, self.excludes):
-            return
+            return []
         rel = path.lstrip("/")
         try:
             st = os.lstat(path)
         except OSError as exc:
             self.error(path, exc)
-            return
+            return []
         if stat.S_ISDIR(st.st_mode):
             self.w.add_node(rel, _stat_node(st, "dir"))
             try:
-                names = sorted(os.listdir(path))
+                return sorted(os.listdir(path))
             except OSError as exc:
                 self.error(path, exc)
-                return
-            for name in names:
-                self.visit(os.path.join(path, name))
         elif stat.S_ISLNK(st.st_mode):
             node = _stat_node(st, "symlink")
             node.target = os.readlink(path)
             self.w.add_node(rel, node)
         elif stat.S_ISREG(st.st_mode):
-            if self.unchanged(rel, st):
-                return
-            self._slots.acquire()
-            fut = self.pool.submit(self.file, path, rel, st)
-            fut.add_done_callback(lambda _f: self._slots.release())
-            self.futures.append(fut)
+            if not self.unchanged(rel, st):
+                self._slots.acquire()
+                fut = self.pool.submit(self.file, path, rel, st)
+                fut.add_done_callback(lambda _f: self._slots.release())
+                self.futures.append(fut)
         else:
             with self._lock:
                 self.errors.append(f"{path}: skipped special file (device, socket or fifo)")
+        return []
 
     def unchanged(self, rel: str, st: os.stat_result) -> bool:
         """Reuse the parent's node when size, mtime, ctime and inode are unchanged."""
@@ -192,7 +199,8 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
     """Back up ``paths`` as one snapshot of source ``name`` (default: the first path)."""
     roots = []
     for p in paths:
-        root = Path(p).expanduser().absolute()
+        # abspath, not Path.absolute(): '..' and '.' must not reach the snapshot's paths
+        root = Path(os.path.abspath(Path(p).expanduser()))
         if not root.exists() and not root.is_symlink():
             raise SourceError(f"cannot read {p}: no such file or directory")
         if root == Path("/"):
@@ -303,9 +311,12 @@ def _make_room(dest: Path, node: Node) -> None:
 
 def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_root: bool,
                 progress: Callable[[int], None] | None) -> None:
-    tmp = dest.with_name(f".{dest.name}.strongroom-partial")
+    # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
+    # of the snapshot (a symlink or file named like it) is ever followed or clobbered.
+    fd, name = tempfile.mkstemp(prefix=".", suffix=".strongroom-partial", dir=dest.parent)
+    tmp = Path(name)
     try:
-        with open(tmp, "wb") as out:
+        with open(fd, "wb") as out:
             for chunk in reader.chunks(node, rel):
                 out.write(chunk)
                 if progress:
