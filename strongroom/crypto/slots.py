@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
+from argon2.exceptions import Argon2Error
 from argon2.low_level import Type, hash_secret_raw
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
@@ -23,7 +24,7 @@ from pydantic import BaseModel
 
 from strongroom.crypto.aead import SealError, open_sealed, seal
 from strongroom.crypto.master import MasterKey
-from strongroom.errors import ConfigError
+from strongroom.errors import ConfigError, IntegrityError
 
 SlotType = Literal["password", "keyfile"]
 
@@ -85,14 +86,20 @@ def write_new_keyfile(path: Path) -> None:
         fh.write(base64.b64encode(os.urandom(64)) + b"\n")
 
 
+class SlotDamaged(IntegrityError):
+    """A key slot whose fields cannot be used (bad base64, KDF parameters, missing salt)."""
+
+
 def _kek(slot_type: SlotType, secret: bytes, kdf: Argon2Params | None,
          keyfile_salt: str | None) -> bytes:
     if slot_type == "password":
-        assert kdf is not None
+        if kdf is None:
+            raise ValueError("password slot without kdf")
         return hash_secret_raw(secret, _unb64(kdf.salt), time_cost=kdf.time_cost,
                                memory_cost=kdf.memory_kib, parallelism=kdf.parallelism,
                                hash_len=32, type=Type.ID)
-    assert keyfile_salt is not None
+    if keyfile_salt is None:
+        raise ValueError("key file slot without keyfile_salt")
     return HKDF(algorithm=hashes.SHA256(), length=32, salt=_unb64(keyfile_salt),
                 info=b"strongroom/v1/keyfile").derive(secret)
 
@@ -115,9 +122,14 @@ def make_slot(master: MasterKey, repo_id: str, slot_type: SlotType, secret: byte
 
 
 def unwrap(slot: KeySlot, repo_id: str, secret: bytes) -> MasterKey | None:
-    """The master key if ``secret`` opens ``slot``, else None."""
-    kek = _kek(slot.type, secret, slot.kdf, slot.keyfile_salt)
+    """The master key if ``secret`` opens ``slot``, else None; SlotDamaged if the slot's
+    fields are unusable (so the caller can go on to the other slots)."""
     try:
-        return MasterKey(open_sealed(AESGCM(kek), _unb64(slot.wrapped), slot._aad(repo_id)))
+        kek = _kek(slot.type, secret, slot.kdf, slot.keyfile_salt)
+        wrapped = _unb64(slot.wrapped)
+    except (ValueError, Argon2Error) as exc:
+        raise SlotDamaged(f"key slot {slot.id} is damaged ({exc})") from None
+    try:
+        return MasterKey(open_sealed(AESGCM(kek), wrapped, slot._aad(repo_id)))
     except SealError:
         return None

@@ -14,7 +14,14 @@ from typing import TYPE_CHECKING, Any
 
 from strongroom.crypto.aead import SealError
 from strongroom.crypto.master import MasterKey
-from strongroom.crypto.slots import KeySlot, SlotType, make_slot, read_keyfile, unwrap
+from strongroom.crypto.slots import (
+    KeySlot,
+    SlotDamaged,
+    SlotType,
+    make_slot,
+    read_keyfile,
+    unwrap,
+)
 from strongroom.errors import (
     ConfigError,
     IntegrityError,
@@ -163,11 +170,17 @@ class Repository:
         creds = Credentials(password, keyfile)
         wanted = creds.secrets()
         slots = list_slots(backend)
+        damaged: list[str] = []
         for slot in slots:
             for slot_type, secret in wanted:
                 if slot.type != slot_type:
                     continue
-                master = unwrap(slot, config["id"], secret)
+                try:
+                    master = unwrap(slot, config["id"], secret)
+                except SlotDamaged as exc:
+                    damaged.append(str(exc))
+                    log.warning("%s; skipped", exc)
+                    continue
                 if master is not None:
                     mac = config.get("mac")
                     body = {k: v for k, v in config.items() if k != "mac"}
@@ -175,7 +188,8 @@ class Repository:
                         raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
                     return cls(backend, config, master, slot.id)
         what = " or ".join(sorted({t for t, _ in wanted}))
-        raise WrongKey(f"wrong {what}: no key slot of {url} opens with it")
+        also = f" ({'; '.join(damaged)})" if damaged else ""
+        raise WrongKey(f"wrong {what}: no key slot of {url} opens with it{also}")
 
     @classmethod
     def from_env(cls, url: str | None = None, options: dict[str, Any] | None = None

@@ -1,0 +1,47 @@
+"""A damaged key slot is named and skipped: the repository still opens with any other slot."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+
+@pytest.fixture
+def repo_env(tmp_path: Path) -> dict[str, str]:
+    return dict(os.environ, STRONGROOM_PASSWORD="first", STRONGROOM_REPOSITORY=str(tmp_path / "r"))
+
+
+DAMAGE = {
+    "wrapped-not-base64": lambda s: s.update(wrapped=s["wrapped"][:-3]),
+    "kdf-time-cost-zero": lambda s: s["kdf"].update(time_cost=0),
+    "kdf-salt-damaged": lambda s: s["kdf"].update(salt="@"),
+    "kdf-missing": lambda s: s.update(kdf=None),
+}
+
+
+@pytest.mark.parametrize("damage", sorted(DAMAGE))
+def test_damaged_slot_does_not_lock_out_the_others(cli, repo_env, tmp_path: Path,
+                                                   damage: str) -> None:
+    cli("init")
+    second = tmp_path / "second.pw"
+    second.write_text("second\n")
+    cli("key", "add", "--new-password-file", str(second))
+    keys = Path(repo_env["STRONGROOM_REPOSITORY"]) / "keys"
+    first_id = next(s["id"] for s in json.loads(cli("key", "list", "--json").stdout)
+                    if s["current"])
+    slot = json.loads((keys / first_id).read_text())
+    DAMAGE[damage](slot)
+    (keys / first_id).write_text(json.dumps(slot))
+
+    ok = cli("snapshots", env={"STRONGROOM_PASSWORD": "second"}, check=False)
+    assert ok.returncode == 0, ok.stderr
+    assert "Traceback" not in ok.stderr
+
+    bad = cli("snapshots", check=False)  # the only slot for this password is the damaged one
+    assert bad.returncode == 11
+    last = bad.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and first_id in last and "damaged" in last
+    assert "first" not in bad.stderr.replace(first_id, "")
