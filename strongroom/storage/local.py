@@ -58,6 +58,8 @@ class LocalBackend(Backend):
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from None
 
     def _fd(self, key: str) -> int:
+        """A private duplicate of the cached descriptor of ``key`` (the caller closes it): the
+        cache may close its own copy at any time, and the number be reused for another file."""
         with self._fd_lock:
             fd = self._fds.get(key)
             if fd is None:
@@ -67,11 +69,15 @@ class LocalBackend(Backend):
                     self._fds.clear()
                 fd = os.open(self._path(key), os.O_RDONLY)
                 self._fds[key] = fd
-            return fd
+            return os.dup(fd)
 
     def get_range(self, key: str, offset: int, length: int) -> bytes:
         try:
-            data = os.pread(self._fd(key), length, offset)
+            fd = self._fd(key)
+            try:
+                data = os.pread(fd, length, offset)
+            finally:
+                os.close(fd)
         except FileNotFoundError:
             raise IntegrityError(f"missing object {key} in {self.url}") from None
         except OSError as exc:
