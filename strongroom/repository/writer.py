@@ -157,6 +157,11 @@ class SnapshotWriter:
         take the fast path for data smaller than one minimum chunk."""
         sha = hashlib.sha256()
         first = stream.read(CHUNK_MIN)
+        while 0 < len(first) < CHUNK_MIN:  # a short read is not the end (pipes, /proc, FUSE)
+            more = stream.read(CHUNK_MIN - len(first))
+            if not more:
+                break
+            first += more
         if len(first) < CHUNK_MIN:
             sha.update(first)
             ids = [self.store_chunk(first)] if first else []
