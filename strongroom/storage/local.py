@@ -44,7 +44,10 @@ class LocalBackend(Backend):
             finally:
                 os.close(dfd)
         except OSError as exc:
-            tmp.unlink(missing_ok=True)
+            try:
+                tmp.unlink(missing_ok=True)
+            except OSError:
+                pass  # e.g. the parent is not a directory: there is no temp file to remove
             if exc.errno == errno.ENOSPC:
                 raise StorageError(f"no space left on device writing {path}") from None
             raise StorageError(f"cannot write {path}: {exc.strerror}") from None
