@@ -57,6 +57,7 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
     started = datetime.now(UTC)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dsn.env(), stdin=subprocess.DEVNULL)
+    _widen_pipe(proc.stdout)
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.extend(
         proc.stderr.read().decode(errors="replace").splitlines()), daemon=True)  # type: ignore
@@ -95,6 +96,16 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
             proc.kill()
             proc.wait()
     return snap
+
+
+def _widen_pipe(pipe: Any) -> None:
+    """A 1 MiB pipe instead of 64 KiB: fewer wake-ups between pg_basebackup and us."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
+    except (OSError, ImportError, AttributeError):
+        pass
 
 
 def base_meta(manifest: dict[str, Any], label: str, info: Any, wal: str,

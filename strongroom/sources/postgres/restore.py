@@ -362,8 +362,9 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         extract_base(repo, snap, target_dir, jobs=int(o.get("jobs", 2)))
         chown_tree(target_dir, like)
         os.chmod(target_dir, 0o700)
-        report["pg_verifybackup"] = verifybackup(target_dir, int(meta["version"]),
-                                                 bool(meta.get("wal_in_tar")))
+        if _flag(o, "verify", True):
+            report["pg_verifybackup"] = verifybackup(target_dir, int(meta["version"]),
+                                                     bool(meta.get("wal_in_tar")))
         report["wal_files_prefetched"] = prefetch(repo, snap, catalog, spool, path, target)
         settings = {"restore_command": command.restore_command(name, spool),
                     "recovery_target_timeline": str(tli), **target.settings()}
@@ -383,7 +384,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         server.wait_ready(timeout=float(o.get("recovery_timeout", 3600)))
         report["recovery_seconds"] = round(time.monotonic() - t0, 2)
         report.update(recovered_state(server))
-        if str(o.get("verify", "true")).lower() not in ("0", "false", "no"):
+        if _flag(o, "verify", True):
             report["verification"] = verify_mod.verify_restored(
                 server, meta.get("stats") or {}, strict=_strict(snap, target),
                 gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
