@@ -8,7 +8,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import click
 import typer
 from rich.console import Console
 from rich.progress import (
@@ -21,6 +20,21 @@ from rich.progress import (
 )
 
 from strongroom.errors import StrongroomError
+
+# Typer up to 0.2x raises click's exceptions; newer Typer vendors its own copy of click (with
+# typer.Exit, typer.Abort and TyperException as the public names). Catch whichever we get.
+_EXIT: tuple[type[BaseException], ...] = (typer.Exit,)
+_ABORT: tuple[type[BaseException], ...] = (typer.Abort,)
+_USAGE: tuple[type[BaseException], ...] = tuple(
+    t for t in (getattr(typer, "TyperException", None),) if t is not None)
+try:
+    import click
+except ImportError:  # pragma: no cover - only with a Typer that no longer needs click
+    pass
+else:
+    _EXIT += (click.exceptions.Exit,)
+    _ABORT += (click.exceptions.Abort,)
+    _USAGE += (click.ClickException,)
 
 console = Console()
 err_console = Console(stderr=True, highlight=False)
@@ -54,15 +68,19 @@ def run_guarded(app: typer.Typer, debug: bool = False) -> int:
     """Run the app; turn every failure into ``error: ...`` on stderr and an exit code."""
     try:
         rv = app(standalone_mode=False)
+        if rv == 130:  # newer Typer turns Ctrl-C into a quiet exit code 130
+            err_console.print("error: interrupted", markup=False)
         return rv if isinstance(rv, int) else 0
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.exceptions.Abort:
+    except _EXIT as exc:
+        return exc.exit_code  # type: ignore[attr-defined]
+    except _ABORT:
         err_console.print("error: aborted", markup=False)
         return 130
-    except click.ClickException as exc:
-        err_console.print(f"error: {exc.format_message()}", markup=False, soft_wrap=True)
-        return exc.exit_code
+    except _USAGE as exc:
+        message = exc.format_message()  # type: ignore[attr-defined]
+        if message:  # empty when the help was shown instead (no arguments at all)
+            err_console.print(f"error: {message}", markup=False, soft_wrap=True)
+        return exc.exit_code  # type: ignore[attr-defined]
     except StrongroomError as exc:
         if debug:
             raise

@@ -53,13 +53,13 @@ class RepositoryLock:
                 "purpose": purpose, "time": time.time()}
         key = f"locks/{secrets.token_hex(16)}"
         _check_conflicts(backend, exclusive, own=None)
-        backend.put(key, json.dumps(info).encode())
         try:
+            backend.put(key, json.dumps(info).encode())
             _check_conflicts(backend, exclusive, own=key)  # a racing taker sees ours, we see it
-        except LockedError:
+            return cls(backend, key, info)
+        except BaseException:  # LockedError, or Ctrl-C: never leave our lock file behind
             backend.delete(key)
             raise
-        return cls(backend, key, info)
 
     def _refresh(self) -> None:
         while not self._stop.wait(REFRESH_EVERY):

@@ -76,9 +76,13 @@ class SnapshotWriter:
                                              thread_name_prefix="seal")
         self._lockfile = RepositoryLock.acquire(repo.backend, exclusive=False,
                                                 purpose=f"backup {source_name}")
-        if repo._index is not None:
-            repo.reload_index()  # a prune may have removed packs since it was loaded
         self._done = False
+        try:
+            if repo._index is not None:
+                repo.reload_index()  # a prune may have removed packs since it was loaded
+        except BaseException:  # no context manager yet to release the lock: do it here
+            self.abort()
+            raise
 
     # ---- context manager -----------------------------------------------------------------
     def __enter__(self) -> SnapshotWriter:

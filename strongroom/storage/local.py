@@ -51,6 +51,9 @@ class LocalBackend(Backend):
             if exc.errno == errno.ENOSPC:
                 raise StorageError(f"no space left on device writing {path}") from None
             raise StorageError(f"cannot write {path}: {exc.strerror}") from None
+        except BaseException:  # Ctrl-C: leave no temp file behind
+            tmp.unlink(missing_ok=True)
+            raise
 
     def get(self, key: str) -> bytes:
         try:
