@@ -229,7 +229,7 @@ def _included(path: str, includes: list[str]) -> bool:
         return True
     for inc in includes:
         inc = inc.strip("/")
-        if path == inc or path.startswith(inc + "/") or inc.startswith(path + "/"):
+        if not inc or path == inc or path.startswith(inc + "/") or inc.startswith(path + "/"):
             return True
     return False
 
@@ -251,9 +251,17 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
         raise TargetNotEmpty(f"restore target {target} exists and is not a directory")
     if target.exists() and any(target.iterdir()) and not replace:
         raise TargetNotEmpty(f"restore target {target} is not empty (use an empty directory)")
-    target.mkdir(parents=True, exist_ok=True)
+    if target.is_symlink() and not target.exists():
+        raise TargetNotEmpty(f"restore target {target} is a symlink to nothing")
     reader = repo.reader(snap)
     includes = includes or []
+    for inc in includes:  # a mistyped --include must not "restore" nothing successfully
+        if inc.strip("/"):
+            reader.node(inc)
+    try:
+        target.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create restore target {target}: {exc.strerror}") from None
     as_root = os.geteuid() == 0
     dirs: list[tuple[Path, Node]] = []
     links: dict[tuple[int, int], Path] = {}
