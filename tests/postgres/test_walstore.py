@@ -116,3 +116,35 @@ def test_archive_command_as_server_user(pg_root: Path) -> None:
         wait_archived(url, "arch", lsn, timeout=120)
     finally:
         pgc.stop(c)
+
+
+def test_receiver_stores_partial_periodically_and_reports_lag(
+        plain_cluster: pgc.Cluster, pg_root: Path) -> None:
+    """--partial-interval: the segment being written reaches the repository before it
+    completes; the status report carries the lag figures."""
+    import threading
+    import time
+
+    from strongroom.sources.postgres.receiver import Receiver
+
+    repo = pgc.open_repo(pgc.make_repo(pg_root))
+    seen: list[dict[str, object]] = []
+    rec = Receiver(repo, plain_cluster.dsn(pgc.REPL_USER), "live", pg_root / "spool",
+                   status_interval=0.3, partial_interval=0.5, emit=seen.append)
+    thread = threading.Thread(target=rec.run)
+    thread.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not any(s.get("received_lsn") for s in seen) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        plain_cluster.sql("CREATE TABLE p AS SELECT generate_series(1, 1000) AS x")
+        while rec.partials_stored == 0 and time.monotonic() < deadline:
+            time.sleep(0.1)
+    finally:
+        rec.stop()
+        thread.join(60)
+    assert rec.partials_stored >= 1
+    catalog = walstore.WalCatalog.load(pgc.open_repo(str(pg_root / "repo")), "live")
+    assert any(n.endswith(".partial") for n in catalog.files)
+    last = seen[-1]
+    assert last["server"] == "up" and "receive_lag_bytes" in last and not last["streaming"]
