@@ -115,7 +115,9 @@ class _Backup:
         for anc in reversed(root.parents[:-1] if len(root.parents) > 1 else []):
             rel = str(anc).lstrip("/")
             if rel not in self.w.dirs:
-                self.w.add_node(rel, _stat_node(os.lstat(anc), "dir"))
+                # stat, not lstat: a symlinked ancestor is recorded with its directory's mode
+                # (a symlink's 0o777 would come back as a world-writable directory)
+                self.w.add_node(rel, _stat_node(os.stat(anc), "dir"))
 
     def visit(self, root: Path | str) -> None:
         """Walk ``root`` depth first in name order, with a stack rather than recursion:
