@@ -35,3 +35,21 @@ def test_cli_physical_full_and_restore(plain_cluster: pgc.Cluster, pg_root: Path
     assert again.returncode == 15 and again.stderr.startswith("error: ")
     listed = pgc.sr(url, "snapshots", "--json").stdout
     assert pgc.SUPERUSER_PASSWORD not in listed
+
+
+def test_cli_pg_restore_immediate(plain_cluster: pgc.Cluster, pg_root: Path) -> None:
+    c = plain_cluster
+    c.sql("CREATE TABLE t (id int PRIMARY KEY, v text)")
+    c.sql("INSERT INTO t SELECT g, g::text FROM generate_series(1, 1000) g")
+    url = pgc.make_repo(pg_root)
+    env = {"PGPASSWORD": pgc.SUPERUSER_PASSWORD}
+    pgc.sr(url, "backup", "postgres", "--dsn", c.nopw_dsn(), "--name", "one", env=env)
+    dest = pg_root / "one-restored"
+    proc = pgc.sr(url, "pg", "restore", str(dest), "--name", "one", "--immediate", "--json")
+    report = json.loads(proc.stdout)
+    ver = report["verification"]
+    assert report["new_timeline"] == 2 and ver["amcheck"]["ok"]
+    assert ver["databases"]["postgres"]["compared"]["ok"]
+    gx = ver["databases"]["postgres"]["great_expectations"]
+    assert gx["success"] and gx["evaluated"] == 3  # row count, columns, not-null id
+    assert pgc.SUPERUSER_PASSWORD not in proc.stdout + proc.stderr
