@@ -43,6 +43,10 @@ def verify(repo: Repository, read_data: bool = False, subset_pct: float | None =
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:
     """Check the repository; ``read_data`` or ``subset_pct`` also re-reads pack contents."""
     report = VerifyReport()
+    # Snapshots first, then the index, then the packs: writers store packs, then index files,
+    # then the snapshot, so every snapshot listed here has its index files and packs visible
+    # by the time we read those (a backup running meanwhile is not reported as damage).
+    names = repo.snapshot_names()
     index = repo.reload_index()
     report.errors.extend(repo.index_errors)
     stored = dict(repo.backend.list("data/"))
@@ -61,7 +65,6 @@ def verify(repo: Repository, read_data: bool = False, subset_pct: float | None =
 
     # Walk every snapshot's trees; remember which snapshots use each blob.
     users: dict[bytes, set[str]] = {}
-    names = repo.snapshot_names()
     wanted = set(snapshot_ids) if snapshot_ids else None
     for name in names:
         if wanted is not None and not any(name.startswith(w) for w in wanted):
