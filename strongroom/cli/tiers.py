@@ -101,15 +101,19 @@ def forget(
     if json:
         emit_json({**report.as_dict(), "prune": pruned})
         return
+    locked = report.protected
     for group in plan.groups:
         key = ", ".join(f"{k}={v}" for k, v in group.key.items())
-        console.print(f"{key}: policy {group.policy.describe()}: keep {len(group.keep)}, "
-                      f"{'would forget' if dry_run else 'forget'} {len(group.forget)}",
+        held = sum(1 for s in group.forget if s.id in locked)
+        console.print(f"{key}: policy {group.policy.describe()}: keep {len(group.keep) + held}, "
+                      f"{'would forget' if dry_run else 'forget'} {len(group.forget) - held}",
                       markup=False)
         for d in group.decisions:
             s = d.snapshot
-            verdict = "keep  " if d.keep else "forget"
-            why = ", ".join(d.reasons) if d.keep else "no rule keeps it"
+            verdict = "keep  " if d.keep or s.id in locked else "forget"
+            why = (", ".join(d.reasons) if d.keep else
+                   f"no rule keeps it, but {locked[s.id]}" if s.id in locked else
+                   "no rule keeps it")
             console.print(f"  {verdict} {s.short_id} {s.time:%Y-%m-%d %H:%M} {s.kind:12} "
                           f"{why}", markup=False, highlight=False)
     for line in report.skipped:

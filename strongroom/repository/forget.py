@@ -19,10 +19,11 @@ class ForgetReport:
     dry_run: bool
     removed: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    protected: dict[str, str] = field(default_factory=dict)  # snapshot id -> why it stays
 
     def as_dict(self) -> dict[str, Any]:
         return {"dry_run": self.dry_run, "removed": self.removed, "skipped": self.skipped,
-                **self.plan.to_dict()}
+                "protected": self.protected, **self.plan.to_dict()}
 
 
 def plan_for(repo: Repository, policy: RetentionPolicy | None = None, tier: str | None = None,
@@ -37,15 +38,24 @@ def plan_for(repo: Repository, policy: RetentionPolicy | None = None, tier: str 
 
 
 def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> ForgetReport:
-    """Remove the snapshots the plan forgets; object-locked snapshot files are skipped, said why."""
+    """Remove the snapshots the plan forgets; object-locked snapshot files are skipped, said why
+    (a dry run says so too, so it never announces a removal that would not happen)."""
     report = ForgetReport(plan, dry_run)
-    if dry_run or not plan.forget:
+    if not plan.forget:
+        return report
+    if dry_run:
+        for snap in plan.forget:
+            reason = protection(repo.backend, f"snapshots/{snap.id}")
+            if reason:
+                report.protected[snap.id] = reason
+                report.skipped.append(f"snapshot {snap.short_id}: {reason}; would be kept")
         return report
     lock = RepositoryLock.acquire(repo.backend, exclusive=False, purpose="forget")
     try:
         for snap in plan.forget:
             reason = protection(repo.backend, f"snapshots/{snap.id}")
             if reason:
+                report.protected[snap.id] = reason
                 report.skipped.append(f"snapshot {snap.short_id}: {reason}; kept")
                 continue
             try:

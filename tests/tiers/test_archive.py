@@ -85,7 +85,10 @@ def test_prune_and_forget_never_remove_locked_objects(tmp_path: Path, archive,
     backup(tertiary, random_files(13, count=3), source="db")
     # Opened without the archive options the protection still holds: it is read from S3.
     repo = open_repo(url, ARCHIVE_PW, opts if with_options else {"endpoint": opts["endpoint"]})
-    fr = forget(repo, plan_for(repo, RetentionPolicy(keep_last=1)))
+    plan = plan_for(repo, RetentionPolicy(keep_last=1))
+    dry = forget(repo, plan, dry_run=True)  # the dry run already says the lock keeps it
+    assert list(dry.protected) == [plan.forget[0].id] and "would be kept" in dry.skipped[0]
+    fr = forget(repo, plan)
     assert not fr.removed and len(fr.skipped) == 1
     assert "object lock COMPLIANCE until" in fr.skipped[0]
     leftover_pack(tertiary, random_files(15)["dir0/f00.bin"])  # an interrupted backup's pack

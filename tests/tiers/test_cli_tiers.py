@@ -137,3 +137,10 @@ def test_archive_stage_cli(tmp_path: Path, env, moto_endpoint: str) -> None:
     dest = tmp_path / "dest2"
     run(a_env, "restore", "latest", "--target", str(dest))
     assert (dest / str(src).lstrip("/") / "x.bin").read_bytes() == (src / "x.bin").read_bytes()
+    for extra in (["--dry-run"], []):  # a dry run must not promise what the lock forbids
+        out = run(a_env, "forget", "--keep-tag", "none-has-it", *extra)
+        text = " ".join(out.stdout.split())  # the console wraps long lines
+        assert "keep 1, " in text and "forget 0" in text, text
+        assert " full no rule keeps it, but object lock GOVERNANCE until " in text, text
+        assert "object lock GOVERNANCE" in out.stderr
+    assert len(json.loads(run(a_env, "snapshots", "--json").stdout)) == 1
