@@ -159,7 +159,8 @@ class Repository:
             raise RepositoryNotFound(f"no repository at {url}") from None
         try:
             config = json.loads(raw)
-            if config.get("format") != "strongroom":
+            if not isinstance(config, dict) or config.get("format") != "strongroom" or \
+                    not isinstance(config.get("id"), str):
                 raise ValueError
         except ValueError:
             raise IntegrityError(f"config of {url} is damaged or not a strongroom repository"
