@@ -93,11 +93,14 @@ class Neo4jSource(SourceBlock):
     password_env: str | None = None  # the restorer reads the target's password from here
 
     def restore_options(self) -> dict[str, str]:
-        """A restore into this database uses the same user, database and password source."""
+        """A restore into this database logs in like the backup did: same user and database,
+        the block's password in-process (else the ``password_env`` variable)."""
         opts = {"database": self.database}
         if self.user:
             opts["user"] = self.user
-        if self.password_env:
+        if self.password is not None:
+            opts["password"] = self.password.get_secret_value()
+        elif self.password_env:
             opts["password_env"] = self.password_env
         return opts
 
@@ -117,8 +120,14 @@ class RedisSource(SourceBlock):
     tls: bool = False
 
     def restore_options(self) -> dict[str, str]:
-        """A live restore into this server authenticates like the backup did."""
-        return {"password": self.password.get_secret_value()} if self.password else {}
+        """A live restore into this server authenticates like the backup did: the block's user
+        (unless the target URL names one) and password, in-process."""
+        opts: dict[str, str] = {}
+        if self.username:
+            opts["username"] = self.username
+        if self.password is not None:
+            opts["password"] = self.password.get_secret_value()
+        return opts
 
 
 class S3BucketSource(SourceBlock):
@@ -135,6 +144,20 @@ class S3BucketSource(SourceBlock):
     access_key_id: SecretStr | None = None
     secret_access_key: SecretStr | None = None
     versions: bool = False
+
+    def restore_options(self) -> dict[str, str]:
+        """A restore into this bucket's endpoint uses the block's region and credentials
+        in-process (otherwise the standard AWS chain applies)."""
+        opts: dict[str, str] = {}
+        if self.endpoint_url:
+            opts["endpoint"] = self.endpoint_url
+        if self.region:
+            opts["region"] = self.region
+        if self.access_key_id is not None:
+            opts["access_key_id"] = self.access_key_id.get_secret_value()
+        if self.secret_access_key is not None:
+            opts["secret_access_key"] = self.secret_access_key.get_secret_value()
+        return opts
 
 
 SOURCE_BLOCKS: dict[str, type[SourceBlock]] = {

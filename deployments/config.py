@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -22,6 +23,8 @@ TIERS = ("full", "incremental", "differential", "snapshot", "replication", "mont
 SourceKind = Literal["files", "postgres", "neo4j", "redis", "s3"]
 ObjectiveClass = Literal["database", "files", "system", "security"]
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
+_OBJECTIVE_RE = re.compile(r"(\d+)\s*(w|d|h|min|m|s)")
+_OBJECTIVE_UNIT = {"w": 604800, "d": 86400, "h": 3600, "min": 60, "m": 60, "s": 1}
 
 
 def valid_cron(value: str) -> str:
@@ -31,6 +34,18 @@ def valid_cron(value: str) -> str:
     if len(value.split()) != 5 or not croniter.is_valid(value):
         raise ValueError(f"invalid cron expression {value!r}")
     return value
+
+
+def parse_objective(value: str) -> timedelta:
+    """An RTO/RPO such as ``4h``, ``15m`` or ``1h30m``: weeks, days, hours, minutes (``m`` or
+    ``min``: an objective is never months), seconds. ValueError names the value."""
+    text = str(value).strip().lower()
+    if not text or _OBJECTIVE_RE.sub("", text).strip():
+        raise ValueError(f"bad objective {value!r}: use e.g. 4h, 15m (minutes), 1h30m, 2d")
+    seconds = sum(int(n) * _OBJECTIVE_UNIT[unit] for n, unit in _OBJECTIVE_RE.findall(text))
+    if seconds <= 0:
+        raise ValueError(f"bad objective {value!r}: must be longer than zero")
+    return timedelta(seconds=seconds)
 
 
 class _Model(BaseModel):
@@ -103,6 +118,14 @@ class PlatformConfig(_Model):
         default_factory=lambda: {k: ScheduleConfig(**v) for k, v in SEED_SCHEDULES.items()})
     objectives: dict[ObjectiveClass, dict[Literal["rto", "rpo"], str]] = {}
     verify: Literal["structure", "read-data", "subset"] = "subset"
+
+    @field_validator("objectives")
+    @classmethod
+    def _objectives(cls, value: dict[str, dict[str, str]]) -> dict[str, dict[str, str]]:
+        for pair in value.values():
+            for text in pair.values():
+                parse_objective(text)
+        return value
 
     @field_validator("timezone")
     @classmethod

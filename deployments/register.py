@@ -2,22 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import Any
 
 from pydantic import SecretStr, ValidationError
 
-from deployments.config import PlatformConfig
+from deployments.config import PlatformConfig, parse_objective
 from strongroom.errors import ConfigError
-
-
-def _duration(text: str) -> timedelta:
-    from strongroom.policy.retention import Duration
-
-    d = Duration.parse(text)
-    if d.years or d.months:
-        raise ConfigError(f"objective {text!r}: use hours, days or weeks, not months or years")
-    return timedelta(days=d.days, hours=d.hours)
 
 
 def source_refs(config: PlatformConfig) -> dict[str, str]:
@@ -62,7 +52,7 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
         block.save(name, overwrite=True)
     for name, sched in config.schedules.items():
         RetentionPolicy(keep_within=sched.keep).save(f"retention-{name}", overwrite=True)
-    objectives = RecoveryObjectives(**{f"{cls}_{what}": _duration(value)
+    objectives = RecoveryObjectives(**{f"{cls}_{what}": parse_objective(value)
                                        for cls, pair in config.objectives.items()
                                        for what, value in pair.items()})
     objectives.save("default", overwrite=True)

@@ -14,6 +14,7 @@ Both are verified key by key afterwards; any difference is an IntegrityError.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import subprocess
@@ -212,6 +213,8 @@ def restore_live(repo: Repository, snap: Snapshot, target: str, *, replace: bool
                  options: dict[str, Any], workdir: str | Path | None = None) -> dict[str, Any]:
     """Load the snapshot into a scratch server, then DUMP/RESTORE every key into ``target``."""
     ep = parse_url(target, options.get("password_env"), options.get("password"))
+    if options.get("username") and not ep.username:  # e.g. from a Prefect source block
+        ep = dataclasses.replace(ep, username=str(options["username"]))
     dst = connect(ep, "restore target")
     with errors(ep, "restore target"):
         busy = keyspace_dbs(dst)

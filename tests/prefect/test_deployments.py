@@ -77,6 +77,24 @@ def test_deployments_registered_with_the_seed_schedules(prefect_harness, example
                                                                "from_role": "secondary"}
 
 
+def test_example_file_registers_with_the_seed_objectives(prefect_harness, example_env):
+    """The README's file registers as is; its objectives (incl. 15m: minutes) are the seed's."""
+    from datetime import timedelta
+
+    from blocks import RecoveryObjectives, StrongroomSite
+    from deployments.config import load_config
+    from deployments.register import register_platform
+
+    result = register_platform(load_config(EXAMPLE))
+    assert result["site"] == "example" and len(result["limits"]) == 3
+    objs = RecoveryObjectives.load("default")
+    h = timedelta(hours=1)
+    assert [(objs.for_class(c).rto, objs.for_class(c).rpo)
+            for c in ("database", "files", "system", "security")] == [
+        (4 * h, h), (2 * h, 4 * h), (8 * h, 24 * h), (h, timedelta(minutes=15))]
+    assert StrongroomSite.load("example").secondary == ["secondary"]
+
+
 def test_a_schedule_without_sources_stays_visible_but_paused():
     from deployments.build import schedule_specs
     from deployments.config import parse_config
@@ -98,6 +116,7 @@ def test_a_schedule_without_sources_stays_visible_but_paused():
                           "keep": "1d"}}}, "schedules.x.tier"),
     ({"targets": {"primary": {"url": "/r", "key": "nokey"}}}, "unknown key 'nokey'"),
     ({"sources": {"d": {"kind": "tape"}}}, "sources.d.kind"),
+    ({"objectives": {"files": {"rto": "two hours"}}}, "bad objective 'two hours'"),
 ])
 def test_bad_platform_file_gives_one_line(tmp_path, patch, message):
     import yaml

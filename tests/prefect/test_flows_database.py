@@ -40,8 +40,12 @@ def test_snapshot_then_recover_database_redis(prefect_harness, tmp_path, names):
         before = _contents(proc.client)
 
         name = f"cache-{names}"
-        RedisSource(source_name=name, port=proc.port, password=SecretStr(PASSWORD),
-                    restore_target=f"redis://127.0.0.1:{proc.port}").save(name)
+        block = RedisSource(source_name=name, port=proc.port, username="default",
+                            password=SecretStr(PASSWORD),
+                            restore_target=f"redis://127.0.0.1:{proc.port}")
+        # the restore logs in like the backup: user and password from the block, in-process
+        assert block.restore_options() == {"username": "default", "password": PASSWORD}
+        block.save(name)
         ensure_limits([name])
         tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
         result = backup_snapshot(f"redis/{name}", primary=tgt, verify_mode="read-data")

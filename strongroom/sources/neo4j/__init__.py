@@ -45,8 +45,9 @@ VERSION = 1
 GRAPH_FILE = "graph.jsonl"
 BATCH = 5000
 KINDS = ("full", "incremental", "differential", "snapshot")
-RESTORE_OPTIONS = {"user", "password_env", "password_file", "database", "batch_size",
-                   "check_first", "neo4j_admin", "progress"}
+# "password" is for in-process callers (a Prefect source block); people use password_env/file.
+RESTORE_OPTIONS = {"user", "password", "password_env", "password_file", "database",
+                   "batch_size", "check_first", "neo4j_admin", "progress"}
 log = logging.getLogger(__name__)
 
 
@@ -307,8 +308,8 @@ def password_from(env: str | None = None, file: str | Path | None = None) -> str
 def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bool = False,
                    include: list[str] | None = None, options: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
-    """Registry entry: options user, password_env, password_file, database, batch_size,
-    check_first (yes/no); ``method=dump`` snapshots go to neo4j-admin."""
+    """Registry entry: options user, password (in-process), password_env, password_file,
+    database, batch_size, check_first (yes/no); ``method=dump`` snapshots go to neo4j-admin."""
     opts = dict(options or {})
     unknown = sorted(set(opts) - RESTORE_OPTIONS)
     if unknown:
@@ -327,7 +328,8 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
         raise ConfigError("batch_size must be an integer") from None
     return restore_neo4j(
         repo, snap, target, replace=replace, user=opts.get("user"),
-        password=password_from(opts.get("password_env"), opts.get("password_file")),
+        password=opts.get("password") or password_from(opts.get("password_env"),
+                                                       opts.get("password_file")),
         database=opts.get("database"), batch=batch,
         check_first=str(opts.get("check_first", "yes")).lower() not in ("no", "false", "0"))
 
