@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import typer
 
@@ -28,14 +29,37 @@ OptionOpt = Annotated[list[str] | None, typer.Option(
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable output.")]
 
 
+# A secret on a command line shows in `ps`, shell history and the command's own report.
+SECRET_OPTIONS = {"password": "password_env=VAR or password_file=FILE",
+                  "secret_access_key": "AWS_SECRET_ACCESS_KEY or an AWS profile",
+                  "session_token": "AWS_SESSION_TOKEN or an AWS profile"}
+
+
 def parse_options(items: list[str] | None) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
             raise ConfigError(f"option {item!r} is not key=value")
-        out[key.strip().replace("-", "_")] = value
+        key = key.strip().replace("-", "_")
+        if key.removeprefix("aws_") in SECRET_OPTIONS:
+            raise ConfigError(f"option {key} would put a secret on the command line (visible "
+                              f"in ps and shell history): use "
+                              f"{SECRET_OPTIONS[key.removeprefix('aws_')]}")
+        out[key] = value
     return out
+
+
+def no_password_in_url(url: str, what: str) -> None:
+    """Refuse a URL given on the command line with a password in it (ps, history, reports)."""
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return
+    if password:
+        raise ConfigError(f"{what} holds a password, which would show in ps, shell history and "
+                          "the report: put it in an environment variable (--password-env, "
+                          "--restore-option password_env=VAR)")
 
 
 def get_password(password_file: Path | None, key_file: Path | None, confirm: bool = False

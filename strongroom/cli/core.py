@@ -16,6 +16,7 @@ from strongroom.cli.common import (
     PasswordFileOpt,
     RepoOpt,
     get_password,
+    no_password_in_url,
     open_repo,
     parse_options,
     repo_url,
@@ -159,10 +160,11 @@ def restore(
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """Restore a snapshot; every blob is verified and nothing wrong is ever written."""
+    no_password_in_url(target, "--target")
+    opts = parse_options(restore_option)
     r = open_repo(repo, password_file, key_file, option)
     snap = r.find_snapshot(snapshot, source)
     restorer = restorer_for(snap.source_kind)
-    opts = parse_options(restore_option)
     with progress_bar("restore", total=snap.stats.bytes_total, enabled=not json) as progress:
         opts["progress"] = progress
         report = restorer(r, snap, target, replace=replace, include=include or [],

@@ -19,6 +19,7 @@ from strongroom.cli.common import (
     OptionOpt,
     PasswordFileOpt,
     RepoOpt,
+    no_password_in_url,
     open_repo,
 )
 from strongroom.cli.core import _human, snapshot_row
@@ -38,11 +39,14 @@ def backup_redis_cmd(
     workdir: Annotated[Path | None, typer.Option(help="Where the RDB is staged (default: the "
                                                  "system temp dir).")] = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
-    option: OptionOpt = None, json: JsonOpt = False,
+    option: OptionOpt = None, json: JsonOpt = False, *, ctx: typer.Context,
 ) -> None:
     """Back up every database of a Redis server (consistent RDB through replication)."""
     from strongroom.sources.redis import backup_redis
 
+    source = ctx.get_parameter_source("url")  # typer's own click: compare by name
+    if source is not None and source.name == "COMMANDLINE":
+        no_password_in_url(url, "--url")
     r = open_repo(repo, password_file, key_file, option)
     with progress_bar("backup", enabled=not json) as progress:
         snap = backup_redis(r, url, name, password_env=password_env, tags=tag or [],

@@ -66,3 +66,58 @@ def test_cli_errors_are_one_line(source: RedisProcess, tmp_path: Path) -> None:
         assert out.returncode == code, out.stderr
         assert out.stderr.startswith("error: ") and text in out.stderr
         assert len(out.stderr.strip().splitlines()) == 1 and "wrong-one" not in out.stderr
+
+
+def test_cli_restore_errors_and_no_secret_on_the_command_line(tmp_path: Path) -> None:
+    """Restore-side bad input through the CLI: one `error:` line, its exit code, the target
+    untouched; a password on the command line (ps, history, the report) is refused."""
+    env = dict(os.environ, STRONGROOM_REPOSITORY=str(tmp_path / "repo"),
+               STRONGROOM_PASSWORD="pw", SRC_PW="src-secret", T_PW="target-secret",
+               BAD_PW="wrong-one")
+    run(env, "init")
+    with redis_server(tmp_path / "src", password="src-secret") as src, \
+            redis_server(tmp_path / "t", password="target-secret") as target:
+        src.client(0).set("k", "v")
+        src.client(2).rpush("l", "a", "b")
+        url, t_url = f"redis://127.0.0.1:{src.port}", f"redis://127.0.0.1:{target.port}"
+        ok = run(env, "backup", "redis", "--url", url, "--password-env", "SRC_PW", "--name", "c")
+        assert ok.returncode == 0, ok.stderr
+        target.client(0).set("keep-me", "1")
+        restore = ["restore", "latest", "--name", "c", "--target"]
+        cases = [
+            ([f"redis://127.0.0.1:{free_port()}", "--restore-option", "password_env=T_PW"],
+             14, "cannot reach restore target"),
+            ([t_url, "--restore-option", "password_env=BAD_PW"], 14, "authentication failed"),
+            ([t_url], 14, "authentication failed"),
+            ([t_url, "--restore-option", "password_env=T_PW"], 15, "already holds keys in db 0"),
+            ([f"redis://:target-secret@127.0.0.1:{target.port}", "--replace"], 2,
+             "--target holds a password"),
+            ([t_url, "--replace", "--restore-option", "password=target-secret"], 2,
+             "option password would put a secret on the command line"),
+        ]
+        for args, code, text in cases:
+            out = run(env, *restore, *args)
+            assert out.returncode == code, (args, out.stderr)
+            assert out.stderr.startswith("error: ") and text in out.stderr, out.stderr
+            assert len(out.stderr.strip().splitlines()) == 1
+            assert "target-secret" not in out.stdout + out.stderr
+            assert "wrong-one" not in out.stdout + out.stderr
+        refused = run(env, "backup", "redis", "--url", f"redis://:src-secret@127.0.0.1:{src.port}",
+                      "--name", "c")
+        assert refused.returncode == 2 and "--url holds a password" in refused.stderr
+        assert "src-secret" not in refused.stdout + refused.stderr
+
+        for pack in (tmp_path / "repo" / "data").rglob("*"):  # now damage the snapshot
+            if pack.is_file():
+                data = bytearray(pack.read_bytes())
+                data[len(data) // 2] ^= 1
+                pack.write_bytes(bytes(data))
+        out = run(env, *restore, t_url, "--replace", "--restore-option", "flush=yes",
+                  "--restore-option", "password_env=T_PW")
+        assert out.returncode == 13 and out.stderr.startswith("error: ")
+        assert "damaged" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+        out = run(env, *restore, str(tmp_path / "datadir"))
+        assert out.returncode == 13 and "damaged" in out.stderr
+        assert not (tmp_path / "datadir" / "dump.rdb").exists()
+        assert target.client(0).get("keep-me") == b"1"  # flush=yes never ran: nothing touched
+        assert keyspace_dbs(target.client()) == [0]
