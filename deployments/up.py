@@ -56,6 +56,9 @@ def stack_env(state: Path, host: str, port: int) -> dict[str, str]:
         "PREFECT_SERVER_UI_SHOW_PROMOTIONAL_CONTENT": "false",
         "PREFECT_RUNNER_POLL_FREQUENCY": "1",
         "PREFECT_LOGGING_LEVEL": "WARNING",
+        # ... but flow and task run logs reach the API at INFO: the UI's Logs tabs show them.
+        "PREFECT_LOGGING_LOGGERS_PREFECT_FLOW_RUNS_LEVEL": "INFO",
+        "PREFECT_LOGGING_LOGGERS_PREFECT_TASK_RUNS_LEVEL": "INFO",
         "DO_NOT_TRACK": "1",
     }
 
@@ -161,7 +164,7 @@ def wait_healthy(stack: Stack, api_url: str, timeout_s: float) -> None:
 
 
 def wait_deployments(stack: Stack, names: list[str], timeout_s: float) -> None:
-    """Wait until the runner has registered the deployments ``flow-name/deployment-name``."""
+    """Wait until the runner has registered every deployment in ``names``."""
     from prefect.client.orchestration import get_client
 
     deadline = time.monotonic() + timeout_s
@@ -169,7 +172,7 @@ def wait_deployments(stack: Stack, names: list[str], timeout_s: float) -> None:
         while time.monotonic() < deadline:
             stack.check_alive()
             have = {d.name for d in client.read_deployments()}
-            if {n.split("/")[1] for n in names} <= have:
+            if set(names) <= have:
                 return
             time.sleep(0.5)
     raise StorageError(f"deployments were not registered within {timeout_s:.0f} s (see "
@@ -255,8 +258,11 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
     wait_healthy(stack, api, SERVER_START_TIMEOUT_S)
     say("Registering blocks and deployments, serving them ...")
     stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config", str(config)])
-    wait_deployments(stack, ["backup-full/weekly-full", "recover-files/recover-files"],
-                     SERVER_START_TIMEOUT_S)
+    from deployments.build import schedule_specs
+    from deployments.config import load_config
+
+    # all of them, so the table below is complete (serve registers them one by one)
+    wait_deployments(stack, list(schedule_specs(load_config(config))), SERVER_START_TIMEOUT_S)
     from deployments.listing import deployment_rows, format_rows
 
     rows = deployment_rows()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -60,6 +61,7 @@ def test_strongroom_up_once(tmp_path):
     assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
             None) in schedules  # no database in the demo: visible, paused
     assert ("recover-files/recover-files", None, None, None, None) in schedules
+    assert len({r["deployment"] for r in summary["deployments"]}) == 10  # all, not the first few
     data = state / "demo" / "data"
     restored = Path(summary["restored_to"]) / str(data).lstrip("/")
     assert tree_listing(restored) == tree_listing(data)
@@ -72,5 +74,20 @@ def test_strongroom_up_once(tmp_path):
     assert _pids_mentioning(str(state)) == []
     with socket.socket() as sock:
         assert sock.connect_ex(("127.0.0.1", port)) != 0
-    assert (state / "demo.password").read_text().strip() not in (
+    password = (state / "demo.password").read_text().strip()
+    assert password not in (
         (state / "serve.log").read_text() + (state / "server.log").read_text() + proc.stdout)
+    # What the API kept (the server's SQLite database): the runs' logs reached it (the UI's
+    # Logs tab is not empty) and no table holds the password in clear (block documents are
+    # stored encrypted): not in parameters, logs, states, artifacts, events or variables.
+    db = sqlite3.connect(state / "prefect" / "prefect.db")
+    try:
+        messages = [m for (m,) in db.execute("SELECT message FROM log")]
+        assert any("snapshot" in m and "demo-files" in m for m in messages)
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type='table'").fetchall():
+            for col in [c[1] for c in db.execute(f"PRAGMA table_info('{table}')")]:
+                hits = db.execute(f"SELECT count(*) FROM '{table}' WHERE CAST(\"{col}\" AS TEXT)"
+                                  " LIKE ?", (f"%{password}%",)).fetchone()[0]
+                assert hits == 0, f"the demo password is in {table}.{col}"
+    finally:
+        db.close()
