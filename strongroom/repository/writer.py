@@ -77,6 +77,7 @@ class SnapshotWriter:
         self._lockfile = RepositoryLock.acquire(repo.backend, exclusive=False,
                                                 purpose=f"backup {source_name}")
         self._done = False
+        self._stopping = threading.Event()
         try:
             if repo._index is not None:
                 repo.reload_index()  # a prune may have removed packs since it was loaded
@@ -92,8 +93,14 @@ class SnapshotWriter:
         if not self._done:
             self.abort()
 
+    def stop_reading(self) -> None:
+        """Make running :meth:`store_stream` calls give up at their next chunk (Ctrl-C or a
+        failure elsewhere: no need to finish reading a huge file for a snapshot never made)."""
+        self._stopping.set()
+
     def abort(self) -> None:
         """Stop without a snapshot; stored packs stay as garbage for prune."""
+        self._stopping.set()
         self._done = True
         self._seal_pool.shutdown(wait=True, cancel_futures=True)
         self._packer.close()
@@ -175,6 +182,8 @@ class SnapshotWriter:
         window: deque[Future[str]] = deque()
         try:
             for chunk in self._chunker().cut_stream(_Prefixed(first, stream)):
+                if self._stopping.is_set():
+                    raise StrongroomError("backup stopped")
                 data = bytes(chunk.data)  # the view is only valid until the next chunk
                 sha.update(data)
                 size += len(data)

@@ -108,6 +108,9 @@ class _Backup:
                 self.visit(root)
             for fut in self.futures:
                 fut.result()
+        except BaseException:
+            self.w.stop_reading()  # Ctrl-C: do not wait for big files to be read to the end
+            raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
 

@@ -61,3 +61,24 @@ def test_ctrl_c_during_backup(cli, repo_env, tmp_path: Path) -> None:
     (src / "sparse").unlink()
     cli("restore", first["id"], "--target", str(tmp_path / "dest"))
     cli("backup", "files", str(src))
+
+
+def test_ctrl_c_does_not_wait_for_a_huge_file(cli, repo_env, tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    with open(src / "huge", "wb") as fh:  # 32 GiB of zeros to read, nothing on disk
+        fh.truncate(32 << 30)
+    cli("init")
+    locks = Path(repo_env["STRONGROOM_REPOSITORY"]) / "locks"
+    proc = subprocess.Popen(["strongroom", "backup", "files", str(src)], env=repo_env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.5)
+    proc.send_signal(signal.SIGINT)
+    sent = time.monotonic()
+    _out, err = proc.communicate(timeout=600)
+    assert proc.returncode == 130, err
+    assert time.monotonic() - sent < 15, "Ctrl-C waited for the whole file to be read"
+    assert not list(locks.iterdir())
