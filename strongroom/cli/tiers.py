@@ -153,7 +153,8 @@ def prune_cmd(
     else:
         verb = "would mark" if dry_run else "marked"
         console.print(f"{verb} {report.marked_packs} pack(s), {_human(report.marked_bytes)}; "
-                      f"repacked {report.repacked_packs}", markup=False)
+                      f"{'would repack' if dry_run else 'repacked'} {report.repacked_packs}",
+                      markup=False)
         if report.swept:
             console.print(f"deleted {report.deleted_packs} pack(s), freed "
                           f"{_human(report.bytes_freed)} (index files rewritten: "

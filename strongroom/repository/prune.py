@@ -141,6 +141,7 @@ def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
     if repack and not dry_run:
         _repack(repo, view, used, repack, candidates, report)
     elif repack:
+        report.repacked_packs = len(repack)  # a dry run says what it would repack
         for pid in repack:
             candidates[pid] = {"size": stored[pid], "reason": "repack", "keep": []}
     report.marked_packs = len(candidates)

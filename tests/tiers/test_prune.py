@@ -73,8 +73,10 @@ def test_repack_partly_used_packs(tmp_path: Path) -> None:
     small = backup(repo, keep)
     assert small.stats.bytes_new < 4096  # only its trees are new
     forget(repo, plan_for(repo, RetentionPolicy(keep_last=1)))
+    dry = prune(repo, dry_run=True, repack_threshold=0.3)
     report = prune(repo, grace=timedelta(0), repack_threshold=0.3)
     assert report.repacked_packs >= 1 and report.deleted_packs >= 1
+    assert (dry.repacked_packs, dry.repack_bytes_written) == (report.repacked_packs, 0)
     assert 0 < report.repack_bytes_written < report.deleted_bytes
     assert report.bytes_freed == report.deleted_bytes - report.repack_bytes_written
     fresh = open_repo(url)
