@@ -45,9 +45,16 @@ class SnapshotReader:
         return found
 
     def walk(self, path: str = "") -> Iterator[tuple[str, Node]]:
-        """Every node under ``path``, depth first, sorted by name."""
-        start = self.snap.tree if not path else self.node(path).subtree
-        yield from self._walk(start, path.strip("/"))
+        """Every node under ``path``, depth first, sorted by name; a file or symlink ``path``
+        is its own listing (it has no tree, which is not damage)."""
+        if not path.strip("/"):
+            yield from self._walk(self.snap.tree, "")
+            return
+        node = self.node(path)
+        if node.type != "dir":
+            yield path.strip("/"), node
+        elif node.subtree:
+            yield from self._walk(node.subtree, path.strip("/"))
 
     def _walk(self, tree_id: str, prefix: str) -> Iterator[tuple[str, Node]]:
         # An explicit stack of open directories, not recursion: trees may be deeper than
