@@ -133,6 +133,8 @@ class Repository:
             raise ConfigError(f"a repository already exists at {url}")
         creds = Credentials(password, keyfile)
         slot_type, secret = creds.secrets()[0]
+        if slot_type == "password" and not secret:  # e.g. a secret fetch that wrote nothing
+            raise ConfigError("the password is empty; refusing to create a repository with it")
         master = MasterKey.generate()
         config: dict[str, Any] = {
             "format": "strongroom", "version": FORMAT_VERSION, "id": secrets.token_hex(16),
