@@ -34,6 +34,14 @@ def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                        "tags": ["strongroom", "backup", sched.tier.replace("_", "-")],
                        "description": f"{sched.tier} backup, {sched.cron} {config.timezone}, "
                                       f"kept {sched.keep}"}
+    specs["retention"] = {
+        "flow": "retention",
+        "schedules": [{"cron": config.retention_cron, "timezone": config.timezone,
+                       "active": True, "parameters": {}, "slug": "retention"}],
+        "parameters": {"targets": list(config.targets), "policies": retention_policies(config)},
+        "tags": ["strongroom", "retention"],
+        "description": f"retention: forget by the schedules' keep values, then prune, "
+                       f"{config.retention_cron} {config.timezone}"}
     for name, flow_name in RECOVERY_DEPLOYMENTS.items():
         params: dict[str, Any] = {"disaster_recovery": {"site": config.site,
                                                         "from_role": "secondary"}}.get(
@@ -48,13 +56,32 @@ def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
     return specs
 
 
+def retention_policies(config: PlatformConfig) -> dict[str, str]:
+    """Schedule tag of the snapshots (the tier) -> retention policy block of its schedule
+    (saved as ``retention-<schedule>``); two schedules of one tier: the longer keep wins."""
+    from strongroom.policy.retention import Duration
+
+    def days(keep: str) -> float:
+        d = Duration.parse(keep)
+        return d.years * 366 + d.months * 31 + d.days + d.hours / 24
+
+    chosen: dict[str, str] = {}
+    for name, sched in config.schedules.items():
+        tag = sched.tier.replace("_", "-")
+        if tag not in chosen or days(sched.keep) > days(config.schedules[chosen[tag]].keep):
+            chosen[tag] = name
+    return {tag: f"retention-{name}" for tag, name in chosen.items()}
+
+
 def flow_for(name: str) -> Any:
     from flows.checks import verify_backups
     from flows.recovery import disaster_recovery, recover_database, recover_files
+    from flows.storage import retention
     from flows.tiers import TIER_FLOWS
 
     named = {"recover_files": recover_files, "recover_database": recover_database,
-             "disaster_recovery": disaster_recovery, "verify_backups": verify_backups}
+             "disaster_recovery": disaster_recovery, "verify_backups": verify_backups,
+             "retention": retention}
     return TIER_FLOWS.get(name) or named[name]
 
 

@@ -117,7 +117,11 @@ class PlatformConfig(_Model):
     schedules: dict[str, ScheduleConfig] = Field(
         default_factory=lambda: {k: ScheduleConfig(**v) for k, v in SEED_SCHEDULES.items()})
     objectives: dict[ObjectiveClass, dict[Literal["rto", "rpo"], str]] = {}
+    # when the retention deployment forgets and prunes by the schedules' keep values
+    retention_cron: str = "30 3 * * *"
     verify: Literal["structure", "read-data", "subset"] = "subset"
+
+    _retention_cron = field_validator("retention_cron")(lambda cls, v: valid_cron(v))
 
     @field_validator("objectives")
     @classmethod

@@ -13,16 +13,21 @@ from tasks.storage import apply_retention, storage_status
 
 
 @flow(name="retention", log_prints=True)
-def retention(targets: list[str], dry_run: bool = False, grace_s: float = 3600.0
-              ) -> list[dict[str, Any]]:
-    """Forget by the seed's per-tier policy, then prune, on each target."""
-    results = [apply_retention(t, dry_run, grace_s) for t in targets]
+def retention(targets: list[str], dry_run: bool = False, grace_s: float = 3600.0,
+              policies: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """Forget, then prune, on each target: per source and schedule by the configured policy
+    (``policies``: schedule tag -> retention policy block), else the seed's per-tier default."""
+    results = [apply_retention(t, dry_run, grace_s, policies) for t in targets]
     rows = "\n".join(f"| {r['target']} | {r['tier']} | {r['keep']} | {r['forget']} | "
                      f"{(r['prune'] or {}).get('bytes_freed', 0)} | {len(r['skipped'])} |"
                      for r in results)
     create_markdown_artifact(
         "# Retention\n\n| target | tier | kept | forgotten | bytes freed | skipped (locked) |\n"
-        f"|---|---|---|---|---|---|\n{rows}", key=artifact_key("retention", "all"))
+        f"|---|---|---|---|---|---|\n{rows}\n\n| target | source | schedule | policy | kept | "
+        "forgotten |\n|---|---|---|---|---|---|\n"
+        + "\n".join(f"| {r['target']} | {g['source']} | {g['schedule']} | {g['policy']} | "
+                    f"{g['keep']} | {g['forget']} |" for r in results for g in r["groups"]),
+        key=artifact_key("retention", "all"))
     return results
 
 

@@ -9,30 +9,63 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from blocks.loading import load_target
+from strongroom.errors import ConfigError
 from tasks.retry import RETRYING
 
 # Target block role -> repository tier of the retention defaults.
 ROLE_TIER = {"primary": "primary", "secondary": "secondary", "tertiary": "archive"}
 
 
+def load_policies(policies: dict[str, str] | None) -> dict[str, Any]:
+    """Schedule tag (``incremental``, ``monthly-archive``, ...) -> engine retention policy,
+    from the named retention policy blocks (the platform file's ``keep`` values)."""
+    from blocks.policies import RetentionPolicy as PolicyBlock
+
+    out: dict[str, Any] = {}
+    for schedule, block_name in (policies or {}).items():
+        try:
+            block = PolicyBlock.load(block_name)
+        except ValueError:
+            raise ConfigError(f"no retention policy block named {block_name!r} (register the "
+                              "platform first)") from None
+        out[schedule.replace("_", "-")] = block.build()
+    return out
+
+
 @task(name="retention", cache_policy=NO_CACHE, **RETRYING)
-def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0
-                    ) -> dict[str, Any]:
-    """Forget by the seed's defaults for the target's tier, then prune (two-phase)."""
-    from strongroom.repository.forget import forget, plan_for
+def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0,
+                    policies: dict[str, str] | None = None) -> dict[str, Any]:
+    """Forget, per source and schedule, by the configured policy (``policies``: schedule tag ->
+    retention policy block) or else the seed's default for the target's tier; then prune
+    (two-phase). Snapshots tagged ``legal-hold`` are never forgotten."""
+    from strongroom.policy.retention import plan_retention, tier_policy
+    from strongroom.repository.forget import forget
     from strongroom.repository.prune import prune
 
+    configured = load_policies(policies)
     block = load_target(target)
+    tier = ROLE_TIER.get(block.role, "primary")
+
+    def policy_for(key: dict[str, Any]) -> Any:
+        schedule = key.get("schedule") or ""
+        if tier == "archive" and schedule == "full":  # long-term storage keeps monthly fulls
+            return tier_policy(tier, schedule)
+        return configured.get(schedule) or tier_policy(tier, schedule)
+
     repo = block.open()
     try:
-        tier = ROLE_TIER.get(block.role, "primary")
-        report = forget(repo, plan_for(repo, tier=tier), dry_run=dry_run)
+        plan = plan_retention(repo.list_snapshots(), policy_for,
+                              group_by=("source_name", "schedule"))
+        report = forget(repo, plan, dry_run=dry_run)
         pruned = None if dry_run else prune(repo, grace=timedelta(seconds=grace_s)).as_dict()
     finally:
         repo.close()
-    return {"target": block.describe(), "tier": tier, "keep": len(report.plan.keep),
-            "forget": len(report.plan.forget), "removed": len(report.removed),
-            "skipped": report.skipped, "prune": pruned}
+    groups = [{"source": g.key.get("source_name"), "schedule": g.key.get("schedule"),
+               "policy": g.policy.describe(), "keep": len(g.keep), "forget": len(g.forget)}
+              for g in plan.groups]
+    return {"target": block.describe(), "tier": tier, "keep": len(plan.keep),
+            "forget": len(plan.forget), "removed": len(report.removed),
+            "skipped": report.skipped, "groups": groups, "prune": pruned}
 
 
 @task(name="storage-status", cache_policy=NO_CACHE, **RETRYING)

@@ -42,7 +42,16 @@ def test_example_file_is_the_seed_table(example_env):
 
     config = load_config(EXAMPLE)
     specs = schedule_specs(config)
-    assert set(specs) == set(SEED) | set(RECOVERY)
+    assert set(specs) == set(SEED) | set(RECOVERY) | {"retention"}
+    assert [(s["cron"], s["timezone"], s["active"]) for s in specs["retention"]["schedules"]
+            ] == [("30 3 * * *", TZ, True)]
+    assert specs["retention"]["parameters"] == {
+        "targets": ["primary", "secondary", "archive"],
+        "policies": {"incremental": "retention-daily-incremental", "full": "retention-weekly-full",
+                     "differential": "retention-weekly-differential",
+                     "monthly-archive": "retention-monthly-full",
+                     "snapshot": "retention-hourly-snapshot",
+                     "replication": "retention-continuous-replication"}}
     for name, (_flow, cron, keep, sources) in SEED.items():
         spec = specs[name]
         assert spec["parameters"]["keep"] == keep
@@ -93,6 +102,43 @@ def test_example_file_registers_with_the_seed_objectives(prefect_harness, exampl
             for c in ("database", "files", "system", "security")] == [
         (4 * h, h), (2 * h, 4 * h), (8 * h, 24 * h), (h, timedelta(minutes=15))]
     assert StrongroomSite.load("example").secondary == ["secondary"]
+
+
+def test_retention_applies_the_platform_files_keep_values(prefect_harness, tmp_path, names):
+    """keep in the platform file (no code) decides what the retention deployment keeps."""
+    from deployments.build import schedule_specs
+    from deployments.config import parse_config
+    from deployments.register import register_platform
+    from flows.storage import retention
+    from flows.tiers import backup_full, backup_incremental
+    from strongroom.policy.retention import Duration
+    from tests.prefect.conftest import make_tree
+
+    data = make_tree(tmp_path / "data", files=6)
+    config = parse_config({
+        "site": f"site-{names}", "keys": {"k": {"password": "pw-retention"}},
+        "targets": {f"repo-{names}": {"url": str(tmp_path / "repo"), "key": "k"}},
+        "sources": {f"docs-{names}": {"kind": "files", "paths": [str(data)]}},
+        "schedules": {
+            f"inc-{names}": {"tier": "incremental", "cron": "0 2 * * *",
+                             "classes": ["files"], "keep": "30d"},
+            f"full-{names}": {"tier": "full", "cron": "0 1 * * 0", "classes": ["files"],
+                              "keep": "8w"}},
+        "retention_cron": "15 4 * * *"})
+    register_platform(config)
+    spec = schedule_specs(config)["retention"]
+    assert spec["schedules"][0]["cron"] == "15 4 * * *"
+    primary = f"repo-{names}"
+    backup_full(f"files/docs-{names}", primary=primary)
+    (data / "new.txt").write_text("changed")
+    backup_incremental(f"files/docs-{names}", primary=primary)
+
+    [report] = retention(**spec["parameters"])
+    policies = {g["schedule"]: g["policy"] for g in report["groups"]}
+    assert Duration.parse(policies["incremental"].removeprefix("within ")) == \
+        Duration.parse("30d")
+    assert Duration.parse(policies["full"].removeprefix("within ")) == Duration.parse("8w")
+    assert (report["keep"], report["forget"], report["removed"]) == (2, 0, 0)
 
 
 def test_a_schedule_without_sources_stays_visible_but_paused():

@@ -61,7 +61,8 @@ def test_strongroom_up_once(tmp_path):
     assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
             None) in schedules  # no database in the demo: visible, paused
     assert ("recover-files/recover-files", None, None, None, None) in schedules
-    assert len({r["deployment"] for r in summary["deployments"]}) == 10  # all, not the first few
+    assert len({r["deployment"] for r in summary["deployments"]}) == 11  # all, not the first few
+    assert ("retention/retention", "30 3 * * *", "America/New_York", True, None) in schedules
     data = state / "demo" / "data"
     restored = Path(summary["restored_to"]) / str(data).lstrip("/")
     assert tree_listing(restored) == tree_listing(data)
