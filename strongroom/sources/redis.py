@@ -31,6 +31,7 @@ from strongroom.errors import (
     IntegrityError,
     NotSupported,
     SourceError,
+    StrongroomError,
     TargetNotEmpty,
 )
 from strongroom.repository import Repository, Snapshot
@@ -233,17 +234,29 @@ def restore_live(repo: Repository, snap: Snapshot, target: str, *, replace: bool
             if too_high:
                 raise ConfigError(f"restore target {ep.label} has {target_dbs} databases; the "
                                   f"snapshot uses db {too_high[0]}")
-            if flush and replace:
-                with errors(ep, "restore target"):
-                    dst.flushall()
-            copied = {db: _copy_db(proc, ep, db, replace) for db in dbs}
+            written = [0]  # keys RESTOREd so far: a failure midway says what it left
+            flushed = False
+            try:
+                if flush and replace:
+                    with errors(ep, "restore target"):
+                        dst.flushall()
+                    flushed = True
+                copied = {db: _copy_db(proc, ep, db, replace, written) for db in dbs}
+            except StrongroomError as exc:
+                if not written[0] and not flushed:
+                    raise
+                after = " after FLUSHALL" if flushed else ""
+                raise type(exc)(f"{str(exc).rstrip('.')}; {ep.label} is left partially "
+                                f"restored ({written[0]} key(s) written{after}): fix the cause, "
+                                "then restore again with --replace") from None
             report = verify_live(snap, proc, ep, dbs, replace, tolerance)
     report.update({"snapshot": snap.id, "target": ep.label, "mode": "live",
                    "keys_copied": sum(copied.values())})
     return report
 
 
-def _copy_db(proc: RedisProcess, ep: Endpoint, db: int, replace: bool) -> int:
+def _copy_db(proc: RedisProcess, ep: Endpoint, db: int, replace: bool,
+             written: list[int]) -> int:
     src = proc.client(db)
     dst = ep.client(db)
     copied = 0
@@ -266,6 +279,7 @@ def _copy_db(proc: RedisProcess, ep: Endpoint, db: int, replace: bool) -> int:
             sent.append(k)
         with errors(ep, "restore target"):
             results = out.execute(raise_on_error=False)
+        written[0] += sum(1 for res in results if not isinstance(res, Exception))
         for k, res in zip(sent, results, strict=True):
             if isinstance(res, Exception):
                 msg = str(res).splitlines()[0]

@@ -81,6 +81,28 @@ def test_live_restore_refuses_non_empty_target_unless_replace(
         assert facts(target) == facts(source)
 
 
+def test_live_restore_failing_midway_says_what_it_left(repo: Repository, tmp_path: Path
+                                                      ) -> None:
+    """A target that fills up (maxmemory, noeviction) mid-restore: the error counts the keys
+    it already wrote, also after flush=yes emptied the target."""
+    with redis_server(tmp_path / "src") as src:
+        pipe = src.client().pipeline(transaction=False)
+        for i in range(3000):
+            pipe.set(f"bulk:{i}", os.urandom(1000))
+        pipe.execute()
+        snap = backup_redis(repo, url(src), "bulk")
+    with redis_server(tmp_path / "small", maxmemory="2mb",
+                      **{"maxmemory-policy": "noeviction"}) as target:
+        for options, replace, after in (({}, False, ""), ({"flush": "yes"}, True,
+                                                         " after FLUSHALL")):
+            with pytest.raises(SourceError) as exc:
+                restore_redis(repo, snap, url(target), replace=replace, options=options)
+            left = target.client().dbsize()
+            assert 0 < left < 3000
+            assert f"is left partially restored ({left} key(s) written{after})" in str(exc.value)
+            assert "maxmemory" in str(exc.value) and "\n" not in str(exc.value)
+
+
 def test_rdb_dir_restore_rebuilds_the_aof(repo: Repository, source: RedisProcess,
                                           password_env: str, tmp_path: Path) -> None:
     snap = backup_redis(repo, url(source), "cache", password_env=password_env)
@@ -281,8 +303,8 @@ def test_verification_catches_a_wrong_target(repo: Repository, source: RedisProc
     snap = backup_redis(repo, url(source), "cache", password_env=password_env)
     real_copy = mod._copy_db
 
-    def copy_then_damage(proc, ep, db, replace):
-        n = real_copy(proc, ep, db, replace)
+    def copy_then_damage(proc, ep, db, replace, written):
+        n = real_copy(proc, ep, db, replace, written)
         if db == 0:
             damage(ep.client(0))
         return n
