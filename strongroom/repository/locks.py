@@ -25,9 +25,13 @@ def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
     out = []
     for key, _ in backend.list("locks/"):
         try:
-            out.append((key, json.loads(backend.get(key))))
+            info = json.loads(backend.get(key))
+            float(info["time"])
         except (ValueError, StrongroomError):
             continue  # vanished or half-visible: not a live lock
+        except (TypeError, KeyError, AttributeError):
+            continue  # not a lock this program wrote (damaged): no holder to wait for
+        out.append((key, info))
     return out
 
 
