@@ -415,11 +415,16 @@ class Repository:
 
 def list_slots(backend: Backend) -> list[KeySlot]:
     slots = []
+    damaged = []
     for key, _ in backend.list("keys/"):
         try:
             slots.append(KeySlot.model_validate_json(backend.get(key)))
         except ValueError:
+            damaged.append(key)
             log.warning("key slot %s is damaged; skipped", key)
+    if not slots and damaged:
+        raise IntegrityError(f"no usable key slot in {backend.url}: {', '.join(damaged)} "
+                             "damaged")
     if not slots:
         raise StorageError(f"no key slots found in {backend.url}")
     return slots

@@ -45,3 +45,14 @@ def test_damaged_slot_does_not_lock_out_the_others(cli, repo_env, tmp_path: Path
     last = bad.stderr.strip().splitlines()[-1]
     assert last.startswith("error: ") and first_id in last and "damaged" in last
     assert "first" not in bad.stderr.replace(first_id, "")
+
+
+def test_only_slot_unreadable_is_named_as_damage(cli, repo_env) -> None:
+    cli("init")
+    keys = Path(repo_env["STRONGROOM_REPOSITORY"]) / "keys"
+    (slot,) = keys.iterdir()
+    slot.write_bytes(slot.read_bytes()[:40])  # truncated JSON
+    proc = cli("snapshots", check=False)
+    assert proc.returncode == 13, proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: no usable key slot") and slot.name in last
