@@ -84,7 +84,16 @@ class ArchiveS3Backend(S3Backend):
         return extra
 
     def put(self, key: str, data: bytes | memoryview, **extra: Any) -> None:
+        if key.startswith(LOCKED_PREFIXES):
+            self._check_lock_enabled()
         super().put(key, data, **{**self.write_options(key), **extra})
+
+    def _check_lock_enabled(self) -> None:
+        """S3 refuses lock headers on a bucket without Object Lock ('InvalidRequest'): say so."""
+        if (self.lock_mode or self.legal_hold) and not _bucket_has_lock(self):
+            raise ConfigError(f"bucket {self.bucket} does not have Object Lock enabled, which "
+                              "object_lock_mode and legal_hold need (S3 enables it when a bucket "
+                              "is created): use a bucket created with Object Lock")
 
     def delete(self, key: str) -> None:
         reason = protection(self, key)
@@ -96,6 +105,7 @@ class ArchiveS3Backend(S3Backend):
         """Create the bucket (with Object Lock enabled when locks are wanted) if missing."""
         try:
             self.client.head_bucket(Bucket=self.bucket)
+            self._check_lock_enabled()  # before init writes anything there
             return
         except ClientError:
             pass
@@ -117,8 +127,8 @@ def wants_archive(options: dict[str, Any]) -> bool:
     """True if backend options ask for the archive tier (an archive class, a lock or a hold)."""
     if options.get("tier") == "archive" or options.get("object_lock_mode"):
         return True
-    if str(options.get("storage_class") or "").upper() in ARCHIVE_CLASSES:
-        return True
+    if str(options.get("storage_class") or "STANDARD").upper() != "STANDARD":
+        return True  # an archive class, or a typo the archive backend refuses
     return _truthy(options.get("legal_hold", False))
 
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.errors import StorageError
+from strongroom.errors import ConfigError, StorageError
 from strongroom.policy.retention import RetentionPolicy
 from strongroom.repository.copy import copy_snapshots, find_copy
 from strongroom.repository.forget import forget, plan_for
@@ -116,3 +116,21 @@ def test_legal_hold_and_prune_says_why(tmp_path: Path, moto_endpoint: str) -> No
     report = prune(open_repo(url, options={"endpoint": moto_endpoint}), grace=timedelta(0))
     assert report.deleted_packs == 0 and report.marked_packs == 0
     assert any("legal hold is on" in s and "never removed" in s for s in report.skipped)
+
+
+def test_lock_without_bucket_object_lock_and_unknown_class_are_refused(
+        moto_endpoint: str, s3_bucket: str) -> None:
+    """S3 answers a bare 'InvalidRequest' to lock headers on a bucket created without Object
+    Lock, and an unknown storage class used to be dropped (data silently STANDARD)."""
+    url, endpoint = f"s3://{s3_bucket}/locked", {"endpoint": moto_endpoint}
+    with pytest.raises(ConfigError, match="does not have Object Lock enabled"):
+        new_repo(url, options={**endpoint, "object_lock_mode": "GOVERNANCE",
+                               "object_lock_days": "1"})
+    assert "Contents" not in s3_client(moto_endpoint).list_objects_v2(Bucket=s3_bucket)
+    new_repo(url, options=endpoint)
+    held = open_repo(url, options={**endpoint, "legal_hold": "true"})
+    with pytest.raises(ConfigError, match="does not have Object Lock enabled"):
+        backup(held, random_files(16, count=1))
+    for bad in ("GLACIERX", "STANDARD_IA"):
+        with pytest.raises(ConfigError, match="storage_class must be GLACIER, DEEP_ARCHIVE"):
+            open_repo(url, options={**endpoint, "storage_class": bad})
