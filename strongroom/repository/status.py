@@ -54,6 +54,10 @@ class RepoSpec:
                 spec.password = read_password_file(Path(value))
             elif key == "key_file":
                 spec.keyfile = value
+            elif key.removeprefix("aws_") in ("password", "secret_access_key", "session_token"):
+                raise ConfigError(f"repository option {key} would put a secret on the command "
+                                  "line (visible in ps): use password-file=F or the AWS "
+                                  "variables")
             else:
                 spec.options[key] = value
         if spec.tier not in TIERS:

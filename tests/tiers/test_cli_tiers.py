@@ -115,6 +115,9 @@ def test_status_three_two_one(tmp_path: Path, env, moto_endpoint: str, s3_bucket
     text = run(env, "status", "-R", primary, "-R", spec2).stdout
     assert "ok  orders-db: 3 copies, 2 media, off-site" in text
     assert PW2 not in text and PW2 not in json.dumps(ok)
+    bad = run(env, "status", "-R", primary, "-R", f"{secondary},password={PW2}", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: repository option password")
+    assert PW2 not in bad.stderr
 
 
 def test_archive_stage_cli(tmp_path: Path, env, moto_endpoint: str) -> None:
