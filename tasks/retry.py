@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from typing import Any
 
 from prefect.tasks import exponential_backoff
@@ -22,11 +23,31 @@ from strongroom.errors import (
 PERMANENT = (IntegrityError, ConfigError, WrongKey, SnapshotNotFound, NotSupported,
              TargetNotEmpty)
 TRANSIENT = (StorageError, LockedError, ConnectionError, TimeoutError)
+# Storage errors that waiting does not cure: wrong credentials or permissions, a bad bucket
+# name, archived objects not staged, object lock, a read-only or wrong local path.
+PERMANENT_STORAGE_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                           "AllAccessDisabled", "InvalidBucketName", "AccountProblem",
+                           "InvalidObjectState", "InvalidStorageClass", "MethodNotAllowed",
+                           "NotImplemented", "InvalidArgument", "InvalidRequest"}
+PERMANENT_STORAGE_TEXT = ("not staged", "no bucket in S3 URL", "refusing to delete",
+                          "Permission denied", "Read-only file system", "Not a directory",
+                          "Is a directory")
+_CODE_RE = re.compile(r"failed: ([A-Za-z]+)$")
+
+
+def _permanent_storage(exc: StorageError) -> bool:
+    text = str(exc)
+    match = _CODE_RE.search(text)
+    return bool(match and match.group(1) in PERMANENT_STORAGE_CODES) or any(
+        part in text for part in PERMANENT_STORAGE_TEXT)
 
 
 def is_transient(exc: BaseException | None) -> bool:
-    """True for faults worth retrying: storage/network trouble, a lock held, a server restarting."""
+    """True for faults worth retrying: storage/network trouble (throttling, 5xx, unreachable),
+    a lock held, a server restarting; not bad credentials, permissions or paths."""
     if exc is None or isinstance(exc, PERMANENT):
+        return False
+    if isinstance(exc, StorageError) and _permanent_storage(exc):
         return False
     if isinstance(exc, TRANSIENT):
         return True

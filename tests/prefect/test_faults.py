@@ -34,6 +34,43 @@ def test_transient_classification():
         assert is_transient(exc)
 
 
+def test_storage_errors_that_waiting_cannot_cure_are_not_retried():
+    """Errors as the real S3 backend words them: bad credentials, archived objects and bad
+    paths fail at once; throttling, server errors and an unreachable endpoint are retried."""
+    from botocore.exceptions import ClientError, EndpointConnectionError
+
+    from strongroom.storage.s3 import S3Backend
+    from tasks.retry import is_transient
+
+    backend = S3Backend("s3://bucket/prefix", endpoint="http://127.0.0.1:9")
+
+    def s3_error(code: str) -> Exception:
+        return backend._fail(ClientError({"Error": {"Code": code, "Message": "x"}}, "GetObject"),
+                             "get", "data/00/pack")
+
+    for code in ("AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch",
+                 "InvalidObjectState"):
+        assert not is_transient(s3_error(code)), code
+    for code in ("SlowDown", "Throttling", "InternalError", "ServiceUnavailable", "503"):
+        assert is_transient(s3_error(code)), code
+    assert is_transient(backend._fail(EndpointConnectionError(endpoint_url="http://x"), "get",
+                                      "k"))
+
+
+def test_unwritable_repository_path_fails_at_once(prefect_harness, tmp_path, names):
+    from flows.tiers import backup_full
+
+    (tmp_path / "a-file").write_text("not a directory")
+    tgt = save_local_target(f"bad-{names}", tmp_path / "a-file" / "repo")
+    src = save_files_source(f"bad-{names}", [make_tree(tmp_path / "data", files=2)])
+    started = time.monotonic()
+    state = backup_full(src, primary=tgt, return_state=True)
+    assert state.is_failed()
+    assert "Not a directory" in state.message, state.message
+    assert all(r.run_count <= 1 for r in _task_runs(state.state_details.flow_run_id, "dump"))
+    assert time.monotonic() - started < 10
+
+
 class _Moto:
     """moto's server on one fixed loopback port, so it can go away and come back there."""
 
