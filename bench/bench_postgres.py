@@ -117,6 +117,7 @@ def main() -> None:
             results["strongroom physical"]["restore_s"] = t
             Server(root / "sr-restored", rep["server"]["port"],
                    Path(rep["server"]["socket_dir"])).stop()
+            shutil.rmtree(rep["server"]["work_dir"], ignore_errors=True)
             t, rep = timed(restore_physical, repo, snap, root / "sr-verified",
                            options={"target": "immediate", "gx": "false"})
             results["strongroom physical"]["restore_verified_s"] = t

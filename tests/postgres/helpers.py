@@ -93,11 +93,14 @@ def restored_labels(report: dict[str, Any], table: str = "marks") -> set[str]:
 
 
 def stop_restored(report: dict[str, Any]) -> None:
+    import shutil
+
     from strongroom.sources.postgres.cluster import Server
 
     srv = report.get("server")
     if srv:
         Server(Path(report["datadir"]), srv["port"], Path(srv["socket_dir"])).stop("fast")
+        shutil.rmtree(srv["work_dir"], ignore_errors=True)
 
 
 def drop_wal_file(repo: Any, name: str, fname: str) -> None:

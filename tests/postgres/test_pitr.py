@@ -195,7 +195,7 @@ def test_timeline_history_followed_after_failover(env: dict[str, Any]) -> None:
             lsn = fake.sql("SELECT pg_switch_wal()::text")[0][0]
             wait_archived(env["url"], "main", lsn, tli=2)
     finally:
-        new.stop()
+        stop_restored(report)
     repo = pgc.open_repo(env["url"])
     assert "00000002.history" in walstore.WalCatalog.load(repo, "main").files
     again = restore(env, "after-failover", gx=False)

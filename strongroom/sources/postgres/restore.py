@@ -379,7 +379,9 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         server = Server(target_dir, port, sock, version=int(meta["version"]),
                         logfile=work / "restore.log", env=command.child_env(),
                         options={"hba_file": str(hba), "archive_mode": "off",
-                                 "listen_addresses": "''"})
+                                 "listen_addresses": "''",
+                                 # no standby will ever confirm: writes must not wait
+                                 "synchronous_standby_names": "''"})
         server.start(timeout=600)
         server.wait_ready(timeout=float(o.get("recovery_timeout", 3600)))
         report["recovery_seconds"] = round(time.monotonic() - t0, 2)
@@ -395,8 +397,9 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
     finally:
         if server is not None and not o.get("keep_running"):
             server.stop()
-        elif server is not None:
-            report["server"] = {"port": server.port, "socket_dir": str(server.sockdir)}
+        elif server is not None:  # the caller stops it and removes work_dir
+            report["server"] = {"port": server.port, "socket_dir": str(server.sockdir),
+                                "work_dir": str(work)}
         if not o.get("keep_running"):
             shutil.rmtree(work, ignore_errors=True)
     report["duration_s"] = round(time.monotonic() - t0, 2)
