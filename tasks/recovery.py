@@ -23,6 +23,8 @@ from tasks.progress import Progress, artifact_key
 from tasks.retry import RETRYING
 
 RATE_VARIABLE = "strongroom_restore_rate"
+# Restorers that report progress in bytes of the snapshot (the progress artifact's unit).
+BYTE_PROGRESS = ("files", "s3", "redis")
 # Tools a restore of each kind needs on this host (checked in prepare).
 TOOLS = {"postgres": ["pg_ctl", "pg_restore"], "redis": ["redis-server"], "neo4j": [],
          "files": [], "s3": []}
@@ -162,8 +164,9 @@ def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool
         progress = Progress(artifact_key("restore", src.source_name), float(total_bytes),
                             f"Restoring {src.source_name} from snapshot {snap.short_id}")
         opts: dict[str, Any] = {**src.restore_options(), **(options or {})}
-        if snap.source_kind == "files":
+        if snap.source_kind in BYTE_PROGRESS:
             opts["progress"] = progress.advance
+        if snap.source_kind == "files":
             if replace and Path(dest).exists():
                 _clear(Path(dest))
         result = restorer_for(snap.source_kind)(repo, snap, dest, replace=replace,
