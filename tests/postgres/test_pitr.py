@@ -151,6 +151,16 @@ def test_target_before_oldest_backup(env: dict[str, Any]) -> None:
     assert "Traceback" not in proc.stderr
 
 
+def test_target_never_reached_is_a_clear_error(env: dict[str, Any]) -> None:
+    from strongroom.errors import SourceError
+
+    repo = pgc.open_repo(env["url"])
+    with pytest.raises(SourceError, match="recovery ended before configured recovery target"):
+        restore_physical(repo, None, env["root"] / "unreached", name="main",
+                         options={"target_xid": "3999999999", "keep_running": True})
+    assert not (env["root"] / "unreached" / "postmaster.pid").exists()  # server stopped
+
+
 def test_non_empty_target_refused(env: dict[str, Any]) -> None:
     dest: Path = env["root"] / "busy"
     dest.mkdir()

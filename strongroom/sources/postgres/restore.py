@@ -357,6 +357,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
                               "safety_copy": str(aside) if aside else None,
                               "wal_check": wal_check}
     server = None
+    ok = False  # on failure the server is stopped even with keep_running
     try:
         chown_tree(target_dir, like)
         extract_base(repo, snap, target_dir, jobs=int(o.get("jobs", 2)))
@@ -394,13 +395,15 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         clear_recovery_conf(target_dir)
         if _flag(o, "failover", False):
             take_over_archive(repo, name, server, tli, report, o)
+        ok = True
     finally:
-        if server is not None and not o.get("keep_running"):
-            server.stop()
+        keep = bool(o.get("keep_running")) and ok
+        if server is not None and not keep:
+            server.stop(mode="fast" if ok else "immediate")
         elif server is not None:  # the caller stops it and removes work_dir
             report["server"] = {"port": server.port, "socket_dir": str(server.sockdir),
                                 "work_dir": str(work)}
-        if not o.get("keep_running"):
+        if not keep:
             shutil.rmtree(work, ignore_errors=True)
     report["duration_s"] = round(time.monotonic() - t0, 2)
     return report
