@@ -132,8 +132,8 @@ def _walk_snapshot(repo: Repository, snap: Any, users: dict[bytes, set[str]],
 
 def _read_pack(repo: Repository, pid: str, users: dict[bytes, set[str]],
                report: VerifyReport) -> None:
-    affected = {s for bid, loc in repo.index.blobs.items() if loc.pack == pid
-                for s in users.get(bid, ())}
+    indexed = {bid: loc for bid, loc in repo.index.blobs.items() if loc.pack == pid}
+    affected = {s for bid in indexed for s in users.get(bid, ())}
     try:
         data = repo.backend.get(pack_key(pid))
         if content_name(data) != pid:
@@ -144,6 +144,14 @@ def _read_pack(repo: Repository, pid: str, users: dict[bytes, set[str]],
         report.errors.append(f"{exc}; affects snapshot(s) {_short(affected) or 'none'}")
         return
     report.packs_read += 1
+    # Restores read where the index points: it must agree with the pack's own header.
+    listed = {bytes.fromhex(e[1]): (e[0], e[2], e[3]) for e in entries}
+    for bid, loc in indexed.items():
+        if listed.get(bid) != (loc.type, loc.offset, loc.length):
+            report.errors.append(f"blob {bid.hex()[:16]}: the index places it in pack "
+                                 f"{pid[:16]} at {loc.offset}+{loc.length}, where the pack's "
+                                 f"header does not; used by snapshot(s) "
+                                 f"{_short(users.get(bid, set())) or 'none'}")
     for btype, bid_hex, off, length, _raw in entries:
         bid = bytes.fromhex(bid_hex)
         report.blobs_checked += 1
