@@ -52,6 +52,10 @@ from strongroom.sources.redis_rdb import RdbInfo, validate_file
 from strongroom.sources.registry import register_restorer
 
 RDB_PATH = "dump.rdb"
+# password and progress come only from in-process callers (a Prefect source block)
+RESTORE_OPTIONS = {"mode", "workdir", "password_env", "password", "username", "flush",
+                   "ttl_tolerance_ms", "config", "appendonly", "dbfilename", "appenddirname",
+                   "appendfilename", "progress"}
 DEFAULT_TIMEOUT = 3600.0
 TTL_TOLERANCE_MS = 2000
 
@@ -191,6 +195,10 @@ def restore_redis(repo: Repository, snap: Snapshot, target: str, *, replace: boo
                   ) -> dict[str, Any]:
     """Restorer for ``redis`` snapshots (see the module doc for modes and options)."""
     opts = dict(options or {})
+    unknown = sorted(set(opts) - RESTORE_OPTIONS)
+    if unknown:  # a misspelt flush= or appendonly= must not silently do the default
+        raise ConfigError(f"unknown redis restore option(s) {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(RESTORE_OPTIONS - {'password', 'progress'}))})")
     if include:
         raise ConfigError("--include is not supported for redis snapshots (all databases "
                           "are restored)")

@@ -257,8 +257,18 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
                    ) -> dict[str, Any]:
     from strongroom.sources.s3restore import restore_bucket
 
+    unknown = sorted(set(options or {}) - RESTORE_OPTIONS)
+    if unknown:  # a misspelt verify=/versions= must not silently fall back to the default
+        raise ConfigError(f"unknown s3 restore option(s) {', '.join(unknown)} (known: "
+                          f"{', '.join(sorted(RESTORE_OPTIONS - IN_PROCESS_OPTIONS))})")
     return restore_bucket(repo, snap, target, replace=replace, include=include or [],
                           options=options or {})
+
+
+# credentials and progress come only from in-process callers (a Prefect source block)
+IN_PROCESS_OPTIONS = {"access_key_id", "secret_access_key", "progress"}
+RESTORE_OPTIONS = {"endpoint", "endpoint_url", "region", "versions", "verify", "part_size_mib",
+                   "create_bucket", "workers", *IN_PROCESS_OPTIONS}
 
 
 register_restorer("s3", _restore_entry)

@@ -94,6 +94,8 @@ def test_cli_restore_errors_and_no_secret_on_the_command_line(tmp_path: Path) ->
              "--target holds a password"),
             ([t_url, "--replace", "--restore-option", "password=target-secret"], 2,
              "option password would put a secret on the command line"),
+            ([t_url, "--replace", "--restore-option", "password_env=T_PW", "--restore-option",
+              "flsh=yes"], 2, "unknown redis restore option(s) flsh"),  # typo: never ignored
         ]
         for args, code, text in cases:
             out = run(env, *restore, *args)

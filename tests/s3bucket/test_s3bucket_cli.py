@@ -43,6 +43,9 @@ def test_cli_backup_incremental_and_restore(moto_endpoint: str, s3_bucket: str,
                 f"endpoint={moto_endpoint}")
     assert again.returncode == 15 and "is not empty" in again.stderr
     assert len(again.stderr.strip().splitlines()) == 1
+    typo = run(env, "restore", "latest", "--target", target, "--replace", "--restore-option",
+               f"endpoint={moto_endpoint}", "--restore-option", "verfy=quick")
+    assert typo.returncode == 2 and "unknown s3 restore option(s) verfy" in typo.stderr
 
 
 def test_cli_unreachable_endpoint(tmp_path: Path) -> None:
