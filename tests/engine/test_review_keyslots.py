@@ -56,3 +56,20 @@ def test_only_slot_unreadable_is_named_as_damage(cli, repo_env) -> None:
     assert proc.returncode == 13, proc.stderr
     last = proc.stderr.strip().splitlines()[-1]
     assert last.startswith("error: no usable key slot") and slot.name in last
+
+
+def test_passwd_never_replaces_a_key_file_slot(cli, repo_env, tmp_path: Path) -> None:
+    cli("init")
+    keyfile = tmp_path / "k.key"
+    cli("key", "add", "--new-key-file", str(keyfile))
+    new_pw = tmp_path / "new.pw"
+    new_pw.write_text("changed\n")
+    by_keyfile = {"STRONGROOM_PASSWORD": "", "STRONGROOM_KEYFILE": str(keyfile)}
+    proc = cli("key", "passwd", "--new-password-file", str(new_pw), env=by_keyfile,
+               check=False)
+    assert proc.returncode == 2 and proc.stderr.startswith("error: "), proc.stderr
+    assert cli("snapshots", env=by_keyfile).returncode == 0  # the key file still opens it
+    assert sorted(s["type"] for s in json.loads(cli("key", "list", "--json").stdout)) == \
+        ["keyfile", "password"]
+    cli("key", "passwd", "--new-password-file", str(new_pw))  # with the password: fine
+    assert cli("snapshots", env={"STRONGROOM_PASSWORD": "changed"}).returncode == 0
