@@ -147,6 +147,22 @@ def wal_compact(name: NameOpt, repo: RepoOpt = None, password_file: PasswordFile
                   markup=False)
 
 
+@pg_app.command("wal-expire")
+def wal_expire(name: NameOpt, repo: RepoOpt = None, password_file: PasswordFileOpt = None,
+               key_file: KeyFileOpt = None, option: OptionOpt = None,
+               json: JsonOpt = False) -> None:
+    """Drop archived WAL older than the oldest physical backup left (after retention)."""
+    from strongroom.sources.postgres import walstore
+
+    report = walstore.expire(open_repo(repo, password_file, key_file, option), name)
+    if json:
+        emit_json(report)
+    else:
+        console.print(f"WAL of {name}: {report['files_before']} files -> "
+                      f"{report['files_after']} (oldest needed {report['oldest_needed']})",
+                      markup=False)
+
+
 @pg_app.command("receive")
 def receive(
     dsn: DsnOpt, name: NameOpt,

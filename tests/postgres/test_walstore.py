@@ -148,3 +148,23 @@ def test_receiver_stores_partial_periodically_and_reports_lag(
     assert any(n.endswith(".partial") for n in catalog.files)
     last = seen[-1]
     assert last["server"] == "up" and "receive_lag_bytes" in last and not last["streaming"]
+
+
+def test_wal_expire_keeps_what_the_oldest_backup_needs(pg_root: Path) -> None:
+    repo = Repository.init(str(pg_root / "repo"), password="x")
+    src = pg_root / "w"
+    src.mkdir()
+    for n in range(1, 8):
+        walstore.push(repo, "db", [write(src, seg(1, n), os.urandom(1024))], seg_size=SEG)
+    walstore.push(repo, "db", [write(src, "00000002.history", b"1\t0/100000\tx\n")],
+                  seg_size=SEG)
+    with repo.writer("db", "postgres") as w:  # a base backup that starts in segment 4
+        w.add_bytes("backup_manifest", b"{}")
+        w.set_meta({"postgres": {"method": "physical", "start_lsn": "0/400028",
+                                 "wal_segment_size": SEG, "timeline": 1}})
+        w.commit()
+    report = walstore.expire(repo, "db")
+    assert report["oldest_needed"] == seg(1, 4)
+    cat = walstore.WalCatalog.load(Repository.open(str(pg_root / "repo"), password="x"), "db")
+    assert sorted(cat.files) == sorted(["00000002.history"] + [seg(1, n) for n in range(4, 8)])
+    assert len(cat.snapshots) == 1

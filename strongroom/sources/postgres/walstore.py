@@ -180,11 +180,18 @@ def write_atomic(dest: Path, data: bytes) -> None:
 
 
 def compact(repo: Repository, name: str, catalog: WalCatalog | None = None,
-            at_least: int = COMPACT_AT) -> Snapshot | None:
-    """Fold the WAL snapshots into one (content reused, not re-read) and drop the small ones."""
+            at_least: int = COMPACT_AT, before_segno: int | None = None) -> Snapshot | None:
+    """Fold the WAL snapshots into one (content reused, not re-read) and drop the small ones.
+    With ``before_segno``, segments (and partials) numbered below it are left out: expiry of
+    WAL no retained base backup needs; history files are always kept."""
     catalog = catalog or WalCatalog.load(repo, name)
     snaps = catalog.snapshots
-    if len(snaps) < max(at_least, 2):
+    if before_segno is not None:
+        catalog.files = {f: e for f, e in catalog.files.items() if wn.classify(f) not in
+                         ("segment", "partial")
+                         or wn.parse_segment(f[:24], catalog.seg_size)[1] >= before_segno}
+        at_least = 1
+    if len(snaps) < max(at_least, 1 if before_segno is not None else 2):
         return None
     wal: dict[str, Any] = {"cluster": name, "system_id": catalog.system_id,
                            "seg_size": catalog.seg_size, "files": []}
@@ -234,3 +241,22 @@ def missing_segments(catalog: WalCatalog, start_lsn: int, end_lsn: int | None,
             continue
         missing.append(fname)
     return missing, last
+
+
+def expire(repo: Repository, name: str) -> dict[str, Any]:
+    """Drop archived WAL older than the oldest physical backup of ``name`` still in the
+    repository (run after retention removed old backups)."""
+    from strongroom.sources.postgres.restore import physical_snapshots
+
+    snaps = physical_snapshots(repo, name)
+    if not snaps:
+        raise SnapshotNotFound(f"no physical backup of {name!r}: refusing to expire its WAL")
+    catalog = WalCatalog.load(repo, name)
+    seg = catalog.seg_size or int(snaps[0].meta["postgres"]["wal_segment_size"])
+    oldest = min(wn.parse_lsn(s.meta["postgres"]["start_lsn"]) for s in snaps) // seg
+    before = len(catalog.files)
+    merged = compact(repo, name, catalog, before_segno=oldest)
+    after = len(WalCatalog.load(repo, name).files) if merged else before
+    return {"name": name, "oldest_needed": wn.segment_name(
+        int(snaps[0].meta["postgres"]["timeline"]), oldest, seg),
+        "files_before": before, "files_after": after}
