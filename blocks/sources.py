@@ -74,7 +74,13 @@ class PostgresSource(SourceBlock):
     password: SecretStr | None = None
     database: str | None = None
     method: str = "physical"  # physical | logical
-    snapshot_method: str = "physical"  # what the hourly snapshot takes
+    # what the hourly (and a pre-restore safety) snapshot takes; default: the same as method
+    snapshot_method: str | None = None
+
+    def settings(self) -> dict[str, Any]:
+        out = super().settings()
+        out["snapshot_method"] = self.snapshot_method or self.method
+        return out
 
 
 class Neo4jSource(SourceBlock):

@@ -156,3 +156,58 @@ def test_s3_bucket_block_restores_through_its_own_endpoint(prefect_harness, tmp_
         assert s3.get_object(Bucket=bucket, Key=key)["Body"].read() == body
     assert secret not in _api_text([backup.state_details.flow_run_id,
                                     recovery.state_details.flow_run_id])
+
+
+@pytest.mark.timeout(120)
+def test_postgres_block_drives_logical_backup_and_recover_database(prefect_harness, tmp_path,
+                                                                   names, monkeypatch):
+    from tests.support import pg_cluster as pgc
+
+    if not pgc.available():
+        pytest.skip("PostgreSQL 15 binaries not installed")
+    from pydantic import SecretStr
+
+    from blocks import PostgresSource
+    from flows.limits import ensure_limits
+    from flows.recovery import recover_database
+    from flows.tiers import backup_full
+
+    monkeypatch.delenv("PGPASSWORD", raising=False)
+    with pgc.workdir() as root:
+        cluster = pgc.initdb(root / "c", wal_level="minimal")
+        try:
+            cluster.sql("CREATE DATABASE shop")
+            cluster.sql("CREATE TABLE orders (id int PRIMARY KEY, item text, qty int)", "shop")
+            cluster.sql("INSERT INTO orders SELECT i, 'item-' || i, i % 7 FROM "
+                        "generate_series(1, 500) i", "shop")
+            before = cluster.sql("SELECT * FROM orders ORDER BY id", "shop")
+
+            name = f"shop-{names}"
+            PostgresSource(source_name=name, port=cluster.port, user="postgres",
+                           password=SecretStr(pgc.SUPERUSER_PASSWORD), database="shop",
+                           method="logical",
+                           restore_target=f"host=127.0.0.1 port={cluster.port} user=postgres "
+                                          "dbname=shop").save(name)
+            ensure_limits([name])
+            tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
+            backup = backup_full(f"postgres/{name}", primary=tgt, return_state=True)
+            assert backup.is_completed(), backup.message
+            snap = backup.result()["snapshot"]
+            assert (snap["source_kind"], snap["kind"]) == ("postgres", "full")
+
+            cluster.sql("DELETE FROM orders WHERE id > 250", "shop")  # the incident
+            # The logical restorer takes the password from libpq's usual places only (it has
+            # no in-process option yet): here PGPASSWORD, as the README says.
+            monkeypatch.setenv("PGPASSWORD", pgc.SUPERUSER_PASSWORD)
+            recovery = recover_database(f"postgres/{name}", from_target=tgt, replace=True,
+                                        return_state=True)
+            assert recovery.is_completed(), recovery.message
+            assert cluster.sql("SELECT * FROM orders ORDER BY id", "shop") == before
+            report = recovery.result()
+            assert report["results"][0]["snapshot"] == snap["id"]
+            assert report["results"][0]["safety_snapshot"]
+            assert list(report["stages"]) == ["assess", "prepare", "restore", "verify"]
+            assert pgc.SUPERUSER_PASSWORD not in _api_text(
+                [backup.state_details.flow_run_id, recovery.state_details.flow_run_id])
+        finally:
+            pgc.stop(cluster)
