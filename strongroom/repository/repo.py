@@ -245,14 +245,20 @@ class Repository:
     # ---- blobs ---------------------------------------------------------------------------
     def load_blob(self, bid: bytes, blob_type: str | None = None) -> bytes:
         """A blob's plaintext, decrypted and re-hashed; IntegrityError names pack and blob."""
-        loc = self.index.get(bid)
-        if loc is None:
+        locations = self.index.locations(bid)
+        if not locations:
             hint = f" ({'; '.join(self.index_errors)})" if self.index_errors else ""
             raise IntegrityError(f"blob {bid.hex()[:16]} is not in the index{hint}")
-        if blob_type and loc.type != blob_type:
-            raise IntegrityError(f"blob {bid.hex()[:16]} in pack {loc.pack[:16]} has type "
-                                 f"{loc.type}, expected {blob_type}")
-        return self.decode_blob(loc.pack, loc.type, bid, self._read_sealed(loc))
+        problems: list[IntegrityError] = []
+        for loc in locations:  # the first copy, then any other (a lost or damaged pack)
+            try:
+                if blob_type and loc.type != blob_type:
+                    raise IntegrityError(f"blob {bid.hex()[:16]} in pack {loc.pack[:16]} has "
+                                         f"type {loc.type}, expected {blob_type}")
+                return self.decode_blob(loc.pack, loc.type, bid, self._read_sealed(loc))
+            except IntegrityError as exc:
+                problems.append(exc)
+        raise problems[0]
 
     def _read_sealed(self, loc: BlobLocation) -> bytes:
         """A blob's stored bytes. On remote backends, small blobs are read in windows of

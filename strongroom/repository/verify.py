@@ -83,7 +83,7 @@ def verify(repo: Repository, read_data: bool = False, subset_pct: float | None =
         if loc is None:
             report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) "
                                  f"{_short(who)} is not in the index")
-        elif loc.pack not in stored_packs:
+        elif not any(c.pack in stored_packs for c in index.locations(bid)):
             report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) {_short(who)} is "
                                  f"in missing pack {loc.pack[:16]}")
     if wanted is None:

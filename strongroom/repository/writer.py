@@ -79,8 +79,12 @@ class SnapshotWriter:
         self._done = False
         self._stopping = threading.Event()
         try:
-            if repo._index is not None:
-                repo.reload_index()  # a prune may have removed packs since it was loaded
+            index = repo.reload_index()  # a prune may have removed packs since it was loaded
+            # Never deduplicate against a pack that is gone (lost, deleted by hand): its blobs
+            # are stored again, so this snapshot restores even if older ones cannot. Index
+            # first, then the listing: packs are stored before the index files naming them.
+            stored = {key.rsplit("/", 1)[-1] for key, _ in repo.backend.list("data/")}
+            index.drop_packs(set(index.packs) - stored)
         except BaseException:  # no context manager yet to release the lock: do it here
             self.abort()
             raise

@@ -171,6 +171,9 @@ class _Backup:
                 or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
                 or old.inode != st.st_ino):
             return False
+        index = self.w.repo.index
+        if not all(bytes.fromhex(bid) in index for bid in old.content):
+            return False  # its data is gone from the repository: read the file again
         node = _stat_node(st, "file")
         node.content, node.sha256 = old.content, old.sha256
         self.w.add_node(rel, node)
