@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
@@ -63,8 +64,16 @@ def stack_env(state: Path, host: str, port: int) -> dict[str, str]:
     }
 
 
-def demo_platform(state: Path) -> Path:
-    """Write the demo platform file (a generated files tree, local repositories) once."""
+DEMO_REDIS = "demo-cache"
+
+
+def redis_available() -> bool:
+    return bool(shutil.which("redis-server") and shutil.which("redis-cli"))
+
+
+def demo_platform(state: Path, with_redis: bool = False) -> Path:
+    """Write the demo platform file (a generated files tree, local repositories and, where
+    redis-server is installed, a Redis the stack starts) once."""
     demo = state / "demo"
     data = demo / "data"
     if not data.exists():
@@ -99,8 +108,52 @@ sources:
     class: files
     paths: [{data}]
     restore_target: {state / 'restores' / DEMO_SOURCE}
-""")
+""" + (f"""  {DEMO_REDIS}:
+    kind: redis
+    class: database
+    port: ${{STRONGROOM_DEMO_REDIS_PORT}}
+    password: ${{STRONGROOM_DEMO_PASSWORD}}
+    restore_target: redis://127.0.0.1:${{STRONGROOM_DEMO_REDIS_PORT}}
+""" if with_redis else ""))
     return config
+
+
+def demo_has_redis(config: Path) -> bool:
+    return f"  {DEMO_REDIS}:\n    kind: redis" in config.read_text()
+
+
+def start_demo_redis(stack: Stack, state: Path, host: str, port: int, password: str) -> None:
+    """The demo's Redis on loopback (password in a 0600 config file, never on a command
+    line), with a few keys of several types so a snapshot and a recovery have something."""
+    import redis
+
+    rdir = state / "demo" / "redis"
+    rdir.mkdir(parents=True, exist_ok=True)
+    conf = rdir / "redis.conf"
+    fd = os.open(conf, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(f"bind {host}\nport {port}\nrequirepass {password}\ndir {rdir}\n"
+                 'save ""\nappendonly no\ndaemonize no\nprotected-mode yes\n')
+    stack.spawn("redis", [str(shutil.which("redis-server")), str(conf)])
+    client = redis.Redis(host=host, port=port, password=password, socket_timeout=5)
+    deadline = time.monotonic() + 30
+    while True:
+        stack.check_alive()
+        try:
+            client.ping()
+            break
+        except redis.exceptions.ConnectionError:
+            if time.monotonic() > deadline:
+                raise StorageError(f"the demo Redis did not start (see {state / 'redis.log'})"
+                                   ) from None
+            time.sleep(0.1)
+    if client.dbsize() == 0:
+        for i in range(200):
+            client.set(f"order:{i}", f"order {i}: {secrets.token_hex(16)}")
+        client.hset("customer:1", mapping={"name": "Ada", "tier": "gold"})
+        client.rpush("queue:emails", *[f"job-{i}" for i in range(20)])
+        client.set("session:demo", "expires in a day", ex=86400)
+    client.close()
 
 
 def _die_with_parent() -> None:
@@ -179,8 +232,9 @@ def wait_deployments(stack: Stack, names: list[str], timeout_s: float) -> None:
                        f"{stack.state / 'serve.log'})")
 
 
-def run_demo(state: Path) -> dict[str, Any]:
-    """One backup and one recovery through their deployments; their states and artifacts."""
+def run_demo(state: Path, with_redis: bool = False) -> dict[str, Any]:
+    """One backup and one recovery through their deployments (with Redis: also a database
+    snapshot and a database recovery); their states and artifacts."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
     from prefect.deployments import run_deployment
@@ -188,21 +242,31 @@ def run_demo(state: Path) -> dict[str, Any]:
     source = f"files/{DEMO_SOURCE}"
     dest = state / "restores" / f"{DEMO_SOURCE}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     runs = {}
-    for label, name, params in (
+    plan: list[tuple[str, str, dict[str, Any]]] = [
         ("backup", "backup-full/weekly-full", {"source": source}),
         ("recovery", "recover-files/recover-files", {"source": source, "target_dir": str(dest)}),
-    ):
+    ]
+    if with_redis:
+        plan += [("database backup", "backup-snapshot/hourly-snapshot",
+                  {"source": f"redis/{DEMO_REDIS}"}),
+                 ("database recovery", "recover-database/recover-database",
+                  {"source": f"redis/{DEMO_REDIS}", "replace": True})]
+    for label, name, params in plan:
         run = run_deployment(name, parameters=params, timeout=RUN_TIMEOUT_S)
         state_name = run.state.name if run.state else "unknown"
         runs[label] = {"deployment": name, "flow_run": str(run.id), "state": state_name,
                        "message": (run.state.message or "") if run.state else ""}
         if not (run.state and run.state.is_completed()):
             break
-    key = f"post-mortem-recover-files-{DEMO_SOURCE}"
+    keys = [f"post-mortem-recover-files-{DEMO_SOURCE}"]
+    if with_redis:
+        keys.append(f"post-mortem-recover-database-{DEMO_REDIS}")
     with get_client(sync_client=True) as client:
-        arts = client.read_artifacts(artifact_filter=ArtifactFilter(
-            key=ArtifactFilterKey(any_=[key])))
-    return {"runs": runs, "restored_to": str(dest), "post_mortem_artifact": key if arts else None}
+        found = {a.key for a in client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=keys)))}
+    return {"runs": runs, "restored_to": str(dest), "expected_runs": len(plan),
+            "post_mortem_artifact": keys[0] if keys[0] in found else None,
+            "post_mortem_artifacts": [k for k in keys if k in found]}
 
 
 def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
@@ -217,7 +281,10 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
         raise ConfigError(f"port {port} on {host} is in use (another Prefect server?): "
                           "pass --port")
     env = stack_env(state, host, port)
-    config = config_path or demo_platform(state)
+    config = config_path or demo_platform(state, with_redis=redis_available())
+    with_redis = config_path is None and demo_has_redis(config)
+    if with_redis:
+        env["STRONGROOM_DEMO_REDIS_PORT"] = str(free_port(host))
     password = (state / "demo.password").read_text().strip() if (
         state / "demo.password").exists() else ""
     env.setdefault("STRONGROOM_DEMO_PASSWORD", password)
@@ -239,7 +306,8 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
         # so this process never falls back on an ephemeral API of its own.
         with temporary_settings({PREFECT_API_URL: env["PREFECT_API_URL"],
                                  PREFECT_HOME: env["PREFECT_HOME"]}):
-            return _run(stack, state, host, port, config, config_path is None, once, as_json)
+            return _run(stack, state, host, port, config, config_path is None, once, as_json,
+                        with_redis)
     except KeyboardInterrupt:
         return 0
     finally:
@@ -249,13 +317,17 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
 
 
 def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bool,
-         once: bool, as_json: bool) -> int:
+         once: bool, as_json: bool, with_redis: bool = False) -> int:
     say = (lambda *a, **k: None) if as_json else print
     api = f"http://{host}:{port}/api"
     say(f"Starting Prefect server on http://{host}:{port} (state in {state}) ...")
     stack.spawn("server", [sys.executable, "-m", "prefect", "server", "start",
                            "--host", host, "--port", str(port), "--analytics-off"])
     wait_healthy(stack, api, SERVER_START_TIMEOUT_S)
+    if with_redis:
+        redis_port = int(os.environ["STRONGROOM_DEMO_REDIS_PORT"])
+        say(f"Starting the demo Redis on {host}:{redis_port} ...")
+        start_demo_redis(stack, state, host, redis_port, os.environ["STRONGROOM_DEMO_PASSWORD"])
     say("Registering blocks and deployments, serving them ...")
     stack.spawn("serve", [sys.executable, "-m", "deployments.serve", "--config", str(config)])
     from deployments.build import schedule_specs
@@ -267,18 +339,18 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
 
     rows = deployment_rows()
     say(format_rows(rows))
-    result = run_demo(state) if demo else {"runs": {}}
+    result = run_demo(state, with_redis) if demo else {"runs": {}}
     ui = f"http://{host}:{port}"
     result |= {"ui": ui, "state_dir": str(state), "config": str(config), "deployments": rows}
     ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
-        not demo or len(result["runs"]) == 2)
+        not demo or len(result["runs"]) == result["expected_runs"])
     if as_json:
         print(json.dumps(result, indent=2))
     else:
         for label, r in result["runs"].items():
             print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
-        if result.get("post_mortem_artifact"):
-            print(f"post-mortem artifact: {result['post_mortem_artifact']}")
+        for key in result.get("post_mortem_artifacts", []):
+            print(f"post-mortem artifact: {key}")
         print(f"Prefect UI: {ui}", flush=True)
     if once:
         return 0 if ok else 1

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from deployments.up import redis_available
 from tests.prefect.conftest import tree_listing
 from tests.support.moto_server import free_port
 
@@ -54,12 +55,21 @@ def test_strongroom_up_once(tmp_path):
     assert summary["runs"]["backup"]["state"] == "Completed"
     assert summary["runs"]["recovery"]["state"] == "Completed"
     assert summary["post_mortem_artifact"] == "post-mortem-recover-files-demo-files"
+    with_redis = redis_available()  # then the demo also has a Redis: snapshot and recovery
+    if with_redis:
+        assert summary["runs"]["database backup"]["state"] == "Completed"
+        assert summary["runs"]["database recovery"]["state"] == "Completed"
+        assert "post-mortem-recover-database-demo-cache" in summary["post_mortem_artifacts"]
     schedules = {(r["deployment"], r["cron"], r["timezone"], r["active"], r["source"])
                  for r in summary["deployments"]}
     assert ("backup-incremental/daily-incremental", "0 2 * * *", "America/New_York", True,
             "files/demo-files") in schedules
-    assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
-            None) in schedules  # no database in the demo: visible, paused
+    if with_redis:
+        assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", True,
+                "redis/demo-cache") in schedules
+    else:
+        assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
+                None) in schedules  # no database in the demo: visible, paused
     assert ("recover-files/recover-files", None, None, None, None) in schedules
     assert len({r["deployment"] for r in summary["deployments"]}) == 11  # all, not the first few
     assert ("retention/retention", "30 3 * * *", "America/New_York", True, None) in schedules
