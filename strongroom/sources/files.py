@@ -338,6 +338,11 @@ def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_roo
                 if progress:
                     progress(len(chunk))
         os.replace(tmp, dest)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        if exc.filename is None:  # a failed write (disk full, file too large) names no file
+            raise OSError(exc.errno, exc.strerror, str(dest)) from None
+        raise
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
