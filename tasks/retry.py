@@ -32,6 +32,12 @@ PERMANENT_STORAGE_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesN
 PERMANENT_STORAGE_TEXT = ("not staged", "no bucket in S3 URL", "refusing to delete",
                           "Permission denied", "Read-only file system", "Not a directory",
                           "Is a directory")
+# How the source modules word a source that is down, restarting or unreachable (they raise
+# SourceError "from None", so the cause is not there to look at).
+UNREACHABLE_SOURCE_TEXT = ("cannot reach ", "lost the connection to",
+                           "the database system is starting up",
+                           "the database system is shutting down",
+                           "the database system is in recovery mode")
 _CODE_RE = re.compile(r"failed: ([A-Za-z]+)$")
 
 
@@ -52,7 +58,8 @@ def is_transient(exc: BaseException | None) -> bool:
     if isinstance(exc, TRANSIENT):
         return True
     if isinstance(exc, SourceError):  # only when the source was unreachable, not misconfigured
-        return isinstance(exc.__cause__, (ConnectionError, TimeoutError))
+        return isinstance(exc.__cause__, (ConnectionError, TimeoutError)) or any(
+            part in str(exc) for part in UNREACHABLE_SOURCE_TEXT)
     return type(exc).__name__ in {"EndpointConnectionError", "ConnectTimeoutError",
                                   "ReadTimeoutError", "ConnectionClosedError"}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -166,6 +168,73 @@ def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, 
     assert dump_runs[0].run_count >= 2  # failed while S3 was down, succeeded on a retry
     assert result["snapshot"]["kind"] == "incremental"
     assert time.monotonic() - started < 60
+
+
+def test_engine_words_for_a_source_that_is_down_are_transient(tmp_path):
+    """Real errors from the source modules against a closed loopback port are retried; a
+    wrong password is not."""
+    from strongroom.errors import SourceError
+    from strongroom.sources.postgres.conn import Dsn
+    from strongroom.sources.redis_conn import connect, parse_url
+    from tasks.retry import is_transient
+
+    port = free_port()
+    down = []
+    for attempt in (lambda: connect(parse_url(f"redis://127.0.0.1:{port}"), timeout=2),
+                    lambda: Dsn.parse(f"host=127.0.0.1 port={port} user=x dbname=y").connect()):
+        with pytest.raises(SourceError) as err:
+            attempt()
+        down.append(err.value)
+    assert all(is_transient(e) for e in down), [str(e) for e in down]
+    assert not is_transient(SourceError("redis at 127.0.0.1:6379: authentication failed "
+                                        "(wrong or missing password)"))
+
+
+@pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
+def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names):
+    """A Redis that is down when the snapshot starts and comes back: retried, completes."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    from blocks import RedisSource
+    from flows.limits import ensure_limits
+    from flows.tiers import backup_snapshot
+
+    port = free_port()
+    RedisSource(source_name=f"cache-{names}", port=port).save(f"cache-{names}")
+    ensure_limits([f"cache-{names}"])
+    tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
+    run_name = f"restart-{names}"
+    servers: list[subprocess.Popen] = []
+
+    def start_after_first_failure() -> None:
+        deadline = time.monotonic() + 30
+        with get_client(sync_client=True) as client:
+            while time.monotonic() < deadline:
+                flows = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    name=FlowRunFilterName(any_=[run_name])))
+                runs = _task_runs(flows[0].id, "dump") if flows else []
+                if any(r.state and r.state.name in ("AwaitingRetry", "Retrying") for r in runs):
+                    break
+                time.sleep(0.05)
+        servers.append(subprocess.Popen(
+            [shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1",
+             "--save", "", "--appendonly", "no", "--dir", str(tmp_path),
+             "--repl-diskless-sync-delay", "0"], stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL))
+
+    starter = threading.Thread(target=start_after_first_failure, daemon=True)
+    starter.start()
+    try:
+        state = backup_snapshot.with_options(flow_run_name=run_name)(
+            f"redis/cache-{names}", primary=tgt, return_state=True)
+        starter.join(timeout=35)
+        assert state.is_completed(), state.message
+        assert _task_runs(state.state_details.flow_run_id, "dump")[0].run_count >= 2
+    finally:
+        for proc in servers:
+            proc.terminate()
+            proc.wait(timeout=10)
 
 
 def _flip_byte(path: Path, offset: int = 100) -> None:
