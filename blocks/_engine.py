@@ -49,9 +49,12 @@ def backup_source(kind: str, repo: Repository, name: str, snapshot_kind: str, ta
     fn = getattr(module, "backup", None)
     if fn is None and kind == "neo4j" and hasattr(module, "backup_neo4j"):
         opts = dict(settings)
+        password = opts.get("password")
+        if password is None and opts.get("password_env"):  # the block names a variable
+            password = module.password_from(opts["password_env"])
         return module.backup_neo4j(repo, opts.pop("uri"), name=name, kind=snapshot_kind,
-                                   tags=tags, user=opts.get("user"),
-                                   password=opts.get("password"), database=opts.get("database"),
+                                   tags=tags, user=opts.get("user"), password=password,
+                                   database=opts.get("database"),
                                    consistent=bool(opts.get("consistent")))
     if fn is None:
         raise NotSupported(f"backing up {kind} sources is not supported yet")

@@ -69,7 +69,7 @@ def test_neo4j_block_drives_backup_and_recover_database(prefect_harness, tmp_pat
     from blocks import Neo4jSource
     from flows.limits import ensure_limits
     from flows.recovery import recover_database
-    from flows.tiers import backup_full
+    from flows.tiers import backup_full, backup_snapshot
     from tests.support.neo4j_server import neo4j_server
 
     monkeypatch.delenv("STRONGROOM_NEO4J_PASSWORD", raising=False)
@@ -112,7 +112,17 @@ def test_neo4j_block_drives_backup_and_recover_database(prefect_harness, tmp_pat
         assert result["safety_snapshot"] and result["safety_snapshot"] != snap["id"]
         assert result["verified"] == "restorer's own checks"
 
-        text = _api_text([backup.state_details.flow_run_id, recovery.state_details.flow_run_id])
+        # The same database through a block that names a variable instead (backup side).
+        monkeypatch.setenv(f"NEO4J_PW_{names}", password)
+        Neo4jSource(source_name=f"{name}-env", uri=srv.uri, user="neo4j",
+                    password_env=f"NEO4J_PW_{names}").save(f"{name}-env")
+        ensure_limits([f"{name}-env"])
+        by_env = backup_snapshot(f"neo4j/{name}-env", primary=tgt, verify_mode="structure",
+                                 return_state=True)
+        assert by_env.is_completed(), by_env.message
+
+        text = _api_text([backup.state_details.flow_run_id, recovery.state_details.flow_run_id,
+                          by_env.state_details.flow_run_id])
         assert "post-mortem" in text and snap["short_id"] in text  # the API has the runs
         assert password not in text
 
