@@ -50,5 +50,6 @@ def logical_checksum(entries: list[tuple[str, Node, str]]) -> str:
     digest = hashlib.sha256()
     for parent, name, node, sha in sorted(rows, key=lambda r: (r[0], r[1])):
         full = f"{parent}/{name}" if parent else name
-        digest.update(f"{full}\0{node.type}\0{node.size}\0{sha or node.target}\n".encode())
+        digest.update(f"{full}\0{node.type}\0{node.size}\0{sha or node.target}\n".encode(
+            "utf-8", "surrogateescape"))
     return digest.hexdigest()
