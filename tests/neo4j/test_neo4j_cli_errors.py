@@ -12,7 +12,7 @@ from pathlib import Path
 from strongroom.repository import Repository
 from strongroom.sources.neo4j import FORMAT, GRAPH_FILE
 from tests.neo4j.helpers import run
-from tests.support.neo4j_server import Neo4jServer
+from tests.support.neo4j_server import Neo4jServer, free_port
 
 CLI = [sys.executable, "-c", "from strongroom.cli import main; main()"]
 
@@ -49,6 +49,8 @@ def test_cli_restore_errors(neo4j_db: Neo4jServer, repo: Repository, tmp_path: P
 
     one_error_line(cli(env, *restore, "--restore-option", "password_env=BAD_NEO4J_PW"), 14,
                    "refused the credentials", "not-the-password")
+    one_error_line(cli(env, *restore[:-1], f"bolt://127.0.0.1:{free_port()}/neo4j", *good), 14,
+                   "Connection refused", neo4j_db.password)  # the reason, not a dangling ':'
     one_error_line(cli(env, *restore[:-1], f"bolt://neo4j:{neo4j_db.password}@127.0.0.1:"
                        f"{neo4j_db.port}/neo4j"), 2, "password", neo4j_db.password)
     assert run(neo4j_db, "MATCH (n) RETURN count(n) AS c")[0]["c"] == 0  # nothing touched

@@ -8,6 +8,7 @@ user values: labels and types go through dynamic labels ``$(...)`` (Neo4j 5.26+)
 from __future__ import annotations
 
 import contextlib
+import re
 import sqlite3
 import tempfile
 from collections import Counter
@@ -90,8 +91,10 @@ def session(target: Target, write: bool = False) -> Iterator[neo4j.Session]:
             raise SourceError(f"Neo4j at {target.uri} refused the credentials of user "
                               f"{auth[0] if auth else '(none)'}") from None
         except (ServiceUnavailable, OSError) as exc:
+            # the driver's first line ends in ':'; the reason is on the next one
+            reason = re.search(r"\(reason (.+)\)\s*$", str(exc))
             raise SourceError(f"cannot reach Neo4j at {target.uri}: "
-                              f"{first_line(exc)}") from None
+                              f"{reason.group(1) if reason else first_line(exc)}") from None
         mode = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
         with driver.session(database=target.database, default_access_mode=mode,
                             fetch_size=FETCH_SIZE) as s:
