@@ -66,4 +66,4 @@ class LockedError(StrongroomError):
 class NotSupported(StrongroomError):
     """A feature or source kind this build does not support yet."""
 
-    exit_code = 3
+    exit_code = 18

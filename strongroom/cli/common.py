@@ -40,7 +40,8 @@ def parse_options(items: list[str] | None) -> dict[str, Any]:
     for item in items or []:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise ConfigError(f"option {item!r} is not key=value")
+            raise ConfigError("an --option is not key=value (its text is not shown: it may "
+                              "hold a secret)")
         key = key.strip().replace("-", "_")
         if key.removeprefix("aws_") in SECRET_OPTIONS:
             raise ConfigError(f"option {key} would put a secret on the command line (visible "

@@ -14,10 +14,14 @@ import threading
 import time
 from typing import Any
 
+from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
+
 from strongroom.errors import LockedError, StrongroomError
 from strongroom.storage.base import Backend
 
 REFRESH_EVERY = 300
+# How long a backup waits for an exclusive lock (a prune sweep) to go before failing.
+BACKUP_LOCK_WAIT = float(os.environ.get("STRONGROOM_LOCK_WAIT", 600))
 STALE_AFTER = 1800
 
 
@@ -51,8 +55,18 @@ class RepositoryLock:
         self._thread.start()
 
     @classmethod
-    def acquire(cls, backend: Backend, exclusive: bool, purpose: str = "") -> RepositoryLock:
-        """Take a lock, or raise LockedError naming the holder of a conflicting one."""
+    def acquire(cls, backend: Backend, exclusive: bool, purpose: str = "",
+                wait_s: float = 0.0) -> RepositoryLock:
+        """Take a lock, waiting up to ``wait_s`` seconds for a conflicting one to go; then
+        raise LockedError naming its holder."""
+        for attempt in Retrying(stop=stop_after_delay(wait_s), wait=wait_random(0.2, 2.0),
+                                retry=retry_if_exception_type(LockedError), reraise=True):
+            with attempt:
+                return cls._try(backend, exclusive, purpose)
+        raise AssertionError("unreachable")
+
+    @classmethod
+    def _try(cls, backend: Backend, exclusive: bool, purpose: str) -> RepositoryLock:
         info = {"exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
                 "purpose": purpose, "time": time.time()}
         key = f"locks/{secrets.token_hex(16)}"

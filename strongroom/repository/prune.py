@@ -22,8 +22,6 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
-
 from strongroom.crypto.aead import SealError
 from strongroom.errors import IntegrityError, LockedError, StorageError, StrongroomError
 from strongroom.repository.format import open_document, pack_key, seal_document
@@ -94,11 +92,8 @@ def _save_mark(repo: Repository, mark: Mark) -> None:
 
 
 def _acquire(repo: Repository, exclusive: bool, purpose: str, wait_s: float) -> RepositoryLock:
-    for attempt in Retrying(stop=stop_after_delay(wait_s), wait=wait_random(0.1, 0.6),
-                            retry=retry_if_exception_type(LockedError), reraise=True):
-        with attempt:
-            return RepositoryLock.acquire(repo.backend, exclusive=exclusive, purpose=purpose)
-    raise AssertionError("unreachable")
+    return RepositoryLock.acquire(repo.backend, exclusive=exclusive, purpose=purpose,
+                                  wait_s=wait_s)
 
 
 def _readable(repo: Repository, pid: str) -> bool:

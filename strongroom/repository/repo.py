@@ -90,9 +90,11 @@ class Credentials:
 
 def read_password_file(path: Path) -> str:
     try:
-        return path.read_text().rstrip("\r\n")
+        return path.read_text(encoding="utf-8").rstrip("\r\n")
     except OSError as exc:
         raise ConfigError(f"cannot read password file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"password file {path} is not UTF-8 text") from None
 
 
 class Repository:

@@ -28,7 +28,7 @@ from strongroom.repository.format import (
     seal_blob,
 )
 from strongroom.repository.index import index_document
-from strongroom.repository.locks import RepositoryLock
+from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.repository.model import Node, Snapshot, SnapshotStats
 from strongroom.repository.packs import PackWriter
 
@@ -75,6 +75,7 @@ class SnapshotWriter:
         self._seal_pool = ThreadPoolExecutor(max_workers=SEAL_WORKERS,
                                              thread_name_prefix="seal")
         self._lockfile = RepositoryLock.acquire(repo.backend, exclusive=False,
+                                                wait_s=BACKUP_LOCK_WAIT,
                                                 purpose=f"backup {source_name}")
         self._done = False
         self._stopping = threading.Event()

@@ -86,11 +86,13 @@ def _excluded(path: str, patterns: list[str]) -> bool:
 
 class _Backup:
     def __init__(self, writer: SnapshotWriter, parent: SnapshotReader | None,
-                 excludes: list[str]) -> None:
+                 excludes: list[str], skip_paths: set[str] | None = None) -> None:
         self.w = writer
         self.parent = parent
         self.excludes = excludes
+        self.skip_paths = skip_paths or set()
         self.errors: list[str] = []
+        self.skipped: list[str] = []
         self.links: dict[tuple[int, int], Node | Future[Node]] = {}
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
@@ -133,7 +135,7 @@ class _Backup:
 
     def _visit_one(self, path: str) -> list[str]:
         """Add one entry; return the names inside it if it is a directory."""
-        if _excluded(path, self.excludes):
+        if path in self.skip_paths or _excluded(path, self.excludes):
             return []
         rel = path.lstrip("/")
         try:
@@ -157,9 +159,9 @@ class _Backup:
                 fut = self.pool.submit(self.file, path, rel, st)
                 fut.add_done_callback(lambda _f: self._slots.release())
                 self.futures.append(fut)
-        else:
+        else:  # devices, sockets and fifos hold no data to keep: noted, not an error
             with self._lock:
-                self.errors.append(f"{path}: skipped special file (device, socket or fifo)")
+                self.skipped.append(path)
         return []
 
     def unchanged(self, rel: str, st: os.stat_result) -> bool:
@@ -222,10 +224,15 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
         kind = "full"  # nothing to compare with: this run reads everything
     with repo.writer(name, "files", kind, parent, tags or [], [str(r) for r in roots],
                      progress) as w:
-        job = _Backup(w, repo.reader(parent) if parent else None, excludes or [])
+        # A local repository inside a backed-up folder would back itself up, growing each run.
+        own = {str(Path(repo.backend.url).resolve())} if repo.backend.kind == "local" else set()
+        job = _Backup(w, repo.reader(parent) if parent else None, excludes or [], own)
         job.run(roots)
         if job.errors:
             w.set_meta({"errors": job.errors[:1000], "error_count": len(job.errors)})
+        if job.skipped:
+            w.set_meta({"skipped_special": job.skipped[:1000],
+                        "skipped_special_count": len(job.skipped)})
         snap = w.commit()
     return BackupResult(snap, job.errors)
 

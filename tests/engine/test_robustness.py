@@ -149,3 +149,22 @@ def test_key_slots(cli, tmp_path: Path) -> None:
                if s["type"] == "keyfile")
     cli("key", "remove", ops["id"])
     assert len(json.loads(cli("key", "list", "--json").stdout)) == 2
+
+
+def test_fifo_is_noted_and_repository_inside_source_is_skipped(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "data.txt").write_text("keep me")
+    os.mkfifo(src / "pipe")
+    env = dict(os.environ, STRONGROOM_PASSWORD="pw", STRONGROOM_REPOSITORY=str(src / "repo"))
+    run = lambda *a: subprocess.run(["strongroom", *a], env=env, capture_output=True,  # noqa: E731
+                                    text=True, timeout=120)
+    assert run("init").returncode == 0
+    for _ in range(2):
+        out = run("backup", "files", str(src), "--json")
+        assert out.returncode == 0, out.stderr
+    snap = json.loads(out.stdout)
+    assert snap["meta"]["skipped_special"] == [str(src / "pipe")]
+    paths = {e["path"] for e in json.loads(run("ls", "latest", "--json").stdout)}
+    assert str(src / "data.txt").lstrip("/") in paths
+    assert not any("/repo" in p for p in paths)
