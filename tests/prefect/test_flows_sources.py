@@ -221,3 +221,35 @@ def test_postgres_block_drives_logical_backup_and_recover_database(prefect_harne
                 [backup.state_details.flow_run_id, recovery.state_details.flow_run_id])
         finally:
             pgc.stop(cluster)
+
+
+def test_retention_on_a_deep_archive_tier_never_reads_packs(prefect_harness, tmp_path, names,
+                                                            moto_endpoint):
+    """A tertiary target in DEEP_ARCHIVE: the retention flow forgets by the policy block and
+    its prune skips (names) the archived packs it cannot read instead of failing."""
+    from blocks import RepositoryKey, RepositoryTarget, RetentionPolicy
+    from flows.storage import retention
+    from flows.tiers import backup_monthly_archive
+    from tests.prefect.conftest import make_tree, save_files_source
+
+    bucket = f"vault-{names}"
+    s3_client(moto_endpoint).create_bucket(Bucket=bucket)
+    RepositoryTarget(url=f"s3://{bucket}/tertiary", role="tertiary",
+                     key=RepositoryKey(password="pw-vault"), endpoint_url=moto_endpoint,
+                     region="us-east-1", options={"storage_class": "DEEP_ARCHIVE"}
+                     ).save(f"vault-{names}")
+    tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
+    data = make_tree(tmp_path / "data", files=6, size=20000)
+    src = save_files_source(f"arch-{names}", [data])
+    for i in range(2):
+        (data / "d0" / "changing.bin").write_bytes(secrets.token_bytes(300000))
+        (data / "d1" / f"only-{i}.bin").write_bytes(secrets.token_bytes(50000))
+        backup_monthly_archive(src, primary=tgt, replicas=[f"vault-{names}"],
+                               verify_mode="structure")
+    RetentionPolicy(keep_last=1).save(f"keep-one-{names}")
+    state = retention(targets=[f"vault-{names}"], grace_s=0,
+                      policies={"monthly-archive": f"keep-one-{names}"}, return_state=True)
+    assert state.is_completed(), state.message
+    [report] = state.result()
+    assert (report["tier"], report["keep"], report["removed"]) == ("archive", 1, 1)
+    assert any("in archive storage" in note for note in report["prune"]["skipped"])
