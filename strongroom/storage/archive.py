@@ -8,6 +8,7 @@ and forget skip them. The checks work on any S3 backend, whatever options it was
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -24,6 +25,7 @@ ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
 LOCKED_PREFIXES = ("data/", "index/", "snapshots/")
 ARCHIVE_OPTIONS = ("storage_class", "object_lock_mode", "object_lock_days", "legal_hold")
+SETTINGS_KEY = "archive.json"  # written at init: the tier settings later opens fall back to
 # Typical AWS staging times (hours) by storage class and retrieval tier: (low, high).
 STAGING_HOURS = {
     ("GLACIER", "Expedited"): (1 / 60, 5 / 60), ("GLACIER", "Standard"): (3, 5),
@@ -106,21 +108,38 @@ class ArchiveS3Backend(S3Backend):
         try:
             self.client.head_bucket(Bucket=self.bucket)
             self._check_lock_enabled()  # before init writes anything there
-            return
         except ClientError:
-            pass
+            try:
+                self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=bool(
+                    self.lock_mode or self.legal_hold))
+            except (BotoCoreError, ClientError) as exc:
+                raise self._fail(exc, "create bucket", "") from None
         except BotoCoreError as exc:
             raise self._fail(exc, "head bucket", "") from None
-        try:
-            self.client.create_bucket(Bucket=self.bucket, ObjectLockEnabledForBucket=bool(
-                self.lock_mode or self.legal_hold))
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail(exc, "create bucket", "") from None
+        if not self.exists("config"):  # a new repository remembers its tier settings
+            self.put(SETTINGS_KEY, json.dumps(self.settings()).encode())
+
+    def settings(self) -> dict[str, Any]:
+        return {"storage_class": self.storage_class, "object_lock_mode": self.lock_mode,
+                "object_lock_days": self.lock_days, "legal_hold": self.legal_hold}
 
     def describe(self) -> dict[str, Any]:
         return {**super().describe(), "tier": "archive", "storage_class": self.storage_class,
                 "object_lock_mode": self.lock_mode, "object_lock_days": self.lock_days,
                 "legal_hold": self.legal_hold}
+
+
+def stored_settings(backend: S3Backend) -> dict[str, Any]:
+    """The archive settings an archive repository was created with ({} for others), so a copy
+    or backup that forgets ``--to-option storage_class=... object_lock_...`` still archives
+    and locks what it writes."""
+    try:
+        raw = backend.client.get_object(Bucket=backend.bucket,
+                                        Key=backend._key(SETTINGS_KEY))["Body"].read()
+        settings = json.loads(raw)
+    except (BotoCoreError, ClientError, ValueError):
+        return {}  # not an archive repository (or unreadable: later calls report the cause)
+    return {k: v for k, v in settings.items() if k in ARCHIVE_OPTIONS and v not in (None, "")}
 
 
 def wants_archive(options: dict[str, Any]) -> bool:

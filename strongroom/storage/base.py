@@ -51,13 +51,15 @@ def open_backend(url: str, options: dict[str, Any] | None = None) -> Backend:
     """A backend for ``url``: a filesystem path, ``file://`` URL or ``s3://bucket/prefix``."""
     options = options or {}
     if url.startswith("s3://"):
-        from strongroom.storage.archive import ArchiveS3Backend, wants_archive
+        from strongroom.storage.archive import ArchiveS3Backend, stored_settings, wants_archive
 
         if wants_archive(options):  # archive tier: storage class, object lock, legal hold
             return ArchiveS3Backend(url, **options)
         from strongroom.storage.s3 import S3Backend
 
-        return S3Backend(url, **options)
+        backend = S3Backend(url, **options)
+        settings = stored_settings(backend)  # an archive repository opened without options
+        return ArchiveS3Backend(url, **{**settings, **options}) if settings else backend
     from strongroom.storage.local import LocalBackend
 
     return LocalBackend(url.removeprefix("file://"))

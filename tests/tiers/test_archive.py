@@ -75,6 +75,18 @@ def test_archive_copy_locks_stages_and_restores(tmp_path: Path, moto_endpoint: s
     assert not again.requested
     assert read_all(open_repo(url, ARCHIVE_PW, opts), copy) == files
 
+    # Opened later without the archive options (a hand-run copy), it still archives and locks:
+    # the settings given at init are kept in the repository.
+    plain = open_repo(url, ARCHIVE_PW, {"endpoint": moto_endpoint})
+    assert isinstance(plain.backend, ArchiveS3Backend)
+    before = {o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]}
+    backup(plain, random_files(17, count=2), source="late")
+    new = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket, Prefix=prefix)["Contents"]
+           if o["Key"] not in before and o["Key"][len(prefix) + 1:].startswith("data/")]
+    heads = [s3.head_object(Bucket=bucket, Key=k) for k in new]
+    assert heads and all(h["ObjectLockMode"] == "COMPLIANCE" for h in heads)
+    assert all(h.get("StorageClass") == "DEEP_ARCHIVE" for h in heads)
+
 
 @pytest.mark.parametrize("with_options", [True, False])
 def test_prune_and_forget_never_remove_locked_objects(tmp_path: Path, archive,
