@@ -88,6 +88,8 @@ class ArchiveS3Backend(S3Backend):
     def put(self, key: str, data: bytes | memoryview, **extra: Any) -> None:
         if key.startswith(LOCKED_PREFIXES):
             self._check_lock_enabled()
+        elif key == "config" and not self.exists("config"):  # init, once all its checks passed:
+            super().put(SETTINGS_KEY, json.dumps(self.settings()).encode())  # keep the settings
         super().put(key, data, **{**self.write_options(key), **extra})
 
     def _check_lock_enabled(self) -> None:
@@ -116,8 +118,6 @@ class ArchiveS3Backend(S3Backend):
                 raise self._fail(exc, "create bucket", "") from None
         except BotoCoreError as exc:
             raise self._fail(exc, "head bucket", "") from None
-        if not self.exists("config"):  # a new repository remembers its tier settings
-            self.put(SETTINGS_KEY, json.dumps(self.settings()).encode())
 
     def settings(self) -> dict[str, Any]:
         return {"storage_class": self.storage_class, "object_lock_mode": self.lock_mode,
