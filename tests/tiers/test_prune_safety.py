@@ -144,7 +144,8 @@ def test_kill_9_during_prune_leaves_a_clean_repository(tmp_path: Path, kill_at) 
         assert read_all(repo, repo.find_snapshot(snap_id)) == files
     # The next prune resumes: clears the dead process's lock, finishes, leaves no garbage.
     report = prune(open_repo(url), grace=timedelta(0), lock_wait_s=5)
-    assert report.swept
+    # the timer may fire after the child's prune finished: then there is nothing left to do
+    assert report.swept or (report.marked_packs == 0 and not report.pending), report
     repo = open_repo(url)
     check = verify(repo, read_data=True)
     assert check.ok and not check.garbage, check.as_dict()
