@@ -11,6 +11,7 @@ renamed into place.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
@@ -103,6 +104,7 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
                              "the old files are moved aside, not deleted)")
     uses_aof = appendonly == "yes" or (appendonly == "auto" and any(
         (directory / n).exists() for n in (aofdir, aoffile)))
+    created = not directory.exists()
     directory.mkdir(parents=True, exist_ok=True)
     staging = directory / f".strongroom-restore-{snap.short_id}-{os.getpid()}"
     shutil.rmtree(staging, ignore_errors=True)
@@ -127,6 +129,12 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
         os.replace(staging / "dump.rdb", directory / dbfilename)
         if uses_aof:
             os.replace(staging / aofdir, directory / aofdir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created:  # made for this restore: a failed one leaves no empty directory behind
+            with contextlib.suppress(OSError):
+                directory.rmdir()
+        raise
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     if _sha256(directory / dbfilename) != info.sha256:
