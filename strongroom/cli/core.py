@@ -156,6 +156,11 @@ def restore(
                                           "existing data).")] = False,
     restore_option: Annotated[list[str] | None, typer.Option(
         "--restore-option", help="Source-specific restore option key=value.")] = None,
+    stage_wait: Annotated[float | None, typer.Option(
+        "--stage-wait", min=0, help="Archive tier: first stage the snapshot's archived data "
+        "(restore_object), print the typical wait, and wait up to this many seconds.")] = None,
+    retrieval: Annotated[str, typer.Option(help="With --stage-wait: Expedited, Standard or "
+                                           "Bulk.")] = "Standard",
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -165,6 +170,17 @@ def restore(
     r = open_repo(repo, password_file, key_file, option)
     snap = r.find_snapshot(snapshot, source)
     restorer = restorer_for(snap.source_kind)
+    if stage_wait is not None:
+        from strongroom.repository.staging import stage_snapshot
+
+        staged = stage_snapshot(r, snap, retrieval_tier=retrieval, wait_s=stage_wait,
+                                poll_s=min(30.0, max(stage_wait / 20, 0.2)),
+                                on_report=lambda rep: err_console.print(
+                                    f"snapshot {snap.short_id}: {rep.estimate()}",
+                                    markup=False))
+        if staged.requested or staged.in_progress:  # --stage-wait 0: requested, not waited
+            raise fail(f"snapshot {snap.short_id}: {staged.estimate()}; run the restore again "
+                       "then", code=16)
     with progress_bar("restore", total=snap.stats.bytes_total, enabled=not json) as progress:
         opts["progress"] = progress
         report = restorer(r, snap, target, replace=replace, include=include or [],

@@ -134,6 +134,16 @@ def test_archive_stage_cli(tmp_path: Path, env, moto_endpoint: str) -> None:
     blocked = run(a_env, "restore", "latest", "--target", str(dest), check=False)
     assert blocked.returncode != 0 and "not staged" in blocked.stderr
     assert "Traceback" not in blocked.stderr
+    # restore can stage first: with no wait it requests, gives AWS's typical wait, writes nothing
+    asked = run(a_env, "restore", "latest", "--target", str(tmp_path / "asked"),
+                "--stage-wait", "0", "--retrieval", "Expedited", check=False)
+    assert asked.returncode == 16 and not (tmp_path / "asked").exists()
+    assert "staging (GLACIER, Expedited retrieval): typically 1 min to 5 min; run the " \
+           "restore again" in " ".join(asked.stderr.split())
+    staged_dest = tmp_path / "staged"  # with a wait it stages, waits, then restores
+    run(a_env, "restore", "latest", "--target", str(staged_dest), "--stage-wait", "5")
+    assert (staged_dest / str(src).lstrip("/") / "x.bin").read_bytes() == \
+        (src / "x.bin").read_bytes()
     staged = run(a_env, "archive", "stage", "latest", "--retrieval", "Expedited", "--wait", "5",
                  "-o", "storage_class=GLACIER")
     assert "readable" in staged.stdout
