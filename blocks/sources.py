@@ -82,6 +82,12 @@ class PostgresSource(SourceBlock):
         out["snapshot_method"] = self.snapshot_method or self.method
         return out
 
+    def restore_options(self) -> dict[str, str]:
+        """A logical restore logs in with the block's password, in-process (never argv)."""
+        if self.password is None:
+            return {}
+        return {"password": self.password.get_secret_value()}
+
 
 class Neo4jSource(SourceBlock):
     """A Neo4j database reached over Bolt."""

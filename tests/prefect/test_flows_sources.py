@@ -206,9 +206,7 @@ def test_postgres_block_drives_logical_backup_and_recover_database(prefect_harne
             assert (snap["source_kind"], snap["kind"]) == ("postgres", "full")
 
             cluster.sql("DELETE FROM orders WHERE id > 250", "shop")  # the incident
-            # The logical restorer takes the password from libpq's usual places only (it has
-            # no in-process option yet): here PGPASSWORD, as the README says.
-            monkeypatch.setenv("PGPASSWORD", pgc.SUPERUSER_PASSWORD)
+            # no PGPASSWORD anywhere: the restore logs in with the block's password
             recovery = recover_database(f"postgres/{name}", from_target=tgt, replace=True,
                                         return_state=True)
             assert recovery.is_completed(), recovery.message

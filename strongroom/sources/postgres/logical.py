@@ -98,6 +98,8 @@ def restore_logical(repo: Repository, snap: Snapshot, target: str, *, replace: b
     if source_db not in dumped:
         raise ConfigError(f"snapshot {snap.short_id} has no database {source_db!r}")
     dsn = Dsn.parse(target)
+    if dsn.password is None and o.get("password"):  # in-process, from a source block
+        dsn = Dsn(dsn.params, str(o["password"]))
     new_db = o.get("database") or dsn.params.get("dbname")
     if not new_db:
         raise ConfigError("the restore target DSN must name the database (dbname=...)")
