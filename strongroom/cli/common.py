@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import re
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -56,11 +57,12 @@ def no_password_in_url(url: str, what: str) -> None:
     try:
         password = urlsplit(url).password
     except ValueError:
-        return
-    if password:
+        password = None
+    # a libpq key=value DSN ("host=db1 password=x") is refused too
+    if password or re.search(r"(^|\s)password\s*=", url):
         raise ConfigError(f"{what} holds a password, which would show in ps, shell history and "
-                          "the report: put it in an environment variable (--password-env, "
-                          "--restore-option password_env=VAR)")
+                          "the report: put it in an environment variable (PGPASSWORD, "
+                          "--password-env, --restore-option password_env=VAR)")
 
 
 def get_password(password_file: Path | None, key_file: Path | None, confirm: bool = False

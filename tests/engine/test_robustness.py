@@ -168,3 +168,12 @@ def test_fifo_is_noted_and_repository_inside_source_is_skipped(tmp_path: Path) -
     paths = {e["path"] for e in json.loads(run("ls", "latest", "--json").stdout)}
     assert str(src / "data.txt").lstrip("/") in paths
     assert not any("/repo" in p for p in paths)
+
+
+def test_password_in_a_restore_target_is_refused(cli, repo_env, tmp_path: Path) -> None:
+    cli("init")
+    for target in ("host=127.0.0.1 password=hunter2 dbname=x", "redis://:hunter2@127.0.0.1:1"):
+        proc = cli("restore", "latest", "--target", target, check=False)
+        assert proc.returncode == 2
+        assert "hunter2" not in proc.stderr + proc.stdout
+        _one_line_error(proc, "holds a password")
