@@ -13,6 +13,12 @@ from pathlib import Path
 import pytest
 
 
+def _sigint_default() -> None:
+    """A shell running the suite in the background ignores SIGINT, and children inherit that:
+    give the child the terminal's default, as an operator's Ctrl-C would find it."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture
 def repo_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, STRONGROOM_PASSWORD="pw", STRONGROOM_REPOSITORY=str(tmp_path / "r"))
@@ -45,7 +51,8 @@ def test_ctrl_c_during_backup(cli, repo_env, tmp_path: Path) -> None:
     locks = Path(repo_env["STRONGROOM_REPOSITORY"]) / "locks"
     for delay in (0, 0, 0.002, 0.01, 0.2):  # right after the lock appears, and later
         proc = subprocess.Popen(["strongroom", "backup", "files", str(src)], env=repo_env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=_sigint_default)
         deadline = time.monotonic() + 60
         while not any(locks.iterdir()) and time.monotonic() < deadline:
             time.sleep(0.001)
@@ -71,7 +78,8 @@ def test_ctrl_c_does_not_wait_for_a_huge_file(cli, repo_env, tmp_path: Path) -> 
     cli("init")
     locks = Path(repo_env["STRONGROOM_REPOSITORY"]) / "locks"
     proc = subprocess.Popen(["strongroom", "backup", "files", str(src)], env=repo_env,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=_sigint_default)
     deadline = time.monotonic() + 60
     while not (locks.is_dir() and any(locks.iterdir())) and time.monotonic() < deadline:
         time.sleep(0.01)
