@@ -30,12 +30,12 @@ from strongroom.storage.base import Backend
 TRAILER = struct.Struct("<I8s")
 
 
-def build_pack(aead: AESGCM, body: bytearray, entries: list[list[Any]]) -> tuple[str, bytes]:
-    """Finish a pack: append the sealed header and trailer; return ``(pack id, bytes)``."""
+def build_pack(aead: AESGCM, body: list[bytes], entries: list[list[Any]]
+               ) -> tuple[str, bytes]:
+    """Finish a pack from its sealed blobs (joined once): append the sealed header and
+    trailer; return ``(pack id, bytes)``."""
     header = seal_document(aead, {"version": 1, "blobs": entries}, AAD_PACK_HEADER)
-    body += header
-    body += TRAILER.pack(len(header), PACK_MAGIC)
-    data = bytes(body)
+    data = b"".join([*body, header, TRAILER.pack(len(header), PACK_MAGIC)])
     return content_name(data), data
 
 
@@ -71,7 +71,8 @@ class PackWriter:
         self.on_pack = on_pack
         self.target = target
         self._lock = threading.Lock()
-        self._body = bytearray()
+        self._body: list[bytes] = []  # sealed blobs, joined once when the pack is full
+        self._size = 0
         self._entries: list[list[Any]] = []
         self._pool = ThreadPoolExecutor(max_workers=uploaders, thread_name_prefix="pack-upload")
         self._pending: list[Future[None]] = []
@@ -80,20 +81,21 @@ class PackWriter:
 
     def add(self, blob_type: str, bid: bytes, sealed: bytes, raw_length: int) -> None:
         with self._lock:
-            self._entries.append([blob_type, bid.hex(), len(self._body), len(sealed), raw_length])
-            self._body += sealed
+            self._entries.append([blob_type, bid.hex(), self._size, len(sealed), raw_length])
+            self._body.append(sealed)
+            self._size += len(sealed)
             self.bytes_stored += len(sealed)
-            if len(self._body) < self.target:
+            if self._size < self.target:
                 return
             body, entries = self._body, self._entries
-            self._body, self._entries = bytearray(), []
+            self._body, self._entries, self._size = [], [], 0
         self._submit(body, entries)
 
-    def _submit(self, body: bytearray, entries: list[list[Any]]) -> None:
+    def _submit(self, body: list[bytes], entries: list[list[Any]]) -> None:
         self._slots.acquire()  # bound memory: at most uploaders+1 packs in flight
         self._pending.append(self._pool.submit(self._upload, body, entries))
 
-    def _upload(self, body: bytearray, entries: list[list[Any]]) -> None:
+    def _upload(self, body: list[bytes], entries: list[list[Any]]) -> None:
         try:
             pack_id, data = build_pack(self.aead, body, entries)
             self.backend.put(pack_key(pack_id), data)
@@ -105,7 +107,7 @@ class PackWriter:
         """Store the last partial pack and wait for every upload; re-raise the first failure."""
         with self._lock:
             body, entries = self._body, self._entries
-            self._body, self._entries = bytearray(), []
+            self._body, self._entries, self._size = [], [], 0
         if entries:
             self._submit(body, entries)
         pending, self._pending = self._pending, []

@@ -35,7 +35,9 @@ from strongroom.repository.writer import SnapshotWriter
 from strongroom.sources.registry import register_restorer
 
 WORKERS = 4
-IN_FLIGHT = 256
+IN_FLIGHT = 64  # batches queued for the reader threads
+BATCH_FILES = 32
+BATCH_BYTES = 4 * 1024 * 1024
 
 
 @dataclass
@@ -98,16 +100,34 @@ class _Backup:
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="file-read")
         self.futures: list[Future[Any]] = []
+        self._batch: list[tuple[str, str, os.stat_result]] = []
+        self._batch_bytes = 0
 
     def error(self, path: str, exc: OSError) -> None:
         with self._lock:
             self.errors.append(f"{path}: {exc.strerror or exc}")
+
+    def _submit_batch(self) -> None:
+        """Hand the files gathered so far to a reader thread: one task per batch of small
+        files, since a task per file costs more than reading a small one."""
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._slots.acquire()
+        fut = self.pool.submit(self._files, batch)
+        fut.add_done_callback(lambda _f: self._slots.release())
+        self.futures.append(fut)
+
+    def _files(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
+        for path, rel, st in batch:
+            self.file(path, rel, st)
 
     def run(self, roots: list[Path]) -> None:
         try:
             for root in roots:
                 self.add_parents(root)
                 self.visit(root)
+            self._submit_batch()
             for fut in self.futures:
                 fut.result()
         except BaseException:
@@ -155,10 +175,10 @@ class _Backup:
             self.w.add_node(rel, node)
         elif stat.S_ISREG(st.st_mode):
             if not self.unchanged(rel, st):
-                self._slots.acquire()
-                fut = self.pool.submit(self.file, path, rel, st)
-                fut.add_done_callback(lambda _f: self._slots.release())
-                self.futures.append(fut)
+                self._batch.append((path, rel, st))
+                self._batch_bytes += st.st_size
+                if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+                    self._submit_batch()
         else:  # devices, sockets and fifos hold no data to keep: noted, not an error
             with self._lock:
                 self.skipped.append(path)
