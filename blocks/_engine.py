@@ -10,6 +10,21 @@ from strongroom.errors import NotSupported, RepositoryNotFound
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
 
+def s3_options(block: Any) -> dict[str, str]:
+    """The engine's S3 options from a block's ``endpoint_url``, ``region`` and credentials
+    (secrets revealed in-process only)."""
+    opts: dict[str, str] = {}
+    if block.endpoint_url:
+        opts["endpoint"] = block.endpoint_url
+    if block.region:
+        opts["region"] = block.region
+    for name in ("access_key_id", "secret_access_key"):
+        value = getattr(block, name)
+        if value is not None:
+            opts[name] = value.get_secret_value()
+    return opts
+
+
 def open_repository(url: str, key: dict[str, Any], storage: dict[str, str],
                     create: bool = False) -> Repository:
     """``Repository.open`` (or ``init`` when asked and missing) with the backend's options."""

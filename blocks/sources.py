@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 from prefect.blocks.core import Block
 from pydantic import SecretStr
 
-from blocks._engine import backup_source
+from blocks._engine import backup_source, s3_options
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
@@ -160,16 +160,7 @@ class S3BucketSource(SourceBlock):
     def restore_options(self) -> dict[str, str]:
         """A restore into this bucket's endpoint uses the block's region and credentials
         in-process (otherwise the standard AWS chain applies)."""
-        opts: dict[str, str] = {}
-        if self.endpoint_url:
-            opts["endpoint"] = self.endpoint_url
-        if self.region:
-            opts["region"] = self.region
-        if self.access_key_id is not None:
-            opts["access_key_id"] = self.access_key_id.get_secret_value()
-        if self.secret_access_key is not None:
-            opts["secret_access_key"] = self.secret_access_key.get_secret_value()
-        return opts
+        return s3_options(self)
 
 
 SOURCE_BLOCKS: dict[str, type[SourceBlock]] = {

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING, Literal
 from prefect.blocks.core import Block
 from pydantic import SecretStr
 
-from blocks._engine import open_repository
+from blocks._engine import open_repository, s3_options
 from blocks.keys import RepositoryKey
 
 if TYPE_CHECKING:
@@ -33,16 +33,7 @@ class RepositoryTarget(Block):
 
     def storage_options(self) -> dict[str, str]:
         """S3 settings for the engine's backend (empty for a local path)."""
-        opts: dict[str, str] = {k: str(v) for k, v in self.options.items()}
-        if self.endpoint_url:
-            opts["endpoint"] = self.endpoint_url
-        if self.region:
-            opts["region"] = self.region
-        if self.access_key_id is not None:
-            opts["access_key_id"] = self.access_key_id.get_secret_value()
-        if self.secret_access_key is not None:
-            opts["secret_access_key"] = self.secret_access_key.get_secret_value()
-        return opts
+        return {**{k: str(v) for k, v in self.options.items()}, **s3_options(self)}
 
     def open(self, create: bool = False) -> Repository:
         """Open the repository (``create=True``: initialise it first when there is none)."""

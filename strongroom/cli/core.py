@@ -21,19 +21,18 @@ from strongroom.cli.common import (
     parse_options,
     repo_url,
 )
-from strongroom.cli.output import console, emit_json, err_console, fail, progress_bar
+from strongroom.cli.output import (
+    console,
+    emit_json,
+    err_console,
+    fail,
+    human_bytes,
+    progress_bar,
+)
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.registry import restorer_for
 
 KindOpt = Annotated[str, typer.Option("--kind", help="full, incremental or differential.")]
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def snapshot_row(s: Snapshot) -> dict[str, object]:
@@ -89,8 +88,9 @@ def backup_files_cmd(
         st = snap.stats
         console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
                       f"{', parent ' + snap.parent[:8] if snap.parent else ''}): "
-                      f"{st.files} files, {_human(st.bytes_total)}, read {_human(st.bytes_read)}, "
-                      f"new {_human(st.bytes_new)}, stored {_human(st.bytes_stored)} "
+                      f"{st.files} files, {human_bytes(st.bytes_total)}, "
+                      f"read {human_bytes(st.bytes_read)}, "
+                      f"new {human_bytes(st.bytes_new)}, stored {human_bytes(st.bytes_stored)} "
                       f"in {st.duration_s:.1f} s")
     if result.errors:
         for line in result.errors[:20]:
@@ -117,7 +117,7 @@ def snapshots(
             table.add_row(s.short_id, s.time.strftime("%Y-%m-%d %H:%M:%S"), s.host,
                           f"{s.source_name} ({s.source_kind})", s.kind,
                           (s.parent or "")[:8], ",".join(s.tags), str(s.stats.files),
-                          _human(s.stats.bytes_total), _human(s.stats.bytes_stored))
+                          human_bytes(s.stats.bytes_total), human_bytes(s.stats.bytes_stored))
         console.print(table)
     for why in r.damaged_snapshots.values():
         err_console.print(f"warning: {why}", markup=False)

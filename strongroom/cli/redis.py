@@ -22,8 +22,8 @@ from strongroom.cli.common import (
     no_password_in_url,
     open_repo,
 )
-from strongroom.cli.core import _human, snapshot_row
-from strongroom.cli.output import console, emit_json, progress_bar
+from strongroom.cli.core import snapshot_row
+from strongroom.cli.output import console, emit_json, human_bytes, progress_bar
 
 
 @backup_app.command("redis")
@@ -58,5 +58,6 @@ def backup_redis_cmd(
     dbs = ", ".join(f"db{db} {f['keys']}" for db, f in m["dbs"].items()) or "no keys"
     console.print(f"snapshot {snap.short_id} saved: {m['endpoint']} (redis {m['redis_version']})"
                   f", {m['keys']} keys ({dbs}), RDB v{m['rdb']['version']} "
-                  f"{_human(m['rdb']['size'])} checksum {m['rdb']['checksum']}, new "
-                  f"{_human(snap.stats.bytes_new)} in {snap.stats.duration_s:.1f} s", markup=False)
+                  f"{human_bytes(m['rdb']['size'])} checksum {m['rdb']['checksum']}, new "
+                  f"{human_bytes(snap.stats.bytes_new)} in {snap.stats.duration_s:.1f} s",
+                  markup=False)

@@ -20,8 +20,8 @@ from strongroom.cli.common import (
     RepoOpt,
     open_repo,
 )
-from strongroom.cli.core import _human, snapshot_row
-from strongroom.cli.output import console, emit_json, err_console, fail, progress_bar
+from strongroom.cli.core import snapshot_row
+from strongroom.cli.output import console, emit_json, err_console, fail, human_bytes, progress_bar
 from strongroom.errors import ConfigError
 
 
@@ -60,9 +60,9 @@ def backup_s3_cmd(
     else:
         console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
                       f"{', parent ' + snap.parent[:8] if snap.parent else ''}): "
-                      f"s3://{bucket}/{prefix} {m['objects']} objects ({_human(m['bytes'])}), "
+                      f"s3://{bucket}/{prefix} {m['objects']} objects ({human_bytes(m['bytes'])}), "
                       f"downloaded {m['downloaded']}, reused {m['reused']}, new "
-                      f"{_human(snap.stats.bytes_new)} in {snap.stats.duration_s:.1f} s",
+                      f"{human_bytes(snap.stats.bytes_new)} in {snap.stats.duration_s:.1f} s",
                       markup=False)
     if m.get("skipped_archived"):
         for key in m["skipped_keys"][:20]:

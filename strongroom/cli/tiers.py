@@ -17,20 +17,12 @@ from strongroom.cli.common import (
     open_repo,
     parse_options,
 )
-from strongroom.cli.output import console, emit_json, err_console, fail
+from strongroom.cli.output import console, emit_json, err_console, fail, human_bytes
 from strongroom.errors import ConfigError
 
 archive_app = typer.Typer(help="Archive tier: stage archived data before a restore.",
                           no_args_is_help=True)
 app.add_typer(archive_app, name="archive")
-
-
-def _human(n: float) -> str:
-    for unit in ("B", "KiB", "MiB", "GiB", "TiB"):
-        if abs(n) < 1024 or unit == "TiB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1024
-    return str(n)
 
 
 def _duration(text: str) -> object:
@@ -121,7 +113,7 @@ def forget(
     if not dry_run:
         console.print(f"removed {len(report.removed)} snapshot(s)", markup=False)
     if pruned:
-        console.print(f"prune: freed {_human(pruned['bytes_freed'])}", markup=False)
+        console.print(f"prune: freed {human_bytes(pruned['bytes_freed'])}", markup=False)
 
 
 def _full_ids(r: object, refs: list[str]) -> list[str]:
@@ -152,12 +144,12 @@ def prune_cmd(
         emit_json(report.as_dict())
     else:
         verb = "would mark" if dry_run else "marked"
-        console.print(f"{verb} {report.marked_packs} pack(s), {_human(report.marked_bytes)}; "
+        console.print(f"{verb} {report.marked_packs} pack(s), {human_bytes(report.marked_bytes)}; "
                       f"{'would repack' if dry_run else 'repacked'} {report.repacked_packs}",
                       markup=False)
         if report.swept:
             console.print(f"deleted {report.deleted_packs} pack(s), freed "
-                          f"{_human(report.bytes_freed)} (index files rewritten: "
+                          f"{human_bytes(report.bytes_freed)} (index files rewritten: "
                           f"{report.index_files_rewritten})", markup=False)
         for line in report.rescued:
             console.print(f"rescued {line}", markup=False)
@@ -224,7 +216,7 @@ def copy_cmd(
         emit_json(result)
         return
     console.print(f"copied {len(result['copied'])} snapshot(s), {len(result['already'])} "
-                  f"already there; uploaded {_human(result['bytes_uploaded'])} "
+                  f"already there; uploaded {human_bytes(result['bytes_uploaded'])} "
                   f"({result['blobs_copied']} new blobs, {result['blobs_reused']} reused)",
                   markup=False)
     for src_id, dst_id in result["snapshots"].items():
@@ -264,8 +256,8 @@ def status_cmd(
                 console.print(f"{r['url']} ({r['tier']}): error: {r['error']}", markup=False)
                 continue
             console.print(f"{r['url']} ({r['tier']}, {r['backend']}, site {r['site']}): "
-                          f"{r['snapshots']} snapshots, {_human(r['bytes']['total'])} stored, "
-                          f"dedup {r['dedup_ratio']}x, +{_human(r['growth_bytes']['7d'])} "
+                          f"{r['snapshots']} snapshots, {human_bytes(r['bytes']['total'])} stored, "
+                          f"dedup {r['dedup_ratio']}x, +{human_bytes(r['growth_bytes']['7d'])} "
                           "in 7 days", markup=False)
         for s in report["sources"]:
             mark = "ok " if s["ok"] else "FAIL"
