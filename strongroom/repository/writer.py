@@ -35,7 +35,6 @@ from strongroom.repository.packs import PackWriter
 if TYPE_CHECKING:
     from strongroom.repository.repo import Repository
 
-READ_SIZE = 4 * 1024 * 1024
 SEAL_WORKERS = max(2, os.cpu_count() or 2)
 SEAL_WINDOW = 2 * SEAL_WORKERS  # chunks of one stream hashed, compressed, sealed in parallel
 INDEX_EVERY = 32  # packs per intermediate index file, so long backups leave reusable data

@@ -15,7 +15,7 @@ import pwd
 import stat
 import tempfile
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +23,6 @@ from typing import Any
 
 from strongroom.errors import (
     ConfigError,
-    IntegrityError,
     SourceError,
     StorageError,
     StrongroomError,
@@ -376,11 +375,6 @@ def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_roo
     _apply_meta(dest, node, as_root)
 
 
-def iter_tree_listing(reader: SnapshotReader) -> Iterator[dict[str, Any]]:
-    for rel, node in reader.walk():
-        yield {"path": rel, "type": node.type, "size": node.size, "mode": oct(node.mode)}
-
-
 def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bool = False,
                    include: list[str] | None = None, options: dict[str, Any] | None = None
                    ) -> dict[str, Any]:
@@ -390,4 +384,4 @@ def _restore_entry(repo: Repository, snap: Snapshot, target: str, *, replace: bo
 
 register_restorer("files", _restore_entry)
 
-__all__ = ["backup_files", "restore_files", "choose_parent", "BackupResult", "IntegrityError"]
+__all__ = ["backup_files", "restore_files", "choose_parent", "BackupResult"]
