@@ -45,6 +45,11 @@ class SourceError(StrongroomError):
     exit_code = 14
 
 
+class SourceUnreachable(SourceError):
+    """The source is down, restarting or unreachable (refused, timed out, connection lost):
+    waiting and retrying may cure it, unlike a misconfigured or unreadable source."""
+
+
 class TargetNotEmpty(StrongroomError):
     """A restore target already holds data and no replace flag was given."""
 

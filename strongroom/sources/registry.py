@@ -1,39 +1,81 @@
-"""Restorers by source kind: ``strongroom restore`` and recovery flows need no special cases."""
+"""The registry of source kinds: every layer above the engine asks it, never a list of kinds.
+
+Built-in kinds are the packages under ``strongroom/sources/`` (each registers itself when
+imported); other distributions add kinds through the ``strongroom.sources`` entry-point group
+(``mysql = "acme_mysql:MySQLSource"``); a test may :func:`register` a kind directly.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+import importlib
+import pkgutil
+import threading
+from importlib.metadata import entry_points
 
 from strongroom.errors import NotSupported
+from strongroom.sources.contract import Source
 
-Restorer = Callable[..., dict[str, Any]]
-_RESTORERS: dict[str, Restorer] = {}
-# Modules that register a restorer when imported (kept lazy: drivers load only when needed).
-_PROVIDERS = {
-    "files": "strongroom.sources.files",
-    "redis": "strongroom.sources.redis",
-    "neo4j": "strongroom.sources.neo4j",
-    "s3": "strongroom.sources.s3bucket",
-    "postgres": "strongroom.sources.postgres",
-}
+_SOURCES: dict[str, Source] = {}
+_LOCK = threading.RLock()
+_discovered = False
 
 
-def register_restorer(kind: str, fn: Restorer) -> None:
-    """Make ``fn(repo, snapshot, target, *, replace, include, options)`` restore ``kind``."""
-    _RESTORERS[kind] = fn
+def register(source: Source) -> Source:
+    """Make ``source`` the implementation of ``source.kind`` (the last registration wins)."""
+    if not source.kind:
+        raise ValueError(f"{type(source).__name__} has no kind")
+    with _LOCK:
+        _SOURCES[source.kind] = source
+    return source
 
 
-def restorer_for(kind: str) -> Restorer:
-    """The restorer for a source kind, importing its module on first use."""
-    if kind not in _RESTORERS and kind in _PROVIDERS:
-        import importlib
+def unregister(kind: str) -> None:
+    """Forget a kind (tests that register a toy kind clean up with this)."""
+    with _LOCK:
+        _SOURCES.pop(kind, None)
 
+
+def _discover() -> None:
+    """Import every built-in source package and every ``strongroom.sources`` entry point."""
+    global _discovered
+    with _LOCK:
+        if _discovered:
+            return
+        import strongroom.sources as pkg
+
+        for info in pkgutil.iter_modules(pkg.__path__):
+            if info.ispkg:
+                importlib.import_module(f"{pkg.__name__}.{info.name}")
+        for ep in entry_points(group="strongroom.sources"):
+            obj = ep.load()
+            register(obj() if isinstance(obj, type) else obj)
+        _discovered = True
+
+
+def get(kind: str) -> Source:
+    """The source implementation of ``kind``; NotSupported for a kind this build lacks."""
+    if kind not in _SOURCES:
         try:
-            importlib.import_module(_PROVIDERS[kind])
+            importlib.import_module(f"strongroom.sources.{kind}")
         except ModuleNotFoundError as exc:
-            raise NotSupported(f"restoring {kind} snapshots is not supported yet ({exc})") from exc
+            if exc.name != f"strongroom.sources.{kind}":
+                raise NotSupported(f"{kind} sources need a module that is not installed "
+                                   f"({exc.name}): pip install strongroom") from None
+        if kind not in _SOURCES:
+            _discover()
     try:
-        return _RESTORERS[kind]
+        return _SOURCES[kind]
     except KeyError:
-        raise NotSupported(f"restoring {kind} snapshots is not supported yet") from None
+        raise NotSupported(f"{kind!r} sources are not supported by this build "
+                           f"(known: {', '.join(kinds())})") from None
+
+
+def kinds() -> list[str]:
+    """Every registered kind, sorted."""
+    _discover()
+    return sorted(_SOURCES)
+
+
+def all_sources() -> list[Source]:
+    """Every registered source implementation, sorted by kind."""
+    return [_SOURCES[k] for k in kinds()]

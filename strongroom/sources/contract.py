@@ -1,0 +1,90 @@
+"""The Source contract: what every kind of data (files, postgres, neo4j, redis, s3, ...) provides.
+
+A source kind is one package under ``strongroom/sources/<kind>/`` whose ``__init__.py`` defines
+one :class:`Source` subclass and registers an instance of it with
+:func:`strongroom.sources.registry.register`. Everything above the engine (CLI ``restore``,
+Prefect blocks, the platform file, recovery tasks, retries) reads the registry: adding a kind
+never edits a list of kinds elsewhere.
+
+Keep the package's ``__init__.py`` light: import drivers (psycopg, redis, neo4j, boto3) inside
+the methods, so listing the registry costs nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
+
+from strongroom.errors import IntegrityError, SourceUnreachable
+
+if TYPE_CHECKING:
+    from strongroom.repository import Repository, Snapshot
+
+ObjectiveClass = Literal["database", "files", "system", "security"]
+# What a restore's ``progress`` callback counts: bytes of the snapshot, or nothing.
+ProgressUnit = Literal["bytes", "none"]
+# The snapshot kinds the engine knows (a source may accept only some of them).
+SnapshotKind = Literal["full", "incremental", "differential", "snapshot"]
+Progress = Callable[[float], None]
+
+
+class Source:
+    """One kind of data. Subclass it, set the class attributes, implement backup and restore.
+
+    Class attributes:
+      kind            the ``source_kind`` written into snapshots ("files", "postgres", ...)
+      default_class   objective class when the platform file names none
+      progress_unit   "bytes": ``restore`` calls ``progress(n)`` with bytes written
+      tools           executables a restore needs on the restoring host (checked in prepare)
+      transient       exception types worth retrying (besides :class:`SourceUnreachable`)
+      target_is_path  True when a restore target is a local directory (files-like kinds)
+    """
+
+    kind: ClassVar[str] = ""
+    default_class: ClassVar[ObjectiveClass] = "files"
+    progress_unit: ClassVar[ProgressUnit] = "none"
+    tools: ClassVar[tuple[str, ...]] = ()
+    transient: ClassVar[tuple[type[BaseException], ...]] = (SourceUnreachable,)
+    target_is_path: ClassVar[bool] = False
+
+    def backup(self, repo: Repository, *, name: str, kind: str, tags: list[str],
+               settings: dict[str, Any]) -> Snapshot:
+        """Write a new snapshot of the source described by ``settings`` (the block's fields,
+        secrets revealed) into ``repo``; return it. ``kind`` is one of :data:`SnapshotKind`:
+        a source maps kinds it does not distinguish onto the nearest one it has."""
+        raise NotImplementedError
+
+    def restore(self, repo: Repository, snap: Snapshot, target: str, *, replace: bool,
+                include: list[str], options: dict[str, Any],
+                progress: Progress | None = None) -> dict[str, Any]:
+        """Restore ``snap`` into ``target`` (a path, URL or DSN); verify what was written as
+        part of the restore and return a small report (``verified``: bool, counts).
+        Options are the kind's ``--restore-option`` keys; unknown keys raise ConfigError."""
+        raise NotImplementedError
+
+    def verify_restored(self, repo: Repository, snap: Snapshot, target: str, *,
+                        include: list[str], report: dict[str, Any]) -> dict[str, Any]:
+        """Check a finished restore independently of the restorer; raise IntegrityError on any
+        difference. The default trusts the restorer's own checks in ``report``."""
+        if report.get("verified") is False or report.get("errors"):
+            raise IntegrityError(f"restored {snap.source_name} failed its checks: "
+                                 f"{report.get('errors') or 'not verified'}")
+        return {"checked": "restorer's own checks",
+                **{k: v for k, v in report.items() if k != "duration_s"}}
+
+    def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
+                      settings: dict[str, Any]) -> Snapshot | None:
+        """Before a restore overwrites ``target``: refuse (TargetNotEmpty) when it holds data and
+        ``replace`` is false, else snapshot what is there. The default snapshots the source
+        itself (``settings``) when replacing, and checks nothing."""
+        if not replace:
+            return None
+        return self.backup(repo, name=name, kind="snapshot", tags=["safety", "pre-restore"],
+                           settings=settings)
+
+    def is_transient(self, exc: BaseException) -> bool:
+        """True when retrying may cure ``exc`` (the source was down, restarting, unreachable)."""
+        return isinstance(exc, self.transient)
+
+    def __repr__(self) -> str:
+        return f"<source {self.kind}>"
