@@ -17,10 +17,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from deployments.seed import SEED_SCHEDULES, SEED_TIMEZONE
-from strongroom.errors import ConfigError
+from strongroom.errors import ConfigError, NotSupported
+from strongroom.sources import registry
 
 TIERS = ("full", "incremental", "differential", "snapshot", "replication", "monthly_archive")
-SourceKind = Literal["files", "postgres", "neo4j", "redis", "s3"]
 ObjectiveClass = Literal["database", "files", "system", "security"]
 _ENV_RE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 _OBJECTIVE_RE = re.compile(r"(\d+)\s*(w|d|h|min|m|s)")
@@ -28,11 +28,15 @@ _OBJECTIVE_UNIT = {"w": 604800, "d": 86400, "h": 3600, "min": 60, "m": 60, "s": 
 
 
 def valid_cron(value: str) -> str:
-    """Return ``value`` if it is a five-field cron expression Prefect accepts."""
-    from prefect._vendor.croniter import croniter
+    """Return ``value`` if it is a five-field cron expression Prefect's schedules accept."""
+    from prefect.client.schemas.schedules import CronSchedule
 
-    if len(value.split()) != 5 or not croniter.is_valid(value):
-        raise ValueError(f"invalid cron expression {value!r}")
+    try:
+        if len(value.split()) != 5:
+            raise ValueError(value)
+        CronSchedule(cron=value)
+    except ValueError:  # pydantic's ValidationError is a ValueError
+        raise ValueError(f"invalid cron expression {value!r}") from None
     return value
 
 
@@ -75,15 +79,36 @@ class TargetConfig(_Model):
 
 
 class SourceConfig(BaseModel):
-    """A source: its kind, class of objectives, and kind-specific settings (extra fields)."""
+    """A source: its kind (any kind in the source registry), class of objectives, the host
+    (work queue) its backups and restores run on, and kind-specific settings (extra fields)."""
 
     model_config = ConfigDict(extra="allow", populate_by_name=True)
 
-    kind: SourceKind
+    kind: str
     class_: ObjectiveClass | None = Field(default=None, alias="class")
     restore_target: str | None = None
+    # host whose worker runs this source's backups and restores (a work queue of the pool);
+    # None: any worker of the pool's default queue (or the local ``serve`` process)
+    runs_on: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+    @field_validator("kind")
+    @classmethod
+    def _kind(cls, value: str) -> str:
+        if value not in registry.kinds():
+            raise ValueError(f"unknown source kind {value!r} "
+                             f"(known: {', '.join(registry.kinds()) or 'none'})")
+        return value
+
+    @property
+    def default_class(self) -> str:
+        """The objective class of this kind when the file names none (from the registry)."""
+        try:
+            return registry.get(self.kind).default_class
+        except NotSupported:
+            return "files"
 
     def settings(self) -> dict[str, Any]:
+        """Kind-specific settings passed to the source block (not kind/class/target/host)."""
         return dict(self.model_extra or {})
 
 
@@ -166,7 +191,7 @@ class PlatformConfig(_Model):
 
     def source_class(self, name: str) -> str:
         src = self.sources[name]
-        return src.class_ or ("database" if src.kind in ("postgres", "neo4j", "redis") else "files")
+        return src.class_ or src.default_class
 
     def sources_for(self, schedule: str) -> list[str]:
         """Sources a schedule covers: named ones, else every source of its classes."""
@@ -174,6 +199,12 @@ class PlatformConfig(_Model):
         if sched.sources is not None:
             return list(sched.sources)
         return [n for n in self.sources if self.source_class(n) in sched.classes]
+
+    def hosts(self) -> list[str | None]:
+        """Hosts that sources run on, sorted; None (the default queue) first when a source
+        names no host."""
+        named = sorted({s.runs_on for s in self.sources.values() if s.runs_on})
+        return ([None] if any(not s.runs_on for s in self.sources.values()) else []) + named
 
 
 def _expand(value: Any, where: str) -> Any:

@@ -44,7 +44,8 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
         cls = SOURCE_BLOCKS[src.kind]
         try:
             block = cls(source_name=name, objective_class=config.source_class(name),
-                        restore_target=src.restore_target, **src.settings())
+                        restore_target=src.restore_target, runs_on=src.runs_on,
+                        **src.settings())
         except ValidationError as exc:
             err = exc.errors()[0]
             where = ".".join(str(p) for p in err.get("loc", ()))

@@ -24,6 +24,7 @@ from typing import Any
 from strongroom.errors import ConfigError, StorageError, StrongroomError
 
 DEMO_SOURCE = "demo-files"
+PROFILE = "strongroom-local"
 SERVER_START_TIMEOUT_S = 120
 RUN_TIMEOUT_S = 300
 STOP_TIMEOUT_S = 20
@@ -43,6 +44,38 @@ def free_port(host: str = "127.0.0.1") -> int:
 def port_in_use(host: str, port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex((host, port)) == 0
+
+
+def user_profiles_path() -> Path:
+    """The profiles file the user's other shells read (before this process moves PREFECT_HOME
+    into the state directory)."""
+    if os.environ.get("PREFECT_PROFILES_PATH"):
+        return Path(os.environ["PREFECT_PROFILES_PATH"]).expanduser()
+    return Path(os.environ.get("PREFECT_HOME") or "~/.prefect").expanduser() / "profiles.toml"
+
+
+def save_profile(path: Path, api_url: str, name: str = PROFILE) -> None:
+    """Create or update the Prefect profile ``name`` in ``path`` with PREFECT_API_URL (the
+    active profile is left as it is: ``prefect profile use NAME`` switches)."""
+    from prefect.settings import (
+        PREFECT_API_URL,
+        PREFECT_PROFILES_PATH,
+        load_profiles,
+        save_profiles,
+        temporary_settings,
+    )
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with temporary_settings({PREFECT_PROFILES_PATH: path}):
+        profiles = load_profiles()
+        profiles.update_profile(name, {PREFECT_API_URL: api_url})
+        save_profiles(profiles)
+
+
+def findable_lines(api_url: str) -> list[str]:
+    """What to type in another shell to reach this server."""
+    return [f"export PREFECT_API_URL={api_url}",
+            f"prefect profile use {PROFILE}   # or: the profile names this server for good"]
 
 
 def stack_env(state: Path, host: str, port: int) -> dict[str, str]:
@@ -243,12 +276,12 @@ def run_demo(state: Path, with_redis: bool = False) -> dict[str, Any]:
     dest = state / "restores" / f"{DEMO_SOURCE}-{datetime.now(UTC):%Y%m%dT%H%M%S}"
     runs = {}
     plan: list[tuple[str, str, dict[str, Any]]] = [
-        ("backup", "backup-full/weekly-full", {"source": source}),
+        ("backup", "backup-full/weekly-full", {"sources": [source]}),
         ("recovery", "recover-files/recover-files", {"source": source, "target_dir": str(dest)}),
     ]
     if with_redis:
         plan += [("database backup", "backup-snapshot/hourly-snapshot",
-                  {"source": f"redis/{DEMO_REDIS}"}),
+                  {"sources": [f"redis/{DEMO_REDIS}"]}),
                  ("database recovery", "recover-database/recover-database",
                   {"source": f"redis/{DEMO_REDIS}", "replace": True})]
     for label, name, params in plan:
@@ -281,6 +314,7 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
         raise ConfigError(f"port {port} on {host} is in use (another Prefect server?): "
                           "pass --port")
     env = stack_env(state, host, port)
+    profiles_path = user_profiles_path()  # read before the environment moves PREFECT_HOME
     config = config_path or demo_platform(state, with_redis=redis_available())
     with_redis = config_path is None and demo_has_redis(config)
     if with_redis:
@@ -294,6 +328,9 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
     from deployments.config import load_config
 
     load_config(config)  # a bad file fails here, before anything starts
+    save_profile(profiles_path, env["PREFECT_API_URL"])
+    if not as_json:
+        print("\n".join(findable_lines(env["PREFECT_API_URL"])), flush=True)
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -341,7 +378,8 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
     say(format_rows(rows))
     result = run_demo(state, with_redis) if demo else {"runs": {}}
     ui = f"http://{host}:{port}"
-    result |= {"ui": ui, "state_dir": str(state), "config": str(config), "deployments": rows}
+    result |= {"ui": ui, "api_url": api, "profile": PROFILE, "state_dir": str(state),
+               "config": str(config), "deployments": rows}
     ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
         not demo or len(result["runs"]) == result["expected_runs"])
     if as_json:
@@ -351,7 +389,9 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
             print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
         for key in result.get("post_mortem_artifacts", []):
             print(f"post-mortem artifact: {key}")
-        print(f"Prefect UI: {ui}", flush=True)
+        print(f"Prefect UI: {ui}")
+        print(f"Other shells: {findable_lines(api)[0]}  (or prefect profile use {PROFILE})",
+              flush=True)
     if once:
         return 0 if ok else 1
     say("Press Ctrl-C to stop.", flush=True)
