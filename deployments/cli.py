@@ -31,8 +31,8 @@ def up_command(
 ) -> None:
     """Start a local Prefect server with Strongroom's flows, run a demo backup and recovery.
 
-    Any shell finds the server through the Prefect profile ``strongroom-local`` (or the
-    ``export PREFECT_API_URL=...`` line printed first)."""
+    Other shells find the server with the export PREFECT_API_URL=... line printed first, or
+    through the Prefect profile strongroom-local (prefect profile use strongroom-local)."""
     import importlib.util
 
     # Look for prefect without importing it: its settings are read at import time, and the
