@@ -12,6 +12,7 @@ from urllib.parse import urlsplit
 
 import typer
 
+from strongroom.crypto.unlock import unlock_configured, unlockers_from_env
 from strongroom.errors import ConfigError
 from strongroom.repository import Repository
 from strongroom.repository.repo import read_password_file
@@ -72,7 +73,7 @@ def get_password(password_file: Path | None, key_file: Path | None, confirm: boo
         return read_password_file(password_file)
     if "STRONGROOM_PASSWORD" in os.environ:
         return os.environ["STRONGROOM_PASSWORD"]
-    if key_file:
+    if key_file or unlock_configured():  # a token, KMS or escrow key named in the environment
         return None
     if sys.stdin.isatty():
         pw = getpass.getpass("repository password: ")
@@ -94,4 +95,4 @@ def open_repo(repo: str | None, password_file: Path | None = None,
     """Open the repository named on the command line or in the environment."""
     url = repo_url(repo)
     return Repository.open(url, get_password(password_file, key_file), key_file,
-                           parse_options(options))
+                           parse_options(options), unlockers_from_env())

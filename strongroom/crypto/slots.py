@@ -1,7 +1,10 @@
-"""Key slots: the master key wrapped under a passphrase (Argon2id) or a key file (HKDF).
+"""Key slots: the master key wrapped under a passphrase (Argon2id), a key file (HKDF), a key
+inside a PKCS#11 token, a KMS customer key, or an escrow holder's public key.
 
 A slot is a small JSON document stored at ``keys/<slot id>``. Adding, removing or re-wrapping a
-slot never touches data: the master key stays the same.
+slot never touches data: the master key stays the same. This module holds the slot document and
+the password and key-file kinds; :mod:`strongroom.crypto.pkcs11_slot`,
+:mod:`strongroom.crypto.kms_slot` and :mod:`strongroom.crypto.escrow` hold the others.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ from strongroom.crypto.aead import SealError, open_sealed, seal
 from strongroom.crypto.master import MasterKey
 from strongroom.errors import ConfigError, IntegrityError
 
-SlotType = Literal["password", "keyfile"]
+SlotType = Literal["password", "keyfile", "pkcs11", "kms", "escrow"]
+SecretSlotType = Literal["password", "keyfile"]
 
 
 def _default_memory_kib() -> int:
@@ -42,6 +46,32 @@ class Argon2Params(BaseModel):
     salt: str
 
 
+class Pkcs11Params(BaseModel):
+    """Where the wrapping key lives: token and key labels (the module path is a hint)."""
+
+    module: str = ""
+    token: str
+    key: str
+    mechanism: Literal["aes-256-gcm"] = "aes-256-gcm"
+    iv: str
+
+
+class KmsParams(BaseModel):
+    """The KMS customer key that encrypted the master key."""
+
+    key_id: str
+    region: str | None = None
+    endpoint: str | None = None
+
+
+class EscrowParams(BaseModel):
+    """Ephemeral-static X25519: the ephemeral public key and the recipient's fingerprint."""
+
+    algorithm: Literal["x25519-hkdf-sha256-aes-256-gcm"] = "x25519-hkdf-sha256-aes-256-gcm"
+    ephemeral_public: str
+    recipient: str
+
+
 class KeySlot(BaseModel):
     """One wrapping of the master key."""
 
@@ -54,10 +84,38 @@ class KeySlot(BaseModel):
     user: str
     kdf: Argon2Params | None = None
     keyfile_salt: str | None = None
+    pkcs11: Pkcs11Params | None = None
+    kms: KmsParams | None = None
+    escrow: EscrowParams | None = None
     wrapped: str
 
     def _aad(self, repo_id: str) -> bytes:
         return f"strongroom-keyslot/{repo_id}/{self.id}/{self.type}".encode()
+
+    def aad(self, repo_id: str) -> bytes:
+        """Associated data binding a wrapping to this repository, slot id and kind."""
+        return self._aad(repo_id)
+
+    def detail(self) -> str:
+        """Where this slot's key lives, for listings (never a secret)."""
+        if self.pkcs11:
+            return f"token {self.pkcs11.token!r} key {self.pkcs11.key!r}"
+        if self.kms:
+            return f"kms {self.kms.key_id}"
+        if self.escrow:
+            return f"escrow recipient {self.escrow.recipient}"
+        return ""
+
+    def dump(self) -> bytes:
+        """The stored JSON; fields of other kinds are left out."""
+        return self.model_dump_json(indent=1, exclude_none=True).encode()
+
+
+def new_slot(slot_type: SlotType, label: str = "", **fields: object) -> KeySlot:
+    """A slot document with a fresh id, creation time, host and user; ``wrapped`` still empty."""
+    return KeySlot(id=secrets.token_hex(8), type=slot_type, label=label,
+                   created=datetime.now(UTC), host=socket.gethostname(),
+                   user=getpass.getuser(), wrapped="", **fields)  # type: ignore[arg-type]
 
 
 def _b64(data: bytes) -> str:
@@ -79,6 +137,16 @@ def read_keyfile(path: Path) -> bytes:
     return data.strip()
 
 
+def read_secret_file(path: Path, what: str) -> str:
+    """The first line of a PIN or passphrase file."""
+    try:
+        return Path(path).read_text(encoding="utf-8").rstrip("\r\n")
+    except OSError as exc:
+        raise ConfigError(f"cannot read {what} file {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{what} file {path} is not UTF-8 text") from None
+
+
 def write_new_keyfile(path: Path) -> None:
     """Create a key file with 64 random bytes (base64), readable by its owner only."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
@@ -90,7 +158,7 @@ class SlotDamaged(IntegrityError):
     """A key slot whose fields cannot be used (bad base64, KDF parameters, missing salt)."""
 
 
-def _kek(slot_type: SlotType, secret: bytes, kdf: Argon2Params | None,
+def _kek(slot_type: SecretSlotType | SlotType, secret: bytes, kdf: Argon2Params | None,
          keyfile_salt: str | None) -> bytes:
     if slot_type == "password":
         if kdf is None:
@@ -104,18 +172,18 @@ def _kek(slot_type: SlotType, secret: bytes, kdf: Argon2Params | None,
                 info=b"strongroom/v1/keyfile").derive(secret)
 
 
-def make_slot(master: MasterKey, repo_id: str, slot_type: SlotType, secret: bytes,
+def make_slot(master: MasterKey, repo_id: str, slot_type: SecretSlotType, secret: bytes,
               label: str = "") -> KeySlot:
     """Wrap ``master`` under a password or key file secret."""
+    if slot_type not in ("password", "keyfile"):
+        raise ValueError(f"make_slot makes password and key file slots, not {slot_type}")
     kdf = None
     keyfile_salt = None
     if slot_type == "password":
         kdf = Argon2Params(salt=_b64(os.urandom(16)), memory_kib=_default_memory_kib())
     else:
         keyfile_salt = _b64(os.urandom(16))
-    slot = KeySlot(id=secrets.token_hex(8), type=slot_type, label=label,
-                   created=datetime.now(UTC), host=socket.gethostname(),
-                   user=getpass.getuser(), kdf=kdf, keyfile_salt=keyfile_salt, wrapped="")
+    slot = new_slot(slot_type, label, kdf=kdf, keyfile_salt=keyfile_salt)
     kek = _kek(slot_type, secret, kdf, keyfile_salt)
     slot.wrapped = _b64(seal(AESGCM(kek), master.secret, slot._aad(repo_id)))
     return slot

@@ -8,6 +8,7 @@ import os
 import secrets
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -22,6 +23,7 @@ from strongroom.crypto.slots import (
     read_keyfile,
     unwrap,
 )
+from strongroom.crypto.unlock import Unlocker, unlock, unlockers_from_env
 from strongroom.errors import (
     ConfigError,
     IntegrityError,
@@ -67,13 +69,13 @@ class Credentials:
     def __repr__(self) -> str:
         return f"Credentials(password={'***' if self._password else None}, keyfile={self.keyfile})"
 
-    def secrets(self) -> list[tuple[SlotType, bytes]]:
+    def secrets(self, required: bool = True) -> list[tuple[SlotType, bytes]]:
         out: list[tuple[SlotType, bytes]] = []
         if self.keyfile:
             out.append(("keyfile", read_keyfile(self.keyfile)))
         if self._password is not None:
             out.append(("password", self._password.encode()))
-        if not out:
+        if not out and required:
             raise ConfigError("no password or key file given (set STRONGROOM_PASSWORD, "
                               "--password-file or --key-file)")
         return out
@@ -154,8 +156,10 @@ class Repository:
 
     @classmethod
     def open(cls, url: str, password: str | None = None, keyfile: Path | None = None,
-             options: dict[str, Any] | None = None) -> Repository:
-        """Open an existing repository with a password or key file."""
+             options: dict[str, Any] | None = None, unlockers: Sequence[Unlocker] = ()
+             ) -> Repository:
+        """Open an existing repository with a password or key file, or with ``unlockers``
+        (PKCS#11 token, KMS, escrow key: strongroom.crypto.unlock), tried after them."""
         backend = open_backend(url, options)
         try:
             raw = backend.get("config")
@@ -173,7 +177,7 @@ class Repository:
             raise ConfigError(f"repository format version {config.get('version')} is not "
                               f"supported (this build reads version {FORMAT_VERSION})")
         creds = Credentials(password, keyfile)
-        wanted = creds.secrets()
+        wanted = creds.secrets(required=not unlockers)
         slots = list_slots(backend)
         damaged: list[str] = []
         for slot in slots:
@@ -187,14 +191,22 @@ class Repository:
                     log.warning("%s; skipped", exc)
                     continue
                 if master is not None:
-                    mac = config.get("mac")
-                    body = {k: v for k, v in config.items() if k != "mac"}
-                    if mac != master.mac(_canonical(body)):
-                        raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
-                    return cls(backend, config, master, slot.id)
+                    return cls._verified(backend, config, master, slot.id, url)
+        if unlockers:
+            master, slot = unlock(unlockers, slots, config["id"], url)
+            return cls._verified(backend, config, master, slot.id, url)
         what = " or ".join(sorted({t for t, _ in wanted}))
         also = f" ({'; '.join(damaged)})" if damaged else ""
         raise WrongKey(f"wrong {what}: no key slot of {url} opens with it{also}")
+
+    @classmethod
+    def _verified(cls, backend: Backend, config: dict[str, Any], master: MasterKey,
+                  slot_id: str, url: str) -> Repository:
+        mac = config.get("mac")
+        body = {k: v for k, v in config.items() if k != "mac"}
+        if mac != master.mac(_canonical(body)):
+            raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
+        return cls(backend, config, master, slot_id)
 
     @classmethod
     def from_env(cls, url: str | None = None, options: dict[str, Any] | None = None
@@ -204,7 +216,7 @@ class Repository:
         if not url:
             raise ConfigError("no repository given (set STRONGROOM_REPOSITORY or --repo)")
         creds = Credentials.from_env()
-        return cls.open(url, creds._password, creds.keyfile, options)
+        return cls.open(url, creds._password, creds.keyfile, options, unlockers_from_env())
 
     # ---- index ---------------------------------------------------------------------------
     @property
@@ -400,8 +412,13 @@ class Repository:
         return list_slots(self.backend)
 
     def add_slot(self, slot_type: SlotType, secret: bytes, label: str = "") -> KeySlot:
-        slot = make_slot(self.master, self.id, slot_type, secret, label)
+        slot = make_slot(self.master, self.id, slot_type, secret, label)  # type: ignore[arg-type]
         self.backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
+        return slot
+
+    def put_slot(self, slot: KeySlot) -> KeySlot:
+        """Store a slot made by strongroom.crypto (PKCS#11, KMS, escrow) for this master key."""
+        self.backend.put(f"keys/{slot.id}", slot.dump())
         return slot
 
     def remove_slot(self, slot_id: str) -> None:
