@@ -1,7 +1,9 @@
-"""``strongroom key``: add, list, remove and change key slots without touching data."""
+"""``strongroom key``: add, list, remove and change key slots without touching data; make an
+escrow keypair and recover access with its private key."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
@@ -15,17 +17,63 @@ from strongroom.cli.common import (
     OptionOpt,
     PasswordFileOpt,
     RepoOpt,
-    open_repo,
+    get_password,
+    parse_options,
+    repo_url,
 )
 from strongroom.cli.output import console, emit_json
-from strongroom.crypto.slots import read_keyfile, write_new_keyfile
+from strongroom.crypto.escrow import (
+    EscrowUnlocker,
+    fingerprint,
+    generate_keypair,
+    load_public_key,
+    make_escrow_slot,
+    passphrase_from,
+)
+from strongroom.crypto.kms_slot import make_kms_slot
+from strongroom.crypto.pkcs11_slot import Pkcs11Unlocker, TokenRef, make_pkcs11_slot, pin_from
+from strongroom.crypto.slots import KeySlot, read_keyfile, read_secret_file, write_new_keyfile
+from strongroom.crypto.unlock import Unlocker, unlockers_from_env
 from strongroom.errors import ConfigError
+from strongroom.repository import Repository
 from strongroom.repository.repo import read_password_file
 
 NewPwOpt = Annotated[Path | None, typer.Option(
     "--new-password-file", help="File holding the new password.")]
 NewKeyOpt = Annotated[Path | None, typer.Option(
     "--new-key-file", help="Key file for the new slot (created if it does not exist).")]
+Pkcs11ModuleOpt = Annotated[str | None, typer.Option(
+    "--pkcs11-module", help="Open with this PKCS#11 module (or STRONGROOM_PKCS11_MODULE).")]
+Pkcs11TokenOpt = Annotated[str | None, typer.Option(
+    "--pkcs11-token", help="Label of the PKCS#11 token.")]
+Pkcs11KeyOpt = Annotated[str | None, typer.Option(
+    "--pkcs11-key", help="Label of the AES-256 key on the token.")]
+Pkcs11PinFileOpt = Annotated[Path | None, typer.Option(
+    "--pkcs11-pin-file", help="File holding the token PIN (or set STRONGROOM_PKCS11_PIN).")]
+EscrowPassOpt = Annotated[Path | None, typer.Option(
+    "--escrow-passphrase-file",
+    help="File holding the escrow private key's passphrase (or STRONGROOM_ESCROW_PASSPHRASE).")]
+
+
+def _open(repo: str | None, password_file: Path | None, key_file: Path | None,
+          option: list[str] | None, extra: list[Unlocker] | None = None) -> Repository:
+    """Open with a password or key file and any token, KMS or escrow key named in options or
+    the environment (tried after the password and key file)."""
+    unlockers = [*(extra or []), *unlockers_from_env()]
+    if unlockers:
+        password = read_password_file(password_file) if password_file else \
+            os.environ.get("STRONGROOM_PASSWORD")
+    else:
+        password = get_password(password_file, key_file)
+    return Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
+
+
+def _open_pkcs11(module: str | None, token: str | None, key: str | None,
+                 pin_file: Path | None) -> list[Unlocker]:
+    """An unlocker for the ``--pkcs11-*`` options, if any is given."""
+    if not (module or token or key or pin_file):
+        return []
+    return [Pkcs11Unlocker(TokenRef(module, token, key), lambda: pin_from(pin_file))]
 
 
 def _new_secret(new_password_file: Path | None, new_key_file: Path | None
@@ -43,7 +91,8 @@ def _new_secret(new_password_file: Path | None, new_key_file: Path | None
         import sys
 
         if not sys.stdin.isatty():
-            raise ConfigError("give --new-password-file or --new-key-file")
+            raise ConfigError("give --new-password-file or --new-key-file (or a --pkcs11-, "
+                              "--kms- or --escrow- option for those kinds)")
         pw = getpass.getpass("new password: ")
         if getpass.getpass("repeat new password: ") != pw:
             raise ConfigError("passwords do not match")
@@ -54,36 +103,82 @@ def _new_secret(new_password_file: Path | None, new_key_file: Path | None
 
 @key_app.command("add")
 def key_add(new_password_file: NewPwOpt = None, new_key_file: NewKeyOpt = None,
+            pkcs11_module: Annotated[str | None, typer.Option(
+                "--pkcs11-module", help="New pkcs11 slot: module of the token.")] = None,
+            pkcs11_token: Annotated[str | None, typer.Option(
+                "--pkcs11-token", help="New pkcs11 slot: token label.")] = None,
+            pkcs11_key: Annotated[str | None, typer.Option(
+                "--pkcs11-key", help="New pkcs11 slot: label of the AES-256 key.")] = None,
+            pkcs11_create_key: Annotated[bool, typer.Option(
+                "--pkcs11-create-key", help="Generate the key on the token (non-extractable)."
+            )] = False,
+            pkcs11_pin_file: Pkcs11PinFileOpt = None,
+            kms_key_id: Annotated[str | None, typer.Option(
+                "--kms-key-id", help="New kms slot: key ARN, id or alias/NAME.")] = None,
+            kms_endpoint: Annotated[str | None, typer.Option(
+                "--kms-endpoint", help="KMS endpoint URL (default: AWS).")] = None,
+            kms_region: Annotated[str | None, typer.Option(
+                "--kms-region", help="KMS region (default: the AWS configuration's).")] = None,
+            escrow_public_key: Annotated[Path | None, typer.Option(
+                "--escrow-public-key", help="New escrow slot: the holder's PUBLIC key file.")
+            ] = None,
             label: Annotated[str, typer.Option(help="A note for this slot.")] = "",
             repo: RepoOpt = None, password_file: PasswordFileOpt = None,
             key_file: KeyFileOpt = None, option: OptionOpt = None,
             json: JsonOpt = False) -> None:
-    """Add a key slot (password or key file) for the same master key."""
-    r = open_repo(repo, password_file, key_file, option)
-    slot_type, secret = _new_secret(new_password_file, new_key_file)
-    slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
-    if json:
-        emit_json({"id": slot.id, "type": slot.type})
+    """Add a key slot (password, key file, PKCS#11 token, KMS key or escrow public key) for the
+    same master key; no data is rewritten."""
+    kinds = [k for k, given in (("pkcs11", pkcs11_token or pkcs11_key or pkcs11_module),
+                                ("kms", kms_key_id), ("escrow", escrow_public_key),
+                                ("password", new_password_file), ("keyfile", new_key_file))
+             if given]
+    if len(kinds) > 1:
+        raise ConfigError(f"give options of one slot kind only (got {', '.join(kinds)})")
+    if escrow_public_key:  # read before opening: a wrong file fails fast
+        recipient = load_public_key(escrow_public_key)
+    r = _open(repo, password_file, key_file, option)
+    slot: KeySlot
+    if kinds == ["pkcs11"]:
+        slot = make_pkcs11_slot(r.master, r.id, TokenRef(pkcs11_module, pkcs11_token,
+                                                         pkcs11_key),
+                                pin_from(pkcs11_pin_file), pkcs11_create_key, label)
+        r.put_slot(slot)
+    elif kinds == ["kms"]:
+        assert kms_key_id is not None
+        slot = r.put_slot(make_kms_slot(r.master, r.id, kms_key_id, kms_region, kms_endpoint,
+                                        label))
+    elif kinds == ["escrow"]:
+        slot = r.put_slot(make_escrow_slot(r.master, r.id, recipient, label))
     else:
-        console.print(f"added {slot.type} key slot {slot.id}")
+        slot_type, secret = _new_secret(new_password_file, new_key_file)
+        slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
+    if json:
+        emit_json({"id": slot.id, "type": slot.type, "detail": slot.detail()})
+    else:
+        detail = f" ({slot.detail()})" if slot.detail() else ""
+        console.print(f"added {slot.type} key slot {slot.id}{detail}", markup=False)
 
 
 @key_app.command("list")
 def key_list(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
              key_file: KeyFileOpt = None, option: OptionOpt = None,
+             pkcs11_module: Pkcs11ModuleOpt = None, pkcs11_token: Pkcs11TokenOpt = None,
+             pkcs11_key: Pkcs11KeyOpt = None, pkcs11_pin_file: Pkcs11PinFileOpt = None,
              json: JsonOpt = False) -> None:
-    """List key slots; the one in use is marked."""
-    r = open_repo(repo, password_file, key_file, option)
+    """List key slots: kind, where the key lives, creation; the one in use is marked."""
+    r = _open(repo, password_file, key_file, option,
+              _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
     rows = [{"id": s.id, "type": s.type, "label": s.label, "created": s.created.isoformat(),
-             "host": s.host, "user": s.user, "current": s.id == r.slot_id} for s in r.slots()]
+             "host": s.host, "user": s.user, "detail": s.detail(),
+             "current": s.id == r.slot_id} for s in r.slots()]
     if json:
         emit_json(rows)
         return
-    table = Table("", "id", "type", "label", "created", "host", "user")
+    table = Table("", "id", "type", "label", "created", "host", "user", "key")
     for row in rows:
         table.add_row("*" if row["current"] else "", str(row["id"]), str(row["type"]),
                       str(row["label"]), str(row["created"])[:19], str(row["host"]),
-                      str(row["user"]))
+                      str(row["user"]), str(row["detail"]))
     console.print(table)
 
 
@@ -92,7 +187,7 @@ def key_remove(slot_id: Annotated[str, typer.Argument(help="Slot id or unique pr
                repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                key_file: KeyFileOpt = None, option: OptionOpt = None) -> None:
     """Remove a key slot (never the last one, never the one in use)."""
-    r = open_repo(repo, password_file, key_file, option)
+    r = _open(repo, password_file, key_file, option)
     r.remove_slot(slot_id)
     console.print(f"removed key slot {slot_id}")
 
@@ -102,7 +197,7 @@ def key_passwd(new_password_file: NewPwOpt = None, repo: RepoOpt = None,
                password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
                option: OptionOpt = None) -> None:
     """Change the password of the slot in use (a new slot replaces it)."""
-    r = open_repo(repo, password_file, key_file, option)
+    r = _open(repo, password_file, key_file, option)
     if next((s.type for s in r.slots() if s.id == r.slot_id), None) != "password":
         raise ConfigError("the repository was opened with a key file, not a password: open it "
                           "with the password to change (key add/remove manage key files)")
@@ -111,3 +206,45 @@ def key_passwd(new_password_file: NewPwOpt = None, repo: RepoOpt = None,
     slot = r.add_slot(slot_type, secret, "passwd")  # type: ignore[arg-type]
     r.backend.delete(f"keys/{old}")
     console.print(f"password changed: slot {old} replaced by {slot.id}")
+
+
+@key_app.command("escrow-keygen")
+def key_escrow_keygen(
+        out: Annotated[Path, typer.Option("--out", help="Directory for the two key files.")],
+        passphrase_file: Annotated[Path | None, typer.Option(
+            "--passphrase-file", help="Encrypt the private key with the passphrase in FILE.")
+        ] = None,
+        json: JsonOpt = False) -> None:
+    """Make an escrow keypair: give the public key to whoever adds slots, keep the private key
+    offline (it opens every repository with an escrow slot for it)."""
+    passphrase = read_secret_file(passphrase_file, "passphrase") if passphrase_file else None
+    if passphrase_file and not passphrase:
+        raise ConfigError(f"passphrase file {passphrase_file} is empty")
+    private, public = generate_keypair(out, passphrase)
+    fp = fingerprint(load_public_key(public))
+    if json:
+        emit_json({"private": str(private), "public": str(public), "fingerprint": fp})
+    else:
+        console.print(f"escrow private key: {private} (keep offline)\n"
+                      f"escrow public key:  {public}\nfingerprint: {fp}", markup=False)
+
+
+@key_app.command("recover")
+def key_recover(
+        escrow_key: Annotated[Path, typer.Option(
+            "--escrow-key", help="The escrow holder's private key file.")],
+        escrow_passphrase_file: EscrowPassOpt = None,
+        new_password_file: NewPwOpt = None, new_key_file: NewKeyOpt = None,
+        label: Annotated[str, typer.Option(help="A note for the new slot.")] = "recovered",
+        repo: RepoOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
+    """Open the repository with the escrow private key and add a new password or key-file
+    slot: a lost password (or token) is recoverable."""
+    unlocker = EscrowUnlocker(escrow_key, lambda: passphrase_from(escrow_passphrase_file))
+    r = Repository.open(repo_url(repo), None, None, parse_options(option), [unlocker])
+    slot_type, secret = _new_secret(new_password_file, new_key_file)
+    slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
+    if json:
+        emit_json({"id": slot.id, "type": slot.type, "opened_with": r.slot_id})
+    else:
+        console.print(f"recovered: added {slot.type} key slot {slot.id} (opened with escrow "
+                      f"slot {r.slot_id})", markup=False)
