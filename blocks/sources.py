@@ -1,31 +1,67 @@
-"""Source blocks: one per kind of data; each backs up into and restores out of a repository."""
+"""Source blocks: one per kind of data; each backs up into and restores out of a repository.
+
+A block class is the configuration of one source kind; the work is the kind's
+:class:`strongroom.sources.contract.Source` from the registry. Every subclass that sets
+``source_kind`` joins :data:`SOURCE_BLOCKS` by itself, so a new kind is one class here (or in a
+plugin or a test) and nothing else in this layer changes.
+"""
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from prefect.blocks.core import Block
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
-from blocks._engine import backup_source, s3_options
+from blocks.credentials import S3Credentials, fold_flat_keys
+from strongroom.sources import registry
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
+    from strongroom.sources.contract import Source
+
+# source_kind -> block class; filled by SourceBlock.__pydantic_init_subclass__
+SOURCE_BLOCKS: dict[str, type[SourceBlock]] = {}
 
 
 class SourceBlock(Block):
-    """Common fields of every source: its name in snapshots and its class of objectives."""
+    """Common fields of every source: its name in snapshots, its class of objectives, where a
+    recovery writes, and which host runs it."""
 
     source_kind: ClassVar[str] = ""
-    default_class: ClassVar[str] = "files"
+    # fields that describe the source's place in the platform, not how to read it
+    COMMON_FIELDS: ClassVar[frozenset[str]] = frozenset(
+        {"source_name", "objective_class", "restore_target", "runs_on"})
 
-    source_name: str
-    objective_class: str | None = None  # database | files | system | security
-    restore_target: str | None = None  # where a recovery writes when none is given
+    source_name: str = Field(description="the source's name in snapshots (strongroom "
+                             "snapshots --source NAME); keep it stable across runs")
+    objective_class: str | None = Field(
+        default=None, description="recovery objectives class: database, files, system or "
+        "security; empty: the kind's default")
+    restore_target: str | None = Field(
+        default=None, description="where a recovery writes when the run names no target "
+        "(a directory, URL or DSN, by kind)")
+    runs_on: str | None = Field(
+        default=None, description="the host (Prefect work queue) whose worker runs this "
+        "source's backups and restores; empty: any")
+
+    @classmethod
+    def __pydantic_init_subclass__(cls, **kwargs: Any) -> None:
+        super().__pydantic_init_subclass__(**kwargs)  # Prefect's block type registration
+        if cls.source_kind:
+            SOURCE_BLOCKS[cls.source_kind] = cls
 
     @property
     def kind(self) -> str:
         return self.source_kind
+
+    def source(self) -> Source:
+        """The engine's implementation of this kind (NotSupported if this build lacks it)."""
+        return registry.get(self.source_kind)
+
+    @property
+    def default_class(self) -> str:
+        return self.source().default_class
 
     def objectives_class(self) -> str:
         return self.objective_class or self.default_class
@@ -34,18 +70,19 @@ class SourceBlock(Block):
         """Kind-specific settings with secrets revealed (only handed to the engine)."""
         out: dict[str, Any] = {}
         for field in type(self).model_fields:
-            if field in {"source_name", "objective_class", "restore_target"}:
+            if field in self.COMMON_FIELDS:
                 continue
             value = getattr(self, field)
             out[field] = value.get_secret_value() if isinstance(value, SecretStr) else value
         return out
 
     def backup(self, repo: Repository, kind: str, tags: list[str]) -> Snapshot:
-        """Write a new snapshot of this source into ``repo``."""
-        return backup_source(self.source_kind, repo, self.source_name, kind, tags, self.settings())
+        """Write a new ``kind`` snapshot of this source into ``repo``."""
+        return self.source().backup(repo, name=self.source_name, kind=kind, tags=list(tags),
+                                    settings=self.settings())
 
     def restore_options(self) -> dict[str, str]:
-        """Options passed to the kind's restorer (``--option k=v`` equivalents)."""
+        """Options passed to the kind's restore (``--restore-option k=v`` equivalents)."""
         return {}
 
 
@@ -56,8 +93,10 @@ class FilesSource(SourceBlock):
     _block_type_slug = "strongroom-files-source"
     source_kind: ClassVar[str] = "files"
 
-    paths: list[str]
-    exclude: list[str] = []
+    paths: list[str] = Field(description="absolute paths of the files and directories to "
+                             "back up")
+    exclude: list[str] = Field(default=[], description="glob patterns of paths to leave out, "
+                               "e.g. *.tmp or /srv/data/cache")
 
 
 class PostgresSource(SourceBlock):
@@ -66,16 +105,20 @@ class PostgresSource(SourceBlock):
     _block_type_name = "Strongroom Postgres Source"
     _block_type_slug = "strongroom-postgres-source"
     source_kind: ClassVar[str] = "postgres"
-    default_class: ClassVar[str] = "database"
 
-    host: str = "127.0.0.1"
-    port: int = 5432
-    user: str = "postgres"
-    password: SecretStr | None = None
-    database: str | None = None
-    method: str = "physical"  # physical | logical
-    # what the hourly (and a pre-restore safety) snapshot takes; default: the same as method
-    snapshot_method: str | None = None
+    host: str = Field(default="127.0.0.1", description="server host name or address")
+    port: int = Field(default=5432, description="server port")
+    user: str = Field(default="postgres", description="role to log in as (a physical backup "
+                      "needs REPLICATION)")
+    password: SecretStr | None = Field(default=None, description="the role's password; empty: "
+                                       "peer/trust or ~/.pgpass")
+    database: str | None = Field(default=None, description="database of a logical backup; "
+                                 "empty: every database")
+    method: str = Field(default="physical", description="physical (base backup + WAL, whole "
+                        "cluster, point-in-time recovery) or logical (pg_dump)")
+    snapshot_method: str | None = Field(
+        default=None, description="what the hourly and pre-restore safety snapshots take: "
+        "physical or logical; empty: the same as method")
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()
@@ -95,14 +138,16 @@ class Neo4jSource(SourceBlock):
     _block_type_name = "Strongroom Neo4j Source"
     _block_type_slug = "strongroom-neo4j-source"
     source_kind: ClassVar[str] = "neo4j"
-    default_class: ClassVar[str] = "database"
 
-    uri: str = "bolt://127.0.0.1:7687"
-    user: str | None = None
-    password: SecretStr | None = None
-    database: str = "neo4j"
-    consistent: bool = False  # compare counts before/after the export (no snapshot isolation)
-    password_env: str | None = None  # the restorer reads the target's password from here
+    uri: str = Field(default="bolt://127.0.0.1:7687", description="Bolt URI of the server")
+    user: str | None = Field(default=None, description="user to log in as; empty: no auth")
+    password: SecretStr | None = Field(default=None, description="the user's password")
+    database: str = Field(default="neo4j", description="database to export")
+    consistent: bool = Field(default=False, description="compare counts before and after the "
+                             "export and fail on a change (Neo4j has no snapshot isolation)")
+    password_env: str | None = Field(
+        default=None, description="environment variable holding the password (used when "
+        "password is empty), for backups and restores alike")
 
     def restore_options(self) -> dict[str, str]:
         """A restore into this database logs in like the backup did: same user and database,
@@ -123,13 +168,12 @@ class RedisSource(SourceBlock):
     _block_type_name = "Strongroom Redis Source"
     _block_type_slug = "strongroom-redis-source"
     source_kind: ClassVar[str] = "redis"
-    default_class: ClassVar[str] = "database"
 
-    host: str = "127.0.0.1"
-    port: int = 6379
-    username: str | None = None
-    password: SecretStr | None = None
-    tls: bool = False
+    host: str = Field(default="127.0.0.1", description="server host name or address")
+    port: int = Field(default=6379, description="server port")
+    username: str | None = Field(default=None, description="ACL user; empty: default user")
+    password: SecretStr | None = Field(default=None, description="the user's password")
+    tls: bool = Field(default=False, description="connect over TLS")
 
     def restore_options(self) -> dict[str, str]:
         """A live restore into this server authenticates like the backup did: the block's user
@@ -149,21 +193,27 @@ class S3BucketSource(SourceBlock):
     _block_type_slug = "strongroom-s3-bucket-source"
     source_kind: ClassVar[str] = "s3"
 
-    bucket: str
-    prefix: str = ""
-    endpoint_url: str | None = None
-    region: str | None = None
-    access_key_id: SecretStr | None = None
-    secret_access_key: SecretStr | None = None
-    versions: bool = False
+    bucket: str = Field(description="bucket to back up")
+    prefix: str = Field(default="", description="only keys under this prefix; empty: the "
+                        "whole bucket")
+    credentials: S3Credentials | None = Field(
+        default=None, description="endpoint, region and keys of the bucket's S3 service; "
+        "empty: AWS with the standard credential chain")
+    versions: bool = Field(default=False, description="back up every object version, not "
+                           "only the current ones")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _fold_flat_credentials(cls, data: Any) -> Any:
+        return fold_flat_keys(data)
+
+    def settings(self) -> dict[str, Any]:
+        """``bucket``, ``prefix``, ``versions`` and the credentials' four values, flat."""
+        creds = self.credentials or S3Credentials()
+        return {"bucket": self.bucket, "prefix": self.prefix, "versions": self.versions,
+                **creds.flat()}
 
     def restore_options(self) -> dict[str, str]:
         """A restore into this bucket's endpoint uses the block's region and credentials
         in-process (otherwise the standard AWS chain applies)."""
-        return s3_options(self)
-
-
-SOURCE_BLOCKS: dict[str, type[SourceBlock]] = {
-    cls.source_kind: cls
-    for cls in (FilesSource, PostgresSource, Neo4jSource, RedisSource, S3BucketSource)
-}
+        return self.credentials.engine_options() if self.credentials else {}

@@ -7,24 +7,36 @@ from typing import Any
 from prefect import flow
 from prefect.artifacts import create_markdown_artifact
 
-from blocks.loading import load_source, load_target
+from blocks.loading import load_source
 from tasks.notify import notify
 from tasks.progress import artifact_key
-from tasks.verify import verify
+from tasks.repos import flow_repositories, repository
+from tasks.verify import Mode, verify
 
 
 @flow(name="verify-backups", log_prints=True)
 def verify_backups(target: str = "primary", source: str | None = None,
-                   mode: str = "read-data") -> dict[str, Any]:
-    """Verify the latest snapshot of ``source`` (or the whole repository) in ``target``."""
+                   mode: Mode = "read-data") -> dict[str, Any]:
+    """Verify the latest snapshot of ``source`` (or the whole repository) in ``target``.
+
+    Args:
+        target: repository target block to verify
+        source: source block reference (kind/name) whose latest snapshot is verified; empty:
+            every snapshot in the repository
+        mode: structure (indexes, packs and trees agree; no data read), subset (also a sample
+            of packs read and decrypted), read-data (every pack), restore-test (also restore
+            the snapshot into a temporary directory)
+    """
+    with flow_repositories():
+        return _verify(target, source, mode)
+
+
+def _verify(target: str, source: str | None, mode: Mode) -> dict[str, Any]:
     snapshot_id = None
     if source:
         name = load_source(source).source_name
-        repo = load_target(target).open()
-        try:
+        with repository(target) as repo:
             snapshot_id = repo.find_snapshot("latest", source_name=name).id
-        finally:
-            repo.close()
     what = source or "repository"
     try:
         report = verify(target, snapshot_id, mode)

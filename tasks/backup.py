@@ -10,11 +10,14 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from blocks.loading import load_source, load_target
+from blocks.loading import load_source
 from strongroom.errors import IntegrityError, StrongroomError
 from tasks import _inspect
 from tasks.progress import Progress, artifact_key
+from tasks.repos import repository
 from tasks.retry import RETRYING
+
+HOUR = 3600
 
 
 def snapshot_report(snap: Any) -> dict[str, Any]:
@@ -25,16 +28,14 @@ def snapshot_report(snap: Any) -> dict[str, Any]:
             "stats": snap.stats.model_dump()}
 
 
-@task(name="dump", cache_policy=NO_CACHE, **RETRYING)
+@task(name="dump", task_run_name="dump-{source}", cache_policy=NO_CACHE,
+      timeout_seconds=12 * HOUR, **RETRYING)
 def dump(source: str, target: str, kind: str, tags: list[str]) -> dict[str, Any]:
     """Back up ``source`` into a new ``kind`` snapshot of the ``target`` repository."""
     started = time.monotonic()
     src = load_source(source)
-    repo = load_target(target).open(create=True)
-    try:
+    with repository(target, create=True) as repo:
         snap = src.backup(repo, kind, tags)
-    finally:
-        repo.close()
     report = snapshot_report(snap) | {"duration_s": round(time.monotonic() - started, 3)}
     get_run_logger().info("snapshot %s of %s: %s files, %s bytes new", snap.short_id,
                           snap.source_name, snap.stats.files, snap.stats.bytes_new)
@@ -53,13 +54,12 @@ def _parent_files(repo: Any, snap: Any) -> dict[str, tuple[tuple[str, ...], str]
             for path, node in repo.reader(parent).walk() if node.type == "file"}
 
 
-@task(name="checksum", cache_policy=NO_CACHE, **RETRYING)
+@task(name="checksum", cache_policy=NO_CACHE, timeout_seconds=6 * HOUR, **RETRYING)
 def checksum(target: str, snapshot_id: str, read_all: bool = False) -> dict[str, Any]:
     """Read back every file whose blobs are new in this snapshot (``read_all``: every file),
     compare SHA-256s, then the snapshot's logical checksum over all files."""
     started = time.monotonic()
-    repo = load_target(target).open()
-    try:
+    with repository(target) as repo:
         snap = repo.find_snapshot(snapshot_id)
         reader = repo.reader(snap)
         entries = list(reader.walk())
@@ -89,19 +89,16 @@ def checksum(target: str, snapshot_id: str, read_all: bool = False) -> dict[str,
         progress.finish()
         if snap.checksum and _inspect.logical_checksum(rows) != snap.checksum:
             raise IntegrityError(f"snapshot {snap.short_id}: contents do not match its checksum")
-    finally:
-        repo.close()
     return {"snapshot": snap.id, "files": sum(1 for _, n, _ in rows if n.type == "file"),
             "files_read": files_read, "bytes_read": read, "checksum": snap.checksum,
             "duration_s": round(time.monotonic() - started, 3)}
 
 
-@task(name="encrypt-check", cache_policy=NO_CACHE, **RETRYING)
+@task(name="encrypt-check", cache_policy=NO_CACHE, timeout_seconds=6 * HOUR, **RETRYING)
 def encrypt_check(target: str, snapshot_id: str) -> dict[str, Any]:
     """Every blob the snapshot added opens under the repository's current key (AES-256-GCM)."""
     started = time.monotonic()
-    repo = load_target(target).open()
-    try:
+    with repository(target) as repo:
         if repo.config.get("aead") != "aes-256-gcm":
             raise IntegrityError(f"repository {repo.url} is not sealed with AES-256-GCM")
         snap = repo.find_snapshot(snapshot_id)
@@ -115,7 +112,5 @@ def encrypt_check(target: str, snapshot_id: str) -> dict[str, Any]:
         old_trees, old_data = _inspect.blob_ids(repo, parent)
         new = sorted((trees | data) - (old_trees | old_data))
         sealed = sum(_inspect.read_blob(repo, bid) for bid in new)
-    finally:
-        repo.close()
     return {"snapshot": snap.id, "new_blobs": len(new), "sealed_bytes": sealed,
             "key_slot": repo.slot_id[:8], "duration_s": round(time.monotonic() - started, 3)}

@@ -15,6 +15,7 @@ from strongroom.errors import (
     NotSupported,
     SnapshotNotFound,
     SourceError,
+    SourceUnreachable,
     StorageError,
     TargetNotEmpty,
     WrongKey,
@@ -32,12 +33,6 @@ PERMANENT_STORAGE_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesN
 PERMANENT_STORAGE_TEXT = ("not staged", "no bucket in S3 URL", "refusing to delete",
                           "Permission denied", "Read-only file system", "Not a directory",
                           "Is a directory")
-# How the source modules word a source that is down, restarting or unreachable (they raise
-# SourceError "from None", so the cause is not there to look at).
-UNREACHABLE_SOURCE_TEXT = ("cannot reach ", "lost the connection to",
-                           "the database system is starting up",
-                           "the database system is shutting down",
-                           "the database system is in recovery mode")
 _CODE_RE = re.compile(r"failed: ([A-Za-z]+)$")
 
 
@@ -55,13 +50,21 @@ def is_transient(exc: BaseException | None) -> bool:
         return False
     if isinstance(exc, StorageError) and _permanent_storage(exc):
         return False
-    if isinstance(exc, TRANSIENT):
+    if isinstance(exc, (*TRANSIENT, SourceUnreachable)):
         return True
-    if isinstance(exc, SourceError):  # only when the source was unreachable, not misconfigured
-        return isinstance(exc.__cause__, (ConnectionError, TimeoutError)) or any(
-            part in str(exc) for part in UNREACHABLE_SOURCE_TEXT)
+    if _source_says_transient(exc):  # a kind's own transient exception types
+        return True
+    if isinstance(exc, SourceError):  # misconfigured or unreadable, not merely unreachable
+        return False
     return type(exc).__name__ in {"EndpointConnectionError", "ConnectTimeoutError",
                                   "ReadTimeoutError", "ConnectionClosedError"}
+
+
+def _source_says_transient(exc: BaseException) -> bool:
+    """Whether any registered source kind counts ``exc`` as transient (by exception type)."""
+    from strongroom.sources import registry
+
+    return any(source.is_transient(exc) for source in registry.all_sources())
 
 
 def retry_transient(task: Any, task_run: Any, state: Any) -> bool:

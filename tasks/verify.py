@@ -11,9 +11,13 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.loading import load_target
 from strongroom.errors import ConfigError, IntegrityError
+from strongroom.sources import registry
 from tasks.progress import Progress, artifact_key
+from tasks.repos import repository
 from tasks.retry import RETRYING
 
+# structure: indexes, packs and trees are consistent (reads no data); subset: also read and
+# decrypt a sample of packs; read-data: every pack; restore-test: also restore to a temp dir
 Mode = Literal["structure", "subset", "read-data", "restore-test"]
 
 
@@ -46,24 +50,19 @@ def verify_snapshot(repo: Any, snapshot_id: str | None, mode: Mode = "subset",
                               "blobs_checked": result.blobs_checked,
                               "garbage": len(result.garbage)}
     if mode == "restore-test" and snap is not None:
-        from strongroom.sources.registry import restorer_for
-
         with tempfile.TemporaryDirectory(prefix="strongroom-verify-") as tmp:
-            restored = restorer_for(snap.source_kind)(repo, snap, tmp, replace=False, include=[],
-                                                      options={})
+            restored = registry.get(snap.source_kind).restore(repo, snap, tmp, replace=False,
+                                                              include=[], options={})
         report["restore"] = {k: v for k, v in restored.items() if k != "target"}
     return report
 
 
-@task(name="verify", cache_policy=NO_CACHE, **RETRYING)
+@task(name="verify", cache_policy=NO_CACHE, timeout_seconds=12 * 3600, **RETRYING)
 def verify(target: str, snapshot_id: str | None, mode: Mode = "subset",
            subset_pct: float = 10.0) -> dict[str, Any]:
     """Verify a snapshot in the ``target`` repository."""
     started = time.monotonic()
     tgt = load_target(target)
-    repo = tgt.open()
-    try:
+    with repository(target) as repo:
         report = verify_snapshot(repo, snapshot_id, mode, subset_pct)
-    finally:
-        repo.close()
     return report | {"target": tgt.describe(), "duration_s": round(time.monotonic() - started, 3)}

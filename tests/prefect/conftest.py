@@ -77,3 +77,30 @@ def tree_listing(root: Path) -> dict[str, tuple]:
         else:
             out[rel] = ("file", st.st_mode & 0o7777, st.st_mtime_ns, path.read_bytes())
     return out
+
+
+def backup_one(tier: str, source: str, **kwargs) -> dict:
+    """Run the backup flow of ``tier`` on one source; that source's result."""
+    from flows.backup import TIER_FLOWS
+
+    return TIER_FLOWS[tier](tier, [source], **kwargs)["sources"][source]
+
+
+def backup_state(tier: str, source: str, **kwargs):
+    """Run the backup flow of ``tier`` on one source; the run's final state."""
+    from flows.backup import TIER_FLOWS
+
+    return TIER_FLOWS[tier](tier, [source], return_state=True, **kwargs)
+
+
+def with_subflows(client, flow_run_ids: list) -> list:
+    """The runs and every subflow run below them (a backup's per-source runs)."""
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    found, frontier = list(flow_run_ids), list(flow_run_ids)
+    while frontier:
+        children = client.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=frontier)))
+        frontier = [c.id for c in children if c.id not in found]
+        found += frontier
+    return found

@@ -10,7 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.prefect.conftest import make_tree, save_files_source, save_local_target
+from tests.prefect.conftest import (
+    backup_one,
+    backup_state,
+    make_tree,
+    save_files_source,
+    save_local_target,
+    with_subflows,
+)
 from tests.support.moto_server import free_port, s3_client
 
 
@@ -19,6 +26,7 @@ def test_transient_classification():
         ConfigError,
         IntegrityError,
         SourceError,
+        SourceUnreachable,
         StorageError,
         WrongKey,
     )
@@ -30,10 +38,11 @@ def test_transient_classification():
     assert not is_transient(ConfigError("bad cron"))
     assert not is_transient(WrongKey("wrong password"))
     assert not is_transient(SourceError("permission denied"))
-    try:
+    assert is_transient(SourceUnreachable("redis at 127.0.0.1:6379: connection refused"))
+    try:  # the type decides, never the words or the cause
         raise SourceError("server unreachable") from ConnectionRefusedError()
     except SourceError as exc:
-        assert is_transient(exc)
+        assert not is_transient(exc)
 
 
 def test_storage_errors_that_waiting_cannot_cure_are_not_retried():
@@ -60,13 +69,12 @@ def test_storage_errors_that_waiting_cannot_cure_are_not_retried():
 
 
 def test_unwritable_repository_path_fails_at_once(prefect_harness, tmp_path, names):
-    from flows.tiers import backup_full
 
     (tmp_path / "a-file").write_text("not a directory")
     tgt = save_local_target(f"bad-{names}", tmp_path / "a-file" / "repo")
     src = save_files_source(f"bad-{names}", [make_tree(tmp_path / "data", files=2)])
     started = time.monotonic()
-    state = backup_full(src, primary=tgt, return_state=True)
+    state = backup_state("full", src, primary=tgt)
     assert state.is_failed()
     assert "Not a directory" in state.message, state.message
     assert all(r.run_count <= 1 for r in _task_runs(state.state_details.flow_run_id, "dump"))
@@ -114,7 +122,7 @@ def _task_runs(flow_run_id, name: str):
 
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(
-            id=FlowRunFilterId(any_=[flow_run_id])))
+            id=FlowRunFilterId(any_=with_subflows(client, [flow_run_id]))))
     return [r for r in runs if r.name.startswith(name)]
 
 
@@ -124,7 +132,7 @@ def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, 
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
     from blocks import RepositoryKey, RepositoryTarget
-    from flows.tiers import backup_full, backup_incremental
+    from flows.backup import TIER_FLOWS
 
     bucket = f"outage-{names}"
     s3_client(moto_fixed_port.endpoint).create_bucket(Bucket=bucket)
@@ -134,7 +142,7 @@ def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, 
                      options={"max_attempts": "2"}).save(f"s3-{names}")
     data = make_tree(tmp_path / "data", files=8)
     src = save_files_source(f"s3src-{names}", [data])
-    backup_full(src, primary=f"s3-{names}")
+    backup_one("full", src, primary=f"s3-{names}")
     (data / "d0" / "changed.txt").write_text("after the full")
 
     # Take the endpoint down; bring it back once the dump task has failed and awaits a retry.
@@ -158,12 +166,12 @@ def test_s3_outage_is_retried_and_the_flow_completes(prefect_harness, tmp_path, 
     restarter = threading.Thread(target=restart_after_first_failure, daemon=True)
     restarter.start()
     started = time.monotonic()
-    state = backup_incremental.with_options(flow_run_name=run_name)(
-        src, primary=f"s3-{names}", return_state=True)
+    state = TIER_FLOWS["incremental"].with_options(flow_run_name=run_name)(
+        "incremental", [src], primary=f"s3-{names}", return_state=True)
     restarter.join(timeout=35)
     assert state.is_completed(), state.message
     assert "state" in seen  # the restart waited for a failed attempt
-    result = state.result()
+    result = state.result()["sources"][src]
     dump_runs = _task_runs(state.state_details.flow_run_id, "dump")
     assert dump_runs[0].run_count >= 2  # failed while S3 was down, succeeded on a retry
     assert result["snapshot"]["kind"] == "incremental"
@@ -175,7 +183,7 @@ def test_engine_words_for_a_source_that_is_down_are_transient(tmp_path):
     wrong password is not."""
     from strongroom.errors import SourceError
     from strongroom.sources.postgres.conn import Dsn
-    from strongroom.sources.redis_conn import connect, parse_url
+    from strongroom.sources.redis.conn import connect, parse_url
     from tasks.retry import is_transient
 
     port = free_port()
@@ -197,8 +205,8 @@ def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names):
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 
     from blocks import RedisSource
+    from flows.backup import TIER_FLOWS
     from flows.limits import ensure_limits
-    from flows.tiers import backup_snapshot
 
     port = free_port()
     RedisSource(source_name=f"cache-{names}", port=port).save(f"cache-{names}")
@@ -226,8 +234,8 @@ def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names):
     starter = threading.Thread(target=start_after_first_failure, daemon=True)
     starter.start()
     try:
-        state = backup_snapshot.with_options(flow_run_name=run_name)(
-            f"redis/cache-{names}", primary=tgt, return_state=True)
+        state = TIER_FLOWS["snapshot"].with_options(flow_run_name=run_name)(
+            "snapshot", [f"redis/cache-{names}"], primary=tgt, return_state=True)
         starter.join(timeout=35)
         assert state.is_completed(), state.message
         assert _task_runs(state.state_details.flow_run_id, "dump")[0].run_count >= 2
@@ -245,13 +253,12 @@ def _flip_byte(path: Path, offset: int = 100) -> None:
 
 def test_corrupted_repository_fails_verify_clearly(prefect_harness, tmp_path, names):
     from flows.checks import verify_backups
-    from flows.tiers import backup_full, backup_incremental
 
     data = make_tree(tmp_path / "data", files=10)
     src = save_files_source(f"corrupt-{names}", [data])
     repo_dir = tmp_path / "repo"
     tgt = save_local_target(f"primary-{names}", repo_dir)
-    backup_full(src, primary=tgt)
+    backup_one("full", src, primary=tgt)
 
     packs = sorted((repo_dir / "data").rglob("*"), key=lambda p: p.stat().st_size)
     _flip_byte([p for p in packs if p.is_file()][-1])
@@ -264,7 +271,7 @@ def test_corrupted_repository_fails_verify_clearly(prefect_harness, tmp_path, na
 
     # A backup over the damaged repository fails too, at once: integrity errors are not retried.
     started = time.monotonic()
-    state = backup_incremental(src, primary=tgt, verify_mode="read-data", return_state=True)
+    state = backup_state("incremental", src, primary=tgt, verify_mode="read-data")
     assert state.is_failed()
     assert "damaged" in state.message or "does not match" in state.message \
         or "failed" in state.message

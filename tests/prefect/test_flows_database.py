@@ -6,7 +6,7 @@ import shutil
 
 import pytest
 
-from tests.prefect.conftest import save_local_target
+from tests.prefect.conftest import backup_one, save_local_target
 
 pytestmark = pytest.mark.skipif(not shutil.which("redis-server"),
                                 reason="redis-server not installed")
@@ -27,7 +27,6 @@ def test_snapshot_then_recover_database_redis(prefect_harness, tmp_path, names):
     from blocks import RedisSource
     from flows.limits import ensure_limits
     from flows.recovery import recover_database
-    from flows.tiers import backup_snapshot
     from tests.support.redis_server import PASSWORD, redis_server
 
     with redis_server(tmp_path / "redis", password=PASSWORD) as proc:
@@ -48,7 +47,7 @@ def test_snapshot_then_recover_database_redis(prefect_harness, tmp_path, names):
         block.save(name)
         ensure_limits([name])
         tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-        result = backup_snapshot(f"redis/{name}", primary=tgt, verify_mode="read-data")
+        result = backup_one("snapshot", f"redis/{name}", primary=tgt, verify_mode="read-data")
         assert result["snapshot"]["kind"] == "snapshot"
         assert result["snapshot"]["source_kind"] == "redis"
 

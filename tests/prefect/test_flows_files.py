@@ -7,7 +7,14 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from tests.prefect.conftest import make_tree, save_files_source, save_local_target, tree_listing
+from tests.prefect.conftest import (
+    backup_one,
+    backup_state,
+    make_tree,
+    save_files_source,
+    save_local_target,
+    tree_listing,
+)
 
 
 def under(restored: Path, original: Path) -> Path:
@@ -27,13 +34,12 @@ def _artifact(key: str):
 
 def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, names):
     from flows.recovery import recover_files
-    from flows.tiers import backup_full, backup_incremental
 
     data = make_tree(tmp_path / "data")
     src = save_files_source(f"docs-{names}", [data])
     tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
 
-    full = backup_full(src, primary=tgt)
+    full = backup_one("full", src, primary=tgt)
     assert full["snapshot"]["kind"] == "full"
     assert full["steps"]["checksum"]["files"] == 41
     assert full["steps"]["encrypt check"]["new_blobs"] > 0
@@ -45,7 +51,7 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
     (data / "d0" / "e0" / "f0.bin").write_bytes(os.urandom(5000))
     (data / "d2" / "new.txt").write_text("added after the full\n")
     (data / "d3" / "e0" / "f3.bin").unlink()
-    inc = backup_incremental(src, primary=tgt)
+    inc = backup_one("incremental", src, primary=tgt)
     snap = inc["snapshot"]
     assert snap["kind"] == "incremental" and snap["parent"] == full["snapshot"]["id"]
     assert 0 < snap["stats"]["bytes_read"] < full["snapshot"]["stats"]["bytes_read"] / 4
@@ -80,12 +86,11 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
 def test_recover_into_non_empty_target_takes_safety_snapshot(prefect_harness, tmp_path, names):
     from blocks.loading import load_target
     from flows.recovery import recover_files
-    from flows.tiers import backup_full
 
     data = make_tree(tmp_path / "data", files=6)
     src = save_files_source(f"site-{names}", [data])
     tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-    backup_full(src, primary=tgt)
+    backup_one("full", src, primary=tgt)
 
     dest = tmp_path / "live"
     dest.mkdir()
@@ -105,12 +110,11 @@ def test_recover_into_non_empty_target_takes_safety_snapshot(prefect_harness, tm
 
 def test_missing_concurrency_limit_is_a_clear_failure(prefect_harness, tmp_path, names):
     from blocks import FilesSource
-    from flows.tiers import backup_full
 
     FilesSource(source_name=f"nolimit-{names}", paths=[str(make_tree(tmp_path / "d", 2))]
                 ).save(f"nolimit-{names}")
     tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-    state = backup_full(f"files/nolimit-{names}", primary=tgt, return_state=True)
+    state = backup_state("full", f"files/nolimit-{names}", primary=tgt)
     assert state.is_failed()
     assert f"concurrency limit strongroom-source-nolimit-{names} does not exist" in state.message
 
@@ -120,7 +124,6 @@ def test_replicate_then_disaster_recovery_from_secondary(prefect_harness, tmp_pa
 
     from blocks import RepositoryKey, RepositoryTarget, StrongroomSite
     from flows.recovery import disaster_recovery
-    from flows.tiers import backup_full
 
     data = make_tree(tmp_path / "data", files=12)
     src = save_files_source(f"dr-{names}", [data])
@@ -130,7 +133,7 @@ def test_replicate_then_disaster_recovery_from_secondary(prefect_harness, tmp_pa
     StrongroomSite(sources=[src], primary=primary, secondary=[f"secondary-{names}"]
                    ).save(f"site-{names}")
 
-    result = backup_full(src, primary=primary, replicas=[f"secondary-{names}"])
+    result = backup_one("full", src, primary=primary, replicas=[f"secondary-{names}"])
     copy = result["replicas"][0]
     assert not copy.get("skipped"), copy
     assert copy["target"].startswith("secondary") and copy["verify"]["blobs_checked"] >= 0

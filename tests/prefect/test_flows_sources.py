@@ -12,7 +12,7 @@ import secrets
 
 import pytest
 
-from tests.prefect.conftest import save_local_target
+from tests.prefect.conftest import backup_one, backup_state, save_local_target, with_subflows
 from tests.support.moto_server import s3_client
 from tests.support.neo4j_server import launcher_built
 
@@ -31,6 +31,7 @@ def _api_text(flow_run_ids: list) -> str:
     )
 
     with get_client(sync_client=True) as client:
+        flow_run_ids = with_subflows(client, flow_run_ids)
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
             id=FlowRunFilterId(any_=flow_run_ids)))
         parts = [r.model_dump_json() for r in runs]
@@ -69,7 +70,6 @@ def test_neo4j_block_drives_backup_and_recover_database(prefect_harness, tmp_pat
     from blocks import Neo4jSource
     from flows.limits import ensure_limits
     from flows.recovery import recover_database
-    from flows.tiers import backup_full, backup_snapshot
     from tests.support.neo4j_server import neo4j_server
 
     monkeypatch.delenv("STRONGROOM_NEO4J_PASSWORD", raising=False)
@@ -89,10 +89,9 @@ def test_neo4j_block_drives_backup_and_recover_database(prefect_harness, tmp_pat
                     restore_target=f"{srv.uri}/neo4j").save(name)
         ensure_limits([name])
         tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-        backup = backup_full(f"neo4j/{name}", primary=tgt, verify_mode="read-data",
-                             return_state=True)
+        backup = backup_state("full", f"neo4j/{name}", primary=tgt, verify_mode="read-data")
         assert backup.is_completed(), backup.message
-        snap = backup.result()["snapshot"]
+        snap = backup.result()["sources"][f"neo4j/{name}"]["snapshot"]
         assert (snap["source_kind"], snap["kind"]) == ("neo4j", "full")
 
         with neo4j.GraphDatabase.driver(srv.uri, auth=("neo4j", password)) as d:  # incident
@@ -117,8 +116,8 @@ def test_neo4j_block_drives_backup_and_recover_database(prefect_harness, tmp_pat
         Neo4jSource(source_name=f"{name}-env", uri=srv.uri, user="neo4j",
                     password_env=f"NEO4J_PW_{names}").save(f"{name}-env")
         ensure_limits([f"{name}-env"])
-        by_env = backup_snapshot(f"neo4j/{name}-env", primary=tgt, verify_mode="structure",
-                                 return_state=True)
+        by_env = backup_state("snapshot", f"neo4j/{name}-env", primary=tgt,
+                              verify_mode="structure")
         assert by_env.is_completed(), by_env.message
 
         text = _api_text([backup.state_details.flow_run_id, recovery.state_details.flow_run_id,
@@ -131,10 +130,9 @@ def test_s3_bucket_block_restores_through_its_own_endpoint(prefect_harness, tmp_
                                                            moto_endpoint, monkeypatch):
     from pydantic import SecretStr
 
-    from blocks import S3BucketSource
+    from blocks import S3BucketSource, S3Credentials
     from flows.limits import ensure_limits
     from flows.recovery import recover_database
-    from flows.tiers import backup_full
 
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)  # the block alone names the endpoint
     s3 = s3_client(moto_endpoint)
@@ -145,15 +143,17 @@ def test_s3_bucket_block_restores_through_its_own_endpoint(prefect_harness, tmp_
         s3.put_object(Bucket=bucket, Key=key, Body=body)
     secret = f"s3-secret-{names}"
     block = S3BucketSource(source_name=f"media-{names}", bucket=bucket, prefix="uploads/",
-                           endpoint_url=moto_endpoint, region="us-east-1",
-                           access_key_id=SecretStr("test"), secret_access_key=SecretStr(secret),
+                           credentials=S3Credentials(
+                               endpoint_url=moto_endpoint, region="us-east-1",
+                               access_key_id=SecretStr("test"),
+                               secret_access_key=SecretStr(secret)),
                            restore_target=f"s3://{bucket}/uploads/")
     assert block.restore_options() == {"endpoint": moto_endpoint, "region": "us-east-1",
                                        "access_key_id": "test", "secret_access_key": secret}
     block.save(f"media-{names}")
     ensure_limits([f"media-{names}"])
     tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-    backup = backup_full(f"s3/media-{names}", primary=tgt, return_state=True)
+    backup = backup_state("full", f"s3/media-{names}", primary=tgt)
     assert backup.is_completed(), backup.message
 
     for key in list(objects)[:5]:  # the incident
@@ -180,7 +180,6 @@ def test_postgres_block_drives_logical_backup_and_recover_database(prefect_harne
     from blocks import PostgresSource
     from flows.limits import ensure_limits
     from flows.recovery import recover_database
-    from flows.tiers import backup_full
 
     monkeypatch.delenv("PGPASSWORD", raising=False)
     with pgc.workdir() as root:
@@ -200,9 +199,9 @@ def test_postgres_block_drives_logical_backup_and_recover_database(prefect_harne
                                           "dbname=shop").save(name)
             ensure_limits([name])
             tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-            backup = backup_full(f"postgres/{name}", primary=tgt, return_state=True)
+            backup = backup_state("full", f"postgres/{name}", primary=tgt)
             assert backup.is_completed(), backup.message
-            snap = backup.result()["snapshot"]
+            snap = backup.result()["sources"][f"postgres/{name}"]["snapshot"]
             assert (snap["source_kind"], snap["kind"]) == ("postgres", "full")
 
             cluster.sql("DELETE FROM orders WHERE id > 250", "shop")  # the incident
@@ -227,7 +226,6 @@ def test_retention_on_a_deep_archive_tier_never_reads_packs(prefect_harness, tmp
     its prune skips (names) the archived packs it cannot read instead of failing."""
     from blocks import RepositoryKey, RepositoryTarget, RetentionPolicy
     from flows.storage import retention
-    from flows.tiers import backup_monthly_archive
     from tests.prefect.conftest import make_tree, save_files_source
 
     bucket = f"vault-{names}"
@@ -242,8 +240,8 @@ def test_retention_on_a_deep_archive_tier_never_reads_packs(prefect_harness, tmp
     for i in range(2):
         (data / "d0" / "changing.bin").write_bytes(secrets.token_bytes(300000))
         (data / "d1" / f"only-{i}.bin").write_bytes(secrets.token_bytes(50000))
-        backup_monthly_archive(src, primary=tgt, replicas=[f"vault-{names}"],
-                               verify_mode="structure")
+        backup_one("monthly_archive", src, primary=tgt, replicas=[f"vault-{names}"],
+                   verify_mode="structure")
     RetentionPolicy(keep_last=1).save(f"keep-one-{names}")
     state = retention(targets=[f"vault-{names}"], grace_s=0,
                       policies={"monthly-archive": f"keep-one-{names}"}, return_state=True)
