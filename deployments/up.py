@@ -205,11 +205,12 @@ class Stack:
         self.env = {**os.environ, **env}
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
 
-    def spawn(self, name: str, args: list[str]) -> subprocess.Popen[bytes]:
+    def spawn(self, name: str, args: list[str], cwd: Path | None = None
+              ) -> subprocess.Popen[bytes]:
         log = open(self.state / f"{name}.log", "ab")  # noqa: SIM115 - owned by the child
         proc = subprocess.Popen(args, env=self.env, stdout=log, stderr=subprocess.STDOUT,
                                 stdin=subprocess.DEVNULL, start_new_session=True,
-                                preexec_fn=_die_with_parent)
+                                preexec_fn=_die_with_parent, cwd=cwd)
         log.close()
         self.procs.append((name, proc))
         return proc

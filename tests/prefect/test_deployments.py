@@ -55,8 +55,15 @@ def test_example_file_is_the_seed_table(example_env):
     for name, (_flow, cron, keep, sources) in SEED.items():
         spec = specs[name]
         assert spec["parameters"]["keep"] == keep
-        assert [(s["cron"], s["timezone"], s["active"], s["parameters"]) for s in spec["schedules"]
-                ] == [(cron, TZ, True, {"source": f"{KIND[s]}/{s}"}) for s in sources]
+        assert spec["parameters"]["sources"] == [f"{KIND[s]}/{s}" for s in sources]
+        assert spec["parameters"]["tier"] == spec["flow"]
+        # one schedule per deployment (the UI shows no "+1"), its time zone named in words
+        assert [(s["cron"], s["timezone"], s["active"]) for s in spec["schedules"]
+                ] == [(cron, TZ, True)]
+        assert f"(cron {cron})" in spec["description"] and TZ in spec["description"]
+    assert specs["daily-incremental"]["description"].startswith(
+        "incremental backup daily at 02:00 America/New_York (cron 0 2 * * *); the UI shows "
+        "next runs in your browser's zone")
     assert specs["monthly-full"]["parameters"]["replicas"] == ["secondary", "archive"]
     assert specs["daily-incremental"]["parameters"]["replicas"] == ["secondary"]
 
@@ -73,10 +80,9 @@ def test_deployments_registered_with_the_seed_schedules(prefect_harness, example
     with get_client(sync_client=True) as client:
         for name, (flow_name, cron, keep, sources) in SEED.items():
             dep = client.read_deployment_by_name(f"{flow_name}/{name}")
-            got = sorted((s.schedule.cron, s.schedule.timezone, s.active,
-                          s.parameters["source"]) for s in dep.schedules)
-            assert got == sorted((cron, TZ, True, f"{KIND[s]}/{s}") for s in sources), name
-            assert all(set(s.parameters) == {"source"} for s in dep.schedules)
+            assert [(s.schedule.cron, s.schedule.timezone, s.active, s.parameters)
+                    for s in dep.schedules] == [(cron, TZ, True, {})], name
+            assert dep.parameters["sources"] == [f"{KIND[s]}/{s}" for s in sources]
             assert dep.parameters["keep"] == keep and dep.parameters["primary"] == "primary"
         for name, flow_name in RECOVERY.items():
             dep = client.read_deployment_by_name(f"{flow_name}/{name}")
@@ -109,8 +115,8 @@ def test_retention_applies_the_platform_files_keep_values(prefect_harness, tmp_p
     from deployments.build import schedule_specs
     from deployments.config import parse_config
     from deployments.register import register_platform
+    from flows.backup import TIER_FLOWS
     from flows.storage import retention
-    from flows.tiers import backup_full, backup_incremental
     from strongroom.policy.retention import Duration
     from tests.prefect.conftest import make_tree
 
@@ -129,9 +135,9 @@ def test_retention_applies_the_platform_files_keep_values(prefect_harness, tmp_p
     spec = schedule_specs(config)["retention"]
     assert spec["schedules"][0]["cron"] == "15 4 * * *"
     primary = f"repo-{names}"
-    backup_full(f"files/docs-{names}", primary=primary)
+    TIER_FLOWS["full"]("full", [f"files/docs-{names}"], primary=primary)
     (data / "new.txt").write_text("changed")
-    backup_incremental(f"files/docs-{names}", primary=primary)
+    TIER_FLOWS["incremental"]("incremental", [f"files/docs-{names}"], primary=primary)
 
     [report] = retention(**spec["parameters"])
     policies = {g["schedule"]: g["policy"] for g in report["groups"]}
@@ -148,9 +154,10 @@ def test_a_schedule_without_sources_stays_visible_but_paused():
     config = parse_config({"keys": {"k": {"password": "x"}},
                            "targets": {"primary": {"url": "/srv/repo", "key": "k"}},
                            "sources": {"docs": {"kind": "files", "paths": ["/srv/docs"]}}})
-    hourly = schedule_specs(config)["hourly-snapshot"]["schedules"]
-    assert hourly == [{"cron": "0 * * * *", "timezone": TZ, "active": False, "parameters": {},
-                       "slug": "hourly-snapshot-no-source"}]
+    hourly = schedule_specs(config)["hourly-snapshot"]
+    assert hourly["schedules"] == [{"cron": "0 * * * *", "timezone": TZ, "active": False,
+                                    "slug": "hourly-snapshot"}]
+    assert hourly["parameters"]["sources"] == []
 
 
 @pytest.mark.parametrize(("patch", "message"), [
@@ -161,7 +168,9 @@ def test_a_schedule_without_sources_stays_visible_but_paused():
     ({"schedules": {"x": {"tier": "hourly", "cron": "0 * * * *", "classes": ["files"],
                           "keep": "1d"}}}, "schedules.x.tier"),
     ({"targets": {"primary": {"url": "/r", "key": "nokey"}}}, "unknown key 'nokey'"),
-    ({"sources": {"d": {"kind": "tape"}}}, "sources.d.kind"),
+    ({"sources": {"d": {"kind": "tape"}}},
+     "sources.d.kind: unknown source kind 'tape' (known: files, "),
+    ({"sources": {"d": {"kind": "files", "runs_on": "host a"}}}, "sources.d.runs_on"),
     ({"objectives": {"files": {"rto": "two hours"}}}, "bad objective 'two hours'"),
 ])
 def test_bad_platform_file_gives_one_line(tmp_path, patch, message):
@@ -211,3 +220,44 @@ def test_prefect_block_register_finds_every_block_type(prefect_harness):
     with get_client(sync_client=True) as client:
         slugs = {t.slug for t in client.read_block_types()}
     assert {cls.get_block_type_slug() for cls in blocks.BLOCK_TYPES} <= slugs
+
+
+def test_kinds_and_default_classes_come_from_the_source_registry():
+    from deployments.config import parse_config
+    from strongroom.sources import registry
+
+    config = parse_config({"keys": {"k": {"password": "x"}},
+                           "targets": {"primary": {"url": "/srv/repo", "key": "k"}},
+                           "sources": {kind: {"kind": kind} for kind in registry.kinds()}})
+    for kind in registry.kinds():
+        assert config.source_class(kind) == registry.get(kind).default_class
+
+
+def test_work_pool_deployments_split_by_host():
+    """runs_on puts a source's backups and restores on its host's queue (<row>@<host>); the
+    rest and the host-independent flows on the default queue."""
+    from deployments.build import pool_specs
+    from deployments.config import parse_config
+
+    config = parse_config({
+        "site": "s", "keys": {"k": {"password": "x"}},
+        "targets": {"primary": {"url": "/srv/repo", "key": "k"}},
+        "sources": {"a-files": {"kind": "files", "paths": ["/a"], "runs_on": "host-a"},
+                    "b-files": {"kind": "files", "paths": ["/b"], "runs_on": "host-b"},
+                    "b-etc": {"kind": "files", "class": "system", "paths": ["/etc"],
+                              "runs_on": "host-b"},
+                    "shared": {"kind": "files", "paths": ["/nfs"]}},
+        "schedules": {"daily-incremental": {"tier": "incremental", "cron": "0 2 * * *",
+                                            "classes": ["files", "system"], "keep": "14d"}}})
+    specs = pool_specs(config)
+    got = {name: (s["work_queue"], s["parameters"].get("sources")) for name, s in specs.items()}
+    assert got == {
+        "daily-incremental": ("default", ["files/shared"]),
+        "daily-incremental@host-a": ("host-a", ["files/a-files"]),
+        "daily-incremental@host-b": ("host-b", ["files/b-files", "files/b-etc"]),
+        "recover-files": ("default", None), "recover-database": ("default", None),
+        "recover-files@host-a": ("host-a", None), "recover-database@host-a": ("host-a", None),
+        "recover-files@host-b": ("host-b", None), "recover-database@host-b": ("host-b", None),
+        "disaster-recovery": ("default", None), "retention": ("default", None),
+        "verify-backups": ("default", None)}
+    assert [len(s["schedules"]) for n, s in specs.items() if n.startswith("daily")] == [1, 1, 1]
