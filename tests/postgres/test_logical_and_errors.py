@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.errors import IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    SourceUnreachable,
+    TargetNotEmpty,
+)
+from strongroom.sources import registry
 from strongroom.sources.postgres import walstore
 from strongroom.sources.postgres.conn import Dsn
 from strongroom.sources.postgres.logical import backup_logical
@@ -16,7 +23,6 @@ from strongroom.sources.postgres.physical import backup_full
 from strongroom.sources.postgres.restore import restore_physical
 from strongroom.sources.postgres.tablestats import table_stats
 from strongroom.sources.postgres.walcheck import verify_archive
-from strongroom.sources.registry import restorer_for
 from tests.postgres.helpers import drop_wal_file, receiver, wait_archived
 from tests.support import pg_cluster as pgc
 
@@ -33,9 +39,10 @@ def test_logical_restore_into_other_database(plain_cluster: pgc.Cluster, pg_root
     repo = pgc.open_repo(pgc.make_repo(pg_root))
     snap = backup_logical(repo, c.dsn(), "shop-logical", dbs=["shop"], jobs=2)
     assert snap.meta["postgres"]["databases"]["shop"]["tables"]["public.items"]["rows"] == 5000
-    restore = restorer_for("postgres")
+    restore = registry.get("postgres").restore
     target = c.dsn(dbname="shop_copy")
     report = restore(repo, snap, target, replace=False, include=[], options={"jobs": "2"})
+    assert report["verified"]
     ver = report["verification"]
     assert ver["compared"]["ok"] and ver["compared"]["tables"] == 5
     assert ver["great_expectations"]["success"]
@@ -83,6 +90,7 @@ def test_wrong_password(plain_cluster: pgc.Cluster, pg_root: Path) -> None:
     dsn = plain_cluster.dsn(password="not-the-password")
     with pytest.raises(SourceError, match="authentication failed") as exc:
         backup_full(repo, dsn, "x")
+    assert not isinstance(exc.value, SourceUnreachable)  # waiting does not cure it
     assert "not-the-password" not in str(exc.value)
     env = {"PGPASSWORD": "not-the-password"}
     proc = pgc.sr(str(pg_root / "repo"), "backup", "postgres", "--dsn",
@@ -98,9 +106,9 @@ def test_unreachable_server(pg_root: Path) -> None:
     repo = pgc.open_repo(pgc.make_repo(pg_root))
     dsn = f"host=127.0.0.1 port={free_port()} user=postgres password=x connect_timeout=3"
     t0 = time.monotonic()
-    with pytest.raises(SourceError, match="cannot reach PostgreSQL at postgres@127.0.0.1"):
+    with pytest.raises(SourceUnreachable, match="cannot reach PostgreSQL at postgres@127.0.0.1"):
         backup_full(repo, dsn, "x")
-    with pytest.raises(SourceError, match="cannot reach"):
+    with pytest.raises(SourceUnreachable, match="cannot reach"):
         backup_logical(repo, dsn, "x")
     assert time.monotonic() - t0 < 30
     assert repo.list_snapshots() == []
@@ -129,15 +137,19 @@ def test_dsn_password_never_on_command_line() -> None:
     assert dsn.env({})["PGPASSWORD"] == "s3cret"
 
 
-def test_block_entry_point_hourly_snapshot(plain_cluster: pgc.Cluster, pg_root: Path) -> None:
-    """``strongroom.sources.postgres.backup`` as the Prefect source block calls it."""
-    from strongroom.sources.postgres import backup
-
+def test_source_backup_from_block_settings(plain_cluster: pgc.Cluster, pg_root: Path) -> None:
+    """The registry's postgres source backs up from the Prefect block's settings."""
+    source = registry.get("postgres")
     repo = pgc.open_repo(pgc.make_repo(pg_root))
     kw = {"host": "127.0.0.1", "port": plain_cluster.port, "user": "postgres",
-          "password": pgc.SUPERUSER_PASSWORD}
-    hourly = backup(repo, name="blk", kind="snapshot", tags=["hourly"],
-                    snapshot_method="logical", **kw)
+          "password": pgc.SUPERUSER_PASSWORD, "database": None, "method": "physical"}
+    hourly = source.backup(repo, name="blk", kind="snapshot", tags=["hourly"],
+                           settings={**kw, "snapshot_method": "logical"})
     assert hourly.kind == "snapshot" and hourly.meta["postgres"]["method"] == "logical"
-    full = backup(repo, name="blk-phys", kind="full", **kw)
+    full = source.backup(repo, name="blk-phys", kind="full", tags=[],
+                         settings={**kw, "snapshot_method": None})
     assert full.meta["postgres"]["method"] == "physical"
+    with pytest.raises(ConfigError, match="unknown postgres restore option 'taget_time'"):
+        source.restore(repo, full, str(pg_root / "never"), replace=False, include=[],
+                       options={"taget_time": "2024-01-01"})
+    assert not (pg_root / "never").exists()

@@ -13,10 +13,10 @@ from typing import Any
 import pytest
 
 from strongroom.errors import SnapshotNotFound, TargetNotEmpty
+from strongroom.sources import registry
 from strongroom.sources.postgres import walstore
 from strongroom.sources.postgres.physical import backup_full, backup_wal_seal
 from strongroom.sources.postgres.restore import restore_physical
-from strongroom.sources.registry import restorer_for
 from tests.postgres.helpers import receiver, restored_labels, stop_restored, wait_archived
 from tests.support import pg_cluster as pgc
 
@@ -126,9 +126,9 @@ def test_incremental_restores_on_its_own(env: dict[str, Any]) -> None:
     inc = backup_wal_seal(repo, cluster.dsn(), "main", "incremental")
     assert inc.kind == "incremental" and inc.parent == env["full2"].id
     assert inc.stats.bytes_new < 1 << 20  # base reused, WAL already stored
-    report = restorer_for("postgres")(repo, inc, str(env["root"] / "inc"), replace=False,
-                                      include=[], options={"keep_running": True,
-                                                           "gx": False})
+    report = registry.get("postgres").restore(repo, inc, str(env["root"] / "inc"),
+                                              replace=False, include=[],
+                                              options={"keep_running": True, "gx": False})
     try:
         labels = restored_labels(report)
     finally:

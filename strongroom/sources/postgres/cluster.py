@@ -59,12 +59,15 @@ class Server:
             raise SourceError(f"PostgreSQL did not start on {self.datadir}: {self.log_error()}")
 
     def log_error(self) -> str:
+        """The server log's last FATAL/PANIC line that says why it stopped (lines answering a
+        client that connected meanwhile, "the database system is ...", come last only)."""
         try:
             text = self.log.read_text(errors="replace")
         except OSError:
             return "no log"
-        return last_error("\n".join(ln for ln in text.splitlines()[-40:]
-                                    if "FATAL" in ln or "PANIC" in ln) or text[-2000:])
+        fatal = [ln for ln in text.splitlines()[-40:] if "FATAL" in ln or "PANIC" in ln]
+        causes = [ln for ln in fatal if "the database system is" not in ln] or fatal
+        return last_error("\n".join(causes) or text[-2000:])
 
     def stop(self, mode: str = "fast", timeout: float = 60) -> None:
         if not (self.datadir / "postmaster.pid").exists():

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from strongroom.errors import ConfigError, SourceError
+from strongroom.errors import ConfigError, SourceError, SourceUnreachable
+from strongroom.sources.postgres.faults import connection_lost, first_line, unreachable_text
+
+P = ParamSpec("P")
+R = TypeVar("R")
 
 CONNECT_TIMEOUT = 10
 
@@ -76,7 +82,45 @@ class Dsn:
         try:
             return psycopg.connect(autocommit=autocommit, **params, **kwargs)
         except psycopg.OperationalError as exc:
-            raise SourceError(explain_connect_error(exc, self)) from None
+            raise connect_error(exc, self) from None
+
+
+def connect_error(exc: Exception, dsn: Dsn) -> SourceError:
+    """The engine error for a failed connection: SourceUnreachable when the server is down,
+    out of reach or restarting; SourceError when it refused us (password, database)."""
+    message = explain_connect_error(exc, dsn)
+    if message.startswith("authentication failed"):
+        return SourceError(message)
+    if message.startswith("cannot reach ") or unreachable_text(str(exc)):
+        return SourceUnreachable(message)
+    return SourceError(message)
+
+
+def reports_lost_connection(fn: Callable[P, R]) -> Callable[P, R]:
+    """Decorate a function that talks to a server: a connection lost or refused in the middle
+    of it (server stopped, crashed, restarting) becomes a one-line SourceUnreachable."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(*args, **kwargs)
+        except psycopg.OperationalError as exc:
+            if not connection_lost(exc):
+                raise
+            raise SourceUnreachable(f"lost the connection to PostgreSQL{_where(exc)}: "
+                                    f"{first_line(exc)}") from None
+
+    return wrapper
+
+
+def _where(exc: psycopg.Error) -> str:
+    """" at host:port" of the connection an error came from, when psycopg knows it."""
+    pgconn = getattr(exc, "pgconn", None)
+    try:
+        host, port = pgconn.host.decode(), pgconn.port.decode()  # type: ignore[union-attr]
+    except (AttributeError, UnicodeDecodeError, psycopg.Error):
+        return ""
+    return f" at {host}:{port}" if host else ""
 
 
 def explain_connect_error(exc: Exception, dsn: Dsn) -> str:

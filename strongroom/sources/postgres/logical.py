@@ -14,14 +14,16 @@ from psycopg import sql
 
 from strongroom.errors import ConfigError, SourceError, TargetNotEmpty
 from strongroom.repository import Repository, Snapshot
-from strongroom.sources.postgres.conn import Dsn, server_info
+from strongroom.sources.postgres import verify as verify_mod
+from strongroom.sources.postgres.backups import KIND
+from strongroom.sources.postgres.conn import Dsn, reports_lost_connection, server_info
 from strongroom.sources.postgres.pgbin import binary, run
 from strongroom.sources.postgres.tablestats import databases, table_stats
 
-KIND = "postgres"
 DUMP_TIMEOUT = 6 * 3600
 
 
+@reports_lost_connection
 def backup_logical(repo: Repository, dsn: str | Dsn, name: str, *,
                    dbs: list[str] | None = None, jobs: int = 2,
                    tags: list[str] | tuple[str, ...] = (), staging: str | None = None,
@@ -79,13 +81,12 @@ def dump_database(w: Any, dsn: Dsn, db: str, work: Path, jobs: int, version: int
     return {"tables": stats, "dump_bytes": size}
 
 
+@reports_lost_connection
 def restore_logical(repo: Repository, snap: Snapshot, target: str, *, replace: bool = False,
                     include: list[str] | None = None, options: dict[str, Any] | None = None
                     ) -> dict[str, Any]:
     """Restore one database of the snapshot into the database named by the DSN ``target``
     (created; an existing one is dropped and recreated only with ``replace``), then verify."""
-    from strongroom.sources.postgres import verify as verify_mod
-
     o = dict(options or {})
     meta = snap.meta["postgres"]
     dumped = sorted(meta["databases"])

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from strongroom.errors import ConfigError, SourceError
+from strongroom.sources.postgres.faults import source_error
 
 PG_ROOT = Path(os.environ.get("STRONGROOM_PG_ROOT", "/usr/lib/postgresql"))
 SERVER_USER = os.environ.get("STRONGROOM_PG_USER", "postgres")
@@ -75,7 +76,8 @@ def chown_tree(path: Path, like: dict[str, Any]) -> None:
 def run(args: Sequence[str], *, timeout: float, env: dict[str, str] | None = None,
         what: str = "", check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[str]:
     """Run a binary to completion with a timeout; failures become SourceError with the last
-    line of its stderr (which never contains passwords: those go through the environment)."""
+    line of its stderr (which never contains passwords: those go through the environment),
+    SourceUnreachable when that says the server is down, out of reach or restarting."""
     name = what or Path(args[0]).name
     try:
         proc = subprocess.run(list(args), capture_output=True, text=True, timeout=timeout,
@@ -85,7 +87,8 @@ def run(args: Sequence[str], *, timeout: float, env: dict[str, str] | None = Non
     except OSError as exc:
         raise SourceError(f"cannot run {name}: {exc.strerror}") from None
     if check and proc.returncode != 0:
-        raise SourceError(f"{name} failed: {last_error(proc.stderr) or f'exit {proc.returncode}'}")
+        raise source_error(f"{name} failed: "
+                           f"{last_error(proc.stderr) or f'exit {proc.returncode}'}", proc.stderr)
     return proc
 
 

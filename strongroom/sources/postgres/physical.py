@@ -13,14 +13,14 @@ from strongroom.errors import ConfigError, SourceError
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.postgres import parts, walstore
 from strongroom.sources.postgres import walnames as wn
-from strongroom.sources.postgres.conn import Dsn, server_info
+from strongroom.sources.postgres.backups import BASE_KINDS, KIND, physical_snapshots
+from strongroom.sources.postgres.conn import Dsn, reports_lost_connection, server_info
+from strongroom.sources.postgres.faults import source_error
 from strongroom.sources.postgres.pgbin import binary, last_error
 from strongroom.sources.postgres.tablestats import databases, table_stats
 from strongroom.sources.postgres.tarsniff import TarSniffer
 
-KIND = "postgres"
 BACKUP_TIMEOUT = 6 * 3600
-BASE_KINDS = ("full", "snapshot")  # kinds that hold a pg_basebackup of their own
 
 
 def collect_stats(dsn: Dsn, checksums: bool) -> dict[str, Any]:
@@ -38,6 +38,7 @@ def collect_stats(dsn: Dsn, checksums: bool) -> dict[str, Any]:
     return {"databases": out, "lsn_before": lsn_a, "lsn_after": lsn_b, "quiet": lsn_a == lsn_b}
 
 
+@reports_lost_connection
 def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetch",
                 tags: list[str] | tuple[str, ...] = (), checksums: bool = True,
                 timeout: float = BACKUP_TIMEOUT, checkpoint: str = "fast",
@@ -75,7 +76,8 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
             if killed.is_set():
                 raise SourceError(f"pg_basebackup did not finish within {timeout:.0f} s")
             if rc != 0:
-                raise SourceError(f"pg_basebackup failed: {last_error(chr(10).join(errors))}")
+                stderr = "\n".join(errors)
+                raise source_error(f"pg_basebackup failed: {last_error(stderr)}", stderr)
             manifest = sniff.members.get("backup_manifest")
             label = sniff.members.get("backup_label", b"").decode()
             if not manifest:
@@ -141,9 +143,7 @@ def wait_for_archive(repo: Repository, name: str, start_lsn: int, end_lsn: int, 
 
 
 def physical_parent(repo: Repository, name: str, kind: str) -> Snapshot:
-    snaps = [s for s in repo.list_snapshots(name)
-             if s.source_kind == KIND and (s.meta.get("postgres") or {}).get("method")
-             == "physical"]
+    snaps = physical_snapshots(repo, name)
     if kind == "differential":
         snaps = [s for s in snaps if s.kind in BASE_KINDS]
     if not snaps:
@@ -151,6 +151,7 @@ def physical_parent(repo: Repository, name: str, kind: str) -> Snapshot:
     return snaps[-1]
 
 
+@reports_lost_connection
 def backup_wal_seal(repo: Repository, dsn: str | Dsn, name: str, kind: str, *,
                     tags: list[str] | tuple[str, ...] = (), archive_timeout: float = 120,
                     checksums: bool = True) -> Snapshot:

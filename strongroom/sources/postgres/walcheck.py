@@ -8,7 +8,8 @@ from strongroom.errors import SnapshotNotFound
 from strongroom.repository import Repository
 from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres import walstore
-from strongroom.sources.postgres.restore import choose_timeline, physical_snapshots
+from strongroom.sources.postgres.backups import physical_snapshots
+from strongroom.sources.postgres.plan import choose_timeline
 
 
 def verify_archive(repo: Repository, name: str, snapshot: str | None = None) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from typing import Any
 from strongroom.errors import IntegrityError, SnapshotNotFound, SourceError
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.postgres import walnames as wn
+from strongroom.sources.postgres.backups import physical_snapshots
 
 KIND = "postgres-wal"
 COMPACT_AT = 48  # fold the small WAL snapshots once there are this many
@@ -246,8 +247,6 @@ def missing_segments(catalog: WalCatalog, start_lsn: int, end_lsn: int | None,
 def expire(repo: Repository, name: str) -> dict[str, Any]:
     """Drop archived WAL older than the oldest physical backup of ``name`` still in the
     repository (run after retention removed old backups)."""
-    from strongroom.sources.postgres.restore import physical_snapshots
-
     snaps = physical_snapshots(repo, name)
     if not snaps:
         raise SnapshotNotFound(f"no physical backup of {name!r}: refusing to expire its WAL")
