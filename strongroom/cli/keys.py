@@ -198,9 +198,11 @@ def key_passwd(new_password_file: NewPwOpt = None, repo: RepoOpt = None,
                option: OptionOpt = None) -> None:
     """Change the password of the slot in use (a new slot replaces it)."""
     r = _open(repo, password_file, key_file, option)
-    if next((s.type for s in r.slots() if s.id == r.slot_id), None) != "password":
-        raise ConfigError("the repository was opened with a key file, not a password: open it "
-                          "with the password to change (key add/remove manage key files)")
+    in_use = next((s.type for s in r.slots() if s.id == r.slot_id), None)
+    if in_use != "password":
+        kind = "a key file" if in_use == "keyfile" else f"a {in_use} slot"
+        raise ConfigError(f"the repository was opened with {kind}, not a password: open it "
+                          "with the password to change (key add/remove manage other slots)")
     slot_type, secret = _new_secret(new_password_file, None)
     old = r.slot_id
     slot = r.add_slot(slot_type, secret, "passwd")  # type: ignore[arg-type]
