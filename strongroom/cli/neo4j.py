@@ -54,7 +54,8 @@ def backup_neo4j_cmd(
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """Back up a Neo4j database: schema, every node and relationship, exact property types."""
-    from strongroom.sources.neo4j import backup_neo4j, password_from
+    from strongroom.sources.neo4j.auth import password_from
+    from strongroom.sources.neo4j.backup import backup_neo4j
 
     if method not in ("logical", "dump"):
         raise ConfigError(f"unknown Neo4j backup method {method!r} (logical or dump)")

@@ -42,7 +42,7 @@ def backup_redis_cmd(
     option: OptionOpt = None, json: JsonOpt = False, *, ctx: typer.Context,
 ) -> None:
     """Back up every database of a Redis server (consistent RDB through replication)."""
-    from strongroom.sources.redis import backup_redis
+    from strongroom.sources.redis.backup import backup_redis
 
     source = ctx.get_parameter_source("url")  # typer's own click: compare by name
     if source is not None and source.name == "COMMANDLINE":

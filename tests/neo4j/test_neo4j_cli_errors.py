@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 
 from strongroom.repository import Repository
-from strongroom.sources.neo4j import FORMAT, GRAPH_FILE
+from strongroom.sources.neo4j.graphfile import FORMAT, GRAPH_FILE
 from tests.neo4j.helpers import run
 from tests.support.neo4j_server import Neo4jServer, free_port
 

@@ -9,11 +9,18 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    SourceUnreachable,
+    TargetNotEmpty,
+)
 from strongroom.repository import Repository
-from strongroom.sources.neo4j import GraphMoved, backup_neo4j, restore_neo4j
+from strongroom.sources import registry
+from strongroom.sources.neo4j.backup import GraphMoved, backup_neo4j
 from strongroom.sources.neo4j.graph import Target
-from strongroom.sources.registry import restorer_for
+from strongroom.sources.neo4j.restore import restore_neo4j
 from tests.neo4j.helpers import describe, run, run_auto
 from tests.support.neo4j_server import Neo4jServer, free_port
 
@@ -118,7 +125,7 @@ def test_non_empty_target_refused_without_replace(neo4j_db: Neo4jServer, repo: R
 
 def test_unreachable_server_and_bad_urls(repo: Repository) -> None:
     url = f"bolt://127.0.0.1:{free_port()}"
-    with pytest.raises(SourceError, match="cannot reach Neo4j"):
+    with pytest.raises(SourceUnreachable, match="cannot reach Neo4j"):
         backup_neo4j(repo, url)
     with pytest.raises(ConfigError, match="not a Neo4j URL"):
         backup_neo4j(repo, "http://127.0.0.1:7474")
@@ -131,8 +138,10 @@ def test_bad_password_and_missing_database(neo4j_srv: Neo4jServer, repo: Reposit
     with pytest.raises(SourceError, match="refused the credentials") as exc:
         backup_neo4j(repo, neo4j_srv.uri, user="neo4j", password="wrong-password-123")
     assert "wrong-password-123" not in str(exc.value)
-    with pytest.raises(SourceError, match="does not exist"):
+    assert not isinstance(exc.value, SourceUnreachable)  # waiting cures no wrong password
+    with pytest.raises(SourceError, match="does not exist") as exc:
         backup_neo4j(repo, neo4j_srv.uri + "/nosuchdb", **_creds(neo4j_srv))
+    assert not isinstance(exc.value, SourceUnreachable)
     assert repo.list_snapshots() == []
 
 
@@ -188,7 +197,7 @@ def test_consistent_mode(neo4j_db: Neo4jServer, repo: Repository, monkeypatch) -
 
 def test_registry_and_cli_round_trip(neo4j_db: Neo4jServer, repo: Repository,
                                      tmp_path: Path) -> None:
-    assert restorer_for("neo4j") is not None
+    assert registry.get("neo4j").default_class == "database"
     run(neo4j_db, "CREATE (:Cli {v: datetime('2024-01-01T00:00[Europe/Oslo]')})-[:R]->(:Cli)")
     env = {**os.environ, "STRONGROOM_REPOSITORY": str(tmp_path / "repo"),
            "STRONGROOM_PASSWORD": "test-pass"}
@@ -216,10 +225,28 @@ def test_registry_and_cli_round_trip(neo4j_db: Neo4jServer, repo: Repository,
     assert out.returncode == 14 and out.stderr.startswith("error: cannot reach Neo4j")
 
 
+def test_registry_backup_reads_password_env(neo4j_db: Neo4jServer, repo: Repository) -> None:
+    """What a Prefect Neo4j source block hands over: no password, the variable that holds it;
+    a restore through the registry logs in the same way. A closed port is SourceUnreachable."""
+    run(neo4j_db, "CREATE (:Blk {v: 1})-[:R]->(:Blk {v: 2})")
+    source = registry.get("neo4j")
+    settings = {"uri": neo4j_db.uri, "user": neo4j_db.user, "password": None,
+                "database": "neo4j", "consistent": True, "password_env": neo4j_db.password_env}
+    snap = source.backup(repo, name="blk", kind="full", tags=["daily"], settings=settings)
+    assert snap.meta["nodes"] == 2 and snap.meta["consistent"] is True and snap.tags == ["daily"]
+    report = source.restore(repo, snap, neo4j_db.uri, replace=True, include=[],
+                            options={"user": neo4j_db.user,
+                                     "password_env": neo4j_db.password_env})
+    assert report["verified"] and report["nodes"] == 2
+    down = {**settings, "uri": f"bolt://127.0.0.1:{free_port()}"}
+    with pytest.raises(SourceUnreachable, match="cannot reach Neo4j"):
+        source.backup(repo, name="blk", kind="full", tags=[], settings=down)
+
+
 def test_restore_options_are_checked(repo: Repository) -> None:
     with pytest.raises(ConfigError, match="unknown Neo4j restore option"):
-        restorer_for("neo4j")(repo, None, "bolt://127.0.0.1:1", replace=False, include=[],
-                              options={"pasword_env": "X"})
+        registry.get("neo4j").restore(repo, None, "bolt://127.0.0.1:1", replace=False,
+                                      include=[], options={"pasword_env": "X"})
 
 
 def test_target_parsing() -> None:
@@ -248,7 +275,7 @@ def test_dump_method_needs_neo4j_admin(repo: Repository) -> None:
     b'not json at all\n',
 ])
 def test_truncated_or_malformed_graph_file_is_refused(repo: Repository, body: bytes) -> None:
-    from strongroom.sources.neo4j import FORMAT, GRAPH_FILE
+    from strongroom.sources.neo4j.graphfile import FORMAT, GRAPH_FILE
 
     with repo.writer(source_name="bad", source_kind="neo4j") as w:
         w.add_bytes(GRAPH_FILE, body)

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from strongroom.repository import Repository
-from strongroom.sources.redis_proc import RedisProcess
+from strongroom.sources.redis.proc import RedisProcess
 from tests.support.redis_server import PASSWORD, fill, redis_server
 
 if not shutil.which("redis-server") or not shutil.which("redis-cli"):

@@ -7,8 +7,8 @@ import os
 import subprocess
 from pathlib import Path
 
-from strongroom.sources.redis_inventory import db_facts, keyspace_dbs
-from strongroom.sources.redis_proc import RedisProcess, free_port
+from strongroom.sources.redis.inventory import db_facts, keyspace_dbs
+from strongroom.sources.redis.proc import RedisProcess, free_port
 from tests.support.redis_server import PASSWORD, redis_server
 
 

@@ -9,12 +9,20 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    SourceUnreachable,
+    TargetNotEmpty,
+)
 from strongroom.repository import Repository
-from strongroom.sources.redis import backup_redis, restore_redis
-from strongroom.sources.redis_inventory import db_facts, keyspace_dbs
-from strongroom.sources.redis_proc import RedisProcess, free_port
-from strongroom.sources.redis_rdb import validate_file
+from strongroom.sources import registry
+from strongroom.sources.redis.backup import backup_redis
+from strongroom.sources.redis.inventory import db_facts, keyspace_dbs
+from strongroom.sources.redis.proc import RedisProcess, free_port
+from strongroom.sources.redis.rdb import validate_file
+from strongroom.sources.redis.restore import restore_redis
 from tests.support.redis_server import PASSWORD, redis_server
 
 
@@ -185,19 +193,20 @@ def test_checksum_off_is_noted(repo: Repository, tmp_path: Path) -> None:
 def test_unreachable_and_bad_password(repo: Repository, source: RedisProcess,
                                       monkeypatch: pytest.MonkeyPatch,
                                       password_env: str) -> None:
-    with pytest.raises(SourceError, match="cannot reach redis at redis://127.0.0.1:"):
+    with pytest.raises(SourceUnreachable, match="cannot reach redis at redis://127.0.0.1:"):
         backup_redis(repo, f"redis://127.0.0.1:{free_port()}", "x")
     monkeypatch.setenv("WRONG", "not-the-password")
     with pytest.raises(SourceError, match="authentication failed") as exc:
         backup_redis(repo, url(source), "x", password_env="WRONG")
     assert "not-the-password" not in str(exc.value)
+    assert not isinstance(exc.value, SourceUnreachable)  # waiting cures no wrong password
     with pytest.raises(SourceError, match="authentication failed"):
         backup_redis(repo, url(source), "x")
     with pytest.raises(ConfigError, match="NOPE_UNSET"):
         backup_redis(repo, url(source), "x", password_env="NOPE_UNSET")
     assert repo.list_snapshots() == []
     snap = backup_redis(repo, url(source), "cache", password_env=password_env)
-    with pytest.raises(SourceError, match="cannot reach restore target at redis://"):
+    with pytest.raises(SourceUnreachable, match="cannot reach restore target at redis://"):
         restore_redis(repo, snap, f"redis://127.0.0.1:{free_port()}", options={})
     with pytest.raises(SourceError, match="restore target at .*authentication failed"):
         restore_redis(repo, snap, url(source), options={"password": "nope"})
@@ -258,16 +267,28 @@ def test_user_without_sync_permission(repo: Repository, source: RedisProcess,
 
 def test_orchestration_entry_point(repo: Repository, source: RedisProcess,
                                    tmp_path: Path) -> None:
-    """What a Prefect Redis source block calls: host, port and an in-process password."""
-    pytest.importorskip("prefect")
-    from blocks._engine import backup_source
-
-    snap = backup_source("redis", repo, "cache", "snapshot", ["hourly"],
-                         {"host": "127.0.0.1", "port": source.port, "password": PASSWORD})
+    """What a Prefect Redis source block calls through the registry: host, port and an
+    in-process password; the restore reports progress in bytes of the RDB."""
+    redis_source = registry.get("redis")
+    assert (redis_source.default_class, redis_source.progress_unit, redis_source.tools) == \
+        ("database", "bytes", ("redis-server",))
+    snap = redis_source.backup(repo, name="cache", kind="snapshot", tags=["hourly"],
+                               settings={"host": "127.0.0.1", "port": source.port,
+                                         "password": PASSWORD, "username": None,
+                                         "tls": False})
     assert snap.kind == "snapshot" and snap.meta["keys"] > 300
+    written: list[float] = []
     with redis_server(tmp_path / "target", password="tpw") as target:
-        report = restore_redis(repo, snap, url(target), options={"password": "tpw"})
+        report = redis_source.restore(repo, snap, url(target), replace=False, include=[],
+                                      options={"password": "tpw"}, progress=written.append)
         assert report["verified"] and "tpw" not in str(report)
+    assert sum(written) == snap.meta["rdb"]["size"]
+    with pytest.raises(SourceUnreachable, match="cannot reach redis at"):
+        redis_source.backup(repo, name="cache", kind="full", tags=[],
+                            settings={"host": "127.0.0.1", "port": free_port()})
+    with pytest.raises(ConfigError, match="unknown redis restore option"):
+        redis_source.restore(repo, snap, url(source), replace=False, include=[],
+                             options={"progress": "x"})
 
 
 def test_empty_server_round_trip(repo: Repository, tmp_path: Path) -> None:
@@ -298,7 +319,7 @@ def test_verification_catches_a_wrong_target(repo: Repository, source: RedisProc
                                              monkeypatch: pytest.MonkeyPatch, damage,
                                              message: str) -> None:
     """Whatever goes wrong between copy and check is an IntegrityError naming the key."""
-    import strongroom.sources.redis as mod
+    import strongroom.sources.redis.live as mod
 
     snap = backup_redis(repo, url(source), "cache", password_env=password_env)
     real_copy = mod._copy_db

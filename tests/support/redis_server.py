@@ -9,7 +9,7 @@ from pathlib import Path
 
 import redis
 
-from strongroom.sources.redis_proc import RedisProcess
+from strongroom.sources.redis.proc import RedisProcess
 
 PASSWORD = "s3cret-for-tests"
 

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import neo4j
 from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable
 
-from strongroom.errors import ConfigError, SourceError
+from strongroom.errors import ConfigError, SourceError, SourceUnreachable
 from strongroom.sources.neo4j.codec import PROPS, encode_props, node_digest, rel_digest
 
 FETCH_SIZE = 2000
@@ -77,7 +77,8 @@ class Target:
 
 @contextlib.contextmanager
 def session(target: Target, write: bool = False) -> Iterator[neo4j.Session]:
-    """A session on the target database; connection and auth problems become SourceError."""
+    """A session on the target database; connection and auth problems become SourceError
+    (SourceUnreachable when the server is down, unreachable, starting or drops the link)."""
     auth = (target.user or "neo4j", target.password) if target.password is not None else None
     try:
         driver = neo4j.GraphDatabase.driver(target.uri, auth=auth, connection_timeout=10,
@@ -93,7 +94,7 @@ def session(target: Target, write: bool = False) -> Iterator[neo4j.Session]:
         except (ServiceUnavailable, OSError) as exc:
             # the driver's first line ends in ':'; the reason is on the next one
             reason = re.search(r"\(reason (.+)\)\s*$", str(exc))
-            raise SourceError(f"cannot reach Neo4j at {target.uri}: "
+            raise SourceUnreachable(f"cannot reach Neo4j at {target.uri}: "
                               f"{reason.group(1) if reason else first_line(exc)}") from None
         mode = neo4j.WRITE_ACCESS if write else neo4j.READ_ACCESS
         with driver.session(database=target.database, default_access_mode=mode,
@@ -103,7 +104,7 @@ def session(target: Target, write: bool = False) -> Iterator[neo4j.Session]:
             except Neo4jError as exc:
                 raise _source_error(target, exc) from None
             except (ServiceUnavailable, DriverError, OSError) as exc:
-                raise SourceError(f"lost the connection to Neo4j at {target.uri}: "
+                raise SourceUnreachable(f"lost the connection to Neo4j at {target.uri}: "
                                   f"{first_line(exc)}") from None
     finally:
         driver.close()
@@ -120,6 +121,8 @@ def _source_error(target: Target, exc: Neo4jError) -> SourceError:
         return SourceError(f"Neo4j database {target.database!r} does not exist at {target.uri}")
     if isinstance(exc, ClientError) and "Security" in code:
         return SourceError(f"Neo4j at {target.uri} denied access: {first_line(exc)}")
+    if "DatabaseUnavailable" in code:  # starting, stopping or recovering: worth a retry
+        return SourceUnreachable(f"Neo4j at {target.display} failed: {first_line(exc)}")
     return SourceError(f"Neo4j at {target.display} failed: {first_line(exc)}")
 
 

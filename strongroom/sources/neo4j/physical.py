@@ -1,7 +1,7 @@
 """Physical method: ``neo4j-admin database dump/load``, only where the binary exists.
 
 A dump needs the database offline (stopped) on the local host; it is an exact store copy,
-indexes included. The logical method in :mod:`strongroom.sources.neo4j` works online and
+indexes included. The logical method in :mod:`strongroom.sources.neo4j.backup` works online and
 across versions; use this one for very large stores on a host running Neo4j.
 """
 

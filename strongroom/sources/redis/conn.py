@@ -12,7 +12,7 @@ import redis
 from redis.backoff import ExponentialBackoff
 from redis.retry import Retry
 
-from strongroom.errors import ConfigError, SourceError
+from strongroom.errors import ConfigError, SourceError, SourceUnreachable
 
 
 @dataclass(frozen=True)
@@ -73,12 +73,17 @@ def redact(url: str) -> str:
 
 @contextmanager
 def errors(ep: Endpoint, what: str = "redis") -> Iterator[None]:
-    """Turn redis-py exceptions into SourceError one-liners naming ``ep`` (no secrets)."""
+    """Turn redis-py exceptions into SourceError one-liners naming ``ep`` (no secrets): a server
+    that is down, refusing, timing out, dropping the connection or still loading its data is
+    SourceUnreachable."""
     try:
         yield
     except redis.exceptions.AuthenticationError:
         raise SourceError(f"{what} at {ep.label}: authentication failed (wrong or missing "
                           "password)") from None
+    except redis.exceptions.AuthorizationError as exc:  # a ConnectionError, yet not transient
+        raise SourceError(f"{what} at {ep.label}: permission denied "
+                          f"({str(exc).splitlines()[0] if str(exc) else 'NOPERM'})") from None
     except redis.exceptions.ResponseError as exc:
         msg = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if msg.startswith(("NOAUTH", "WRONGPASS", "invalid username-password")):
@@ -86,12 +91,14 @@ def errors(ep: Endpoint, what: str = "redis") -> Iterator[None]:
                               ) from None
         if msg.startswith("NOPERM"):
             raise SourceError(f"{what} at {ep.label}: permission denied ({msg})") from None
+        if msg.startswith(("LOADING", "MASTERDOWN")):  # starting up, or its primary is gone
+            raise SourceUnreachable(f"{what} at {ep.label}: {msg}") from None
         raise SourceError(f"{what} at {ep.label}: {msg}") from None
     except (redis.exceptions.ConnectionError, redis.exceptions.TimeoutError, OSError) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
         if ep.password:
             reason = reason.replace(ep.password, "***")
-        raise SourceError(f"cannot reach {what} at {ep.label}: {reason}") from None
+        raise SourceUnreachable(f"cannot reach {what} at {ep.label}: {reason}") from None
 
 
 def connect(ep: Endpoint, what: str = "redis", timeout: float = 60.0) -> redis.Redis:
@@ -100,3 +107,11 @@ def connect(ep: Endpoint, what: str = "redis", timeout: float = 60.0) -> redis.R
     with errors(ep, what):
         client.ping()
     return client
+
+
+def database_count(client: redis.Redis) -> int:
+    """How many databases the server has (16, Redis's default, when CONFIG is not allowed)."""
+    try:
+        return int(client.config_get("databases").get("databases", 16))
+    except redis.exceptions.ResponseError:  # CONFIG not allowed for this user
+        return 16

@@ -16,12 +16,17 @@ import hashlib
 import os
 import shutil
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
-from strongroom.repository import Repository, Snapshot
-from strongroom.sources.redis import check_against_meta, extract_rdb, load_facts, scratch
+from strongroom.sources.redis.extract import extract_rdb
+from strongroom.sources.redis.scratch import load_facts, scratch
+from strongroom.sources.redis.verify import check_against_meta
+
+if TYPE_CHECKING:
+    from strongroom.repository import Repository, Snapshot
 
 AOF_WAIT = 600.0
 
@@ -78,7 +83,8 @@ def _wait_aof(proc: Any, timeout: float = AOF_WAIT) -> None:
 
 
 def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: bool,
-                    options: dict[str, Any]) -> dict[str, Any]:
+                    options: dict[str, Any], progress: Callable[[int], None] | None = None
+                    ) -> dict[str, Any]:
     """Place the snapshot's RDB (and a rebuilt AOF when needed) into a stopped server's dir."""
     directory = Path(target.removeprefix("file://")).expanduser().absolute()
     conf = read_config(Path(options["config"])) if options.get("config") else {}
@@ -110,7 +116,7 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(mode=0o700)
     try:
-        info = extract_rdb(repo, snap, staging / "dump.rdb", options.get("progress"))
+        info = extract_rdb(repo, snap, staging / "dump.rdb", progress)
         settings = {"dbfilename": "dump.rdb", "appenddirname": aofdir,
                     "appendfilename": aoffile}
         with scratch(staging, int(snap.meta.get("databases", 16)), **settings) as proc:

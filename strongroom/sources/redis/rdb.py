@@ -9,8 +9,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from strongroom.errors import IntegrityError
-from strongroom.sources.crc64 import Crc64
+from strongroom.sources.redis.crc64 import Crc64
 
+RDB_PATH = "dump.rdb"  # the file name of the RDB inside a snapshot
 MAGIC = b"REDIS"
 MAX_VERSION = 12  # Redis 7.4 writes 12; 7.0 writes 10
 _EOF = 0xFF

@@ -1,0 +1,48 @@
+"""Neo4j source: online logical backup of one database into a snapshot, and restore.
+
+Backup (:mod:`.backup`) streams the schema, every node and relationship into ``graph.jsonl``
+(:mod:`.graphfile`, values encoded exactly by :mod:`.codec`) over Bolt (:mod:`.graph`);
+restore (:mod:`.restore`) loads it into an empty or cleared database and verifies counts,
+checksum and schema. ``neo4j-admin`` dumps of a stopped local database: :mod:`.physical`.
+Passwords come from a variable or a file (:mod:`.auth`), never from argv.
+
+This module stays light (no neo4j driver): the registry imports it to list the kinds.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from strongroom.sources.contract import ObjectiveClass, Progress, Source
+from strongroom.sources.registry import register
+
+if TYPE_CHECKING:
+    from strongroom.repository import Repository, Snapshot
+
+
+class Neo4jSource(Source):
+    """One Neo4j database, exported online over Bolt."""
+
+    kind: ClassVar[str] = "neo4j"
+    default_class: ClassVar[ObjectiveClass] = "database"
+    tools: ClassVar[tuple[str, ...]] = ()
+
+    def backup(self, repo: Repository, *, name: str, kind: str, tags: list[str],
+               settings: dict[str, Any]) -> Snapshot:
+        """``settings``: a Neo4j source block's uri, user, password, database, consistent and
+        password_env (read when no password is given)."""
+        from strongroom.sources.neo4j.backup import backup_from_settings
+
+        return backup_from_settings(repo, name=name, kind=kind, tags=tags, **settings)
+
+    def restore(self, repo: Repository, snap: Snapshot, target: str, *, replace: bool,
+                include: list[str], options: dict[str, Any],
+                progress: Progress | None = None) -> dict[str, Any]:
+        """``target`` ``bolt://host:port[/database]``; progress is not reported."""
+        from strongroom.sources.neo4j.restore import restore_snapshot
+
+        return restore_snapshot(repo, snap, target, replace=replace, include=include,
+                                options=options)
+
+
+register(Neo4jSource())
