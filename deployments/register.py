@@ -24,6 +24,7 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
         RepositoryKey,
         RepositoryTarget,
         RetentionPolicy,
+        S3Credentials,
         StrongroomSite,
     )
     from blocks.sources import SOURCE_BLOCKS
@@ -33,15 +34,20 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
     secret = lambda v: SecretStr(v) if v is not None else None  # noqa: E731
     for name, tgt in config.targets.items():
         key = config.keys[tgt.key]
+        s3 = {"endpoint_url": tgt.endpoint_url, "region": tgt.region,
+              "access_key_id": secret(tgt.access_key_id),
+              "secret_access_key": secret(tgt.secret_access_key)}
         RepositoryTarget(
-            url=tgt.url, role=tgt.role, endpoint_url=tgt.endpoint_url, region=tgt.region,
-            access_key_id=secret(tgt.access_key_id),
-            secret_access_key=secret(tgt.secret_access_key),
+            url=tgt.url, role=tgt.role,
+            credentials=S3Credentials(**s3) if any(v is not None for v in s3.values()) else None,
             options={k: str(v) for k, v in tgt.options.items()},
             key=RepositoryKey(password=secret(key.password), keyfile=key.keyfile),
         ).save(name, overwrite=True)
     for name, src in config.sources.items():
-        cls = SOURCE_BLOCKS[src.kind]
+        cls = SOURCE_BLOCKS.get(src.kind)
+        if cls is None:
+            raise ConfigError(f"source {name}: no Prefect block type for kind {src.kind!r} "
+                              f"(block types: {', '.join(sorted(SOURCE_BLOCKS))})")
         try:
             block = cls(source_name=name, objective_class=config.source_class(name),
                         restore_target=src.restore_target, runs_on=src.runs_on,
