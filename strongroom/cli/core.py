@@ -1,14 +1,13 @@
-"""Core commands: init, backup files, snapshots, ls, restore, verify."""
+"""Core commands: init, snapshots, ls, restore, verify (any source kind)."""
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from strongroom.cli.app import app, backup_app
+from strongroom.cli.app import app
 from strongroom.cli.common import (
     JsonOpt,
     KeyFileOpt,
@@ -30,9 +29,7 @@ from strongroom.cli.output import (
     progress_bar,
 )
 from strongroom.repository import Repository, Snapshot
-from strongroom.sources.registry import restorer_for
-
-KindOpt = Annotated[str, typer.Option("--kind", help="full, incremental or differential.")]
+from strongroom.sources import registry
 
 
 def snapshot_row(s: Snapshot) -> dict[str, object]:
@@ -62,41 +59,6 @@ def init(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
         emit_json({"repository": r.url, "id": r.id})
     else:
         console.print(f"created repository {r.id[:8]} at {r.url}")
-
-
-@backup_app.command("files")
-def backup_files_cmd(
-    paths: Annotated[list[Path], typer.Argument(help="Files and directories to back up.")],
-    kind: KindOpt = "incremental",
-    name: Annotated[str | None, typer.Option(help="Source name (default: first path).")] = None,
-    tag: Annotated[list[str] | None, typer.Option(help="Tag the snapshot (repeatable).")] = None,
-    exclude: Annotated[list[str] | None, typer.Option(help="Glob to skip (repeatable).")] = None,
-    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
-    option: OptionOpt = None, json: JsonOpt = False,
-) -> None:
-    """Back up files and directories into a new snapshot."""
-    from strongroom.sources.files import backup_files
-
-    r = open_repo(repo, password_file, key_file, option)
-    with progress_bar("backup", enabled=not json) as progress:
-        result = backup_files(r, [str(p) for p in paths], name, kind, tag or [], exclude or [],
-                              progress)
-    snap = result.snapshot
-    if json:
-        emit_json({**snapshot_row(snap), "errors": result.errors})
-    else:
-        st = snap.stats
-        console.print(f"snapshot {snap.short_id} saved ({snap.kind}"
-                      f"{', parent ' + snap.parent[:8] if snap.parent else ''}): "
-                      f"{st.files} files, {human_bytes(st.bytes_total)}, "
-                      f"read {human_bytes(st.bytes_read)}, "
-                      f"new {human_bytes(st.bytes_new)}, stored {human_bytes(st.bytes_stored)} "
-                      f"in {st.duration_s:.1f} s")
-    if result.errors:
-        for line in result.errors[:20]:
-            err_console.print(f"warning: cannot read {line}", markup=False)
-        raise fail(f"snapshot {snap.short_id} saved, but {len(result.errors)} item(s) could not "
-                   "be read", code=3)
 
 
 @app.command()
@@ -169,7 +131,7 @@ def restore(
     opts = parse_options(restore_option)
     r = open_repo(repo, password_file, key_file, option)
     snap = r.find_snapshot(snapshot, source)
-    restorer = restorer_for(snap.source_kind)
+    source = registry.get(snap.source_kind)  # NotSupported before anything is staged
     if stage_wait is not None:
         from strongroom.repository.staging import stage_snapshot
 
@@ -182,9 +144,8 @@ def restore(
             raise fail(f"snapshot {snap.short_id}: {staged.estimate()}; run the restore again "
                        "then", code=16)
     with progress_bar("restore", total=snap.stats.bytes_total, enabled=not json) as progress:
-        opts["progress"] = progress
-        report = restorer(r, snap, target, replace=replace, include=include or [],
-                          options=opts)
+        report = source.restore(r, snap, target, replace=replace, include=include or [],
+                                options=opts, progress=progress)
     if json:
         emit_json(report)
     else:

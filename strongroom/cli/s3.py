@@ -45,7 +45,7 @@ def backup_s3_cmd(
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """Back up an S3 / MinIO bucket or prefix into a new snapshot."""
-    from strongroom.sources.s3bucket import backup_bucket
+    from strongroom.sources.s3.backup import backup_bucket
 
     if kind not in ("full", "incremental", "differential"):
         raise ConfigError(f"--kind must be full, incremental or differential, not {kind!r}")

@@ -13,10 +13,17 @@ from boto3.s3.transfer import TransferConfig
 from minio import Minio
 from minio.commonconfig import Tags
 
-from strongroom.errors import IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    SourceUnreachable,
+    TargetNotEmpty,
+)
 from strongroom.repository import Repository
-from strongroom.sources.s3bucket import backup_bucket
-from strongroom.sources.s3restore import restore_bucket
+from strongroom.sources import registry
+from strongroom.sources.s3.backup import backup_bucket
+from strongroom.sources.s3.restore import restore_bucket
 from tests.support.moto_server import free_port, s3_client
 
 PW = "s3-tests"
@@ -188,10 +195,12 @@ def test_corrupted_snapshot_writes_nothing_wrong(repo, s3, mc, tmp_path: Path) -
 
 
 def test_unreachable_endpoint_and_missing_bucket(repo, moto_endpoint) -> None:
-    with pytest.raises(SourceError, match="cannot reach S3 endpoint http://127.0.0.1:"):
+    """Unreachable is transient (a retry may cure it); a missing bucket is not."""
+    with pytest.raises(SourceUnreachable, match="cannot reach S3 endpoint http://127.0.0.1:"):
         backup_bucket(repo, "any", "x", endpoint=f"http://127.0.0.1:{free_port()}")
-    with pytest.raises(SourceError, match="no such bucket 'nope-missing'"):
+    with pytest.raises(SourceError, match="no such bucket 'nope-missing'") as exc:
         backup_bucket(repo, "nope-missing", "x", endpoint=moto_endpoint)
+    assert not isinstance(exc.value, SourceUnreachable)
     assert repo.list_snapshots() == []
 
 
@@ -255,29 +264,41 @@ def test_object_over_100_mib_goes_multipart(repo, s3) -> None:
     assert head["ETag"].endswith('-7"')  # 101 MiB in 16 MiB parts
 
 
-def test_orchestration_entry_point(repo, s3, moto_endpoint, monkeypatch) -> None:
-    """What a Prefect S3 bucket source block calls: explicit endpoint and credentials."""
-    pytest.importorskip("prefect")
-    from blocks._engine import backup_source
-
+def test_source_contract(repo, s3, moto_endpoint, monkeypatch) -> None:
+    """What a Prefect S3 bucket source block calls through the registry: the block's fields
+    as settings (explicit endpoint and credentials), restore options, progress in bytes."""
     monkeypatch.delenv("AWS_ENDPOINT_URL")
+    source = registry.get("s3")
+    assert (source.kind, source.default_class, source.progress_unit) == ("s3", "files", "bytes")
     src = new_bucket(s3)
     s3.put_object(Bucket=src, Key="k/1", Body=b"one")
     settings = {"bucket": src, "prefix": "k/", "endpoint_url": moto_endpoint,
-                "region": "us-east-1", "access_key_id": "test", "secret_access_key": "test"}
-    snap = backup_source("s3", repo, "blk", "snapshot", [], settings)
-    assert snap.meta["objects"] == 1
-    again = backup_source("s3", repo, "blk", "incremental", [], settings)
-    assert again.parent == snap.id and again.meta["reused"] == 1
+                "region": "us-east-1", "access_key_id": "test", "secret_access_key": "test",
+                "versions": False}
+    snap = source.backup(repo, name="blk", kind="snapshot", tags=[], settings=settings)
+    assert snap.meta["objects"] == 1 and snap.source_kind == "s3"
+    again = source.backup(repo, name="blk", kind="incremental", tags=["t"], settings=settings)
+    assert again.parent == snap.id and again.meta["reused"] == 1 and again.tags == ["t"]
     dst = new_bucket(s3)
-    report = restore_bucket(repo, again, f"s3://{dst}/", replace=False, include=[],
-                            options={"endpoint_url": moto_endpoint})
+    done: list[float] = []
+    report = source.restore(repo, again, f"s3://{dst}/", replace=False, include=[],
+                            options={"endpoint_url": moto_endpoint}, progress=done.append)
     assert report["objects"] == 1 and s3.get_object(Bucket=dst, Key="1")["Body"].read() == b"one"
+    assert sum(done) == 3
+    assert source.verify_restored(repo, again, f"s3://{dst}/", include=[],
+                                  report=report)["objects"] == 1
+    with pytest.raises(ConfigError, match="unknown s3 restore option"):
+        source.restore(repo, again, f"s3://{dst}/", replace=True, include=[],
+                       options={"verfy": "quick"})
+    monkeypatch.setenv("AWS_ENDPOINT_URL", f"http://127.0.0.1:{free_port()}")
+    with pytest.raises(SourceUnreachable):
+        source.backup(repo, name="blk", kind="incremental", tags=[],
+                      settings={**settings, "endpoint_url": None})
 
 
 def test_verification_catches_a_changed_object(repo, s3, mc, monkeypatch) -> None:
     """Same size, other bytes: only the re-read SHA-256 (verify=full) can see it."""
-    import strongroom.sources.s3restore as mod
+    import strongroom.sources.s3.restore as mod
 
     src = new_bucket(s3)
     fill(mc, s3, src)

@@ -1,0 +1,210 @@
+"""Back up files and directories into a snapshot.
+
+Paths are stored under their absolute path without the leading '/', like restic. Incremental
+and differential snapshots reuse the parent's node for files unchanged in size, mtime, ctime and
+inode, without reading them; every snapshot is still complete on its own. Small files go to the
+reader threads in batches.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from strongroom.errors import ConfigError, SourceError
+from strongroom.repository import Node, Repository, Snapshot
+from strongroom.repository.reader import SnapshotReader
+from strongroom.repository.writer import SnapshotWriter
+from strongroom.sources.files.meta import stat_node
+from strongroom.sources.files.patterns import excluded
+from strongroom.sources.parent import choose_parent
+
+WORKERS = 4
+IN_FLIGHT = 64  # batches queued for the reader threads
+BATCH_FILES = 32
+BATCH_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class BackupResult:
+    """The new snapshot, and the paths that could not be read (the snapshot lacks them)."""
+
+    snapshot: Snapshot
+    errors: list[str] = field(default_factory=list)
+
+
+class _Backup:
+    def __init__(self, writer: SnapshotWriter, parent: SnapshotReader | None,
+                 excludes: list[str], skip_paths: set[str] | None = None) -> None:
+        self.w = writer
+        self.parent = parent
+        self.excludes = excludes
+        self.skip_paths = skip_paths or set()
+        self.errors: list[str] = []
+        self.skipped: list[str] = []
+        self.links: dict[tuple[int, int], Node | Future[Node]] = {}
+        self._lock = threading.Lock()
+        self._slots = threading.BoundedSemaphore(IN_FLIGHT)
+        self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="file-read")
+        self.futures: list[Future[Any]] = []
+        self._batch: list[tuple[str, str, os.stat_result]] = []
+        self._batch_bytes = 0
+
+    def error(self, path: str, exc: OSError) -> None:
+        with self._lock:
+            self.errors.append(f"{path}: {exc.strerror or exc}")
+
+    def _submit_batch(self) -> None:
+        """Hand the files gathered so far to a reader thread: one task per batch of small
+        files, since a task per file costs more than reading a small one."""
+        if not self._batch:
+            return
+        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        self._slots.acquire()
+        fut = self.pool.submit(self._files, batch)
+        fut.add_done_callback(lambda _f: self._slots.release())
+        self.futures.append(fut)
+
+    def _files(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
+        for path, rel, st in batch:
+            self.file(path, rel, st)
+
+    def run(self, roots: list[Path]) -> None:
+        try:
+            for root in roots:
+                self.add_parents(root)
+                self.visit(root)
+            self._submit_batch()
+            for fut in self.futures:
+                fut.result()
+        except BaseException:
+            self.w.stop_reading()  # Ctrl-C: do not wait for big files to be read to the end
+            raise
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+    def add_parents(self, root: Path) -> None:
+        for anc in reversed(root.parents[:-1] if len(root.parents) > 1 else []):
+            rel = str(anc).lstrip("/")
+            if rel not in self.w.dirs:
+                # stat, not lstat: a symlinked ancestor is recorded with its directory's mode
+                # (a symlink's 0o777 would come back as a world-writable directory)
+                self.w.add_node(rel, stat_node(os.stat(anc), "dir"))
+
+    def visit(self, root: Path | str) -> None:
+        """Walk ``root`` depth first in name order, with a stack rather than recursion:
+        a tree deeper than Python's recursion limit is still a tree to back up."""
+        stack = [str(root)]
+        while stack:
+            path = stack.pop()
+            names = self._visit_one(path)
+            stack.extend(os.path.join(path, name) for name in reversed(names))
+
+    def _visit_one(self, path: str) -> list[str]:
+        """Add one entry; return the names inside it if it is a directory."""
+        if path in self.skip_paths or excluded(path, self.excludes):
+            return []
+        rel = path.lstrip("/")
+        try:
+            st = os.lstat(path)
+        except OSError as exc:
+            self.error(path, exc)
+            return []
+        if stat.S_ISDIR(st.st_mode):
+            self.w.add_node(rel, stat_node(st, "dir"))
+            try:
+                return sorted(os.listdir(path))
+            except OSError as exc:
+                self.error(path, exc)
+        elif stat.S_ISLNK(st.st_mode):
+            node = stat_node(st, "symlink")
+            node.target = os.readlink(path)
+            self.w.add_node(rel, node)
+        elif stat.S_ISREG(st.st_mode):
+            if not self.unchanged(rel, st):
+                self._batch.append((path, rel, st))
+                self._batch_bytes += st.st_size
+                if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+                    self._submit_batch()
+        else:  # devices, sockets and fifos hold no data to keep: noted, not an error
+            with self._lock:
+                self.skipped.append(path)
+        return []
+
+    def unchanged(self, rel: str, st: os.stat_result) -> bool:
+        """Reuse the parent's node when size, mtime, ctime and inode are unchanged."""
+        if self.parent is None:
+            return False
+        old = self.parent.node_or_none(rel)
+        if (old is None or old.type != "file" or old.size != st.st_size
+                or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
+                or old.inode != st.st_ino):
+            return False
+        index = self.w.repo.index
+        if not all(bytes.fromhex(bid) in index for bid in old.content):
+            return False  # its data is gone from the repository: read the file again
+        node = stat_node(st, "file")
+        node.content, node.sha256 = old.content, old.sha256
+        self.w.add_node(rel, node)
+        return True
+
+    def file(self, path: str, rel: str, st: os.stat_result) -> None:
+        node = stat_node(st, "file")
+        key = (st.st_dev, st.st_ino)
+        if st.st_nlink > 1:
+            with self._lock:
+                first = self.links.get(key)
+                if first is None:
+                    self.links[key] = node
+            if first is not None and first.sha256:
+                node.content, node.sha256, node.size = first.content, first.sha256, first.size
+                self.w.add_node(rel, node)
+                return
+        try:
+            with open(path, "rb", buffering=0) as fh:
+                node.content, node.size, node.sha256 = self.w.store_stream(fh)
+        except OSError as exc:
+            self.error(str(path), exc)
+            return
+        self.w.add_node(rel, node)
+
+
+def backup_files(repo: Repository, paths: list[str | Path], name: str | None = None,
+                 kind: str = "full", tags: list[str] | None = None,
+                 excludes: list[str] | None = None,
+                 progress: Callable[[int], None] | None = None) -> BackupResult:
+    """Back up ``paths`` as one snapshot of source ``name`` (default: the first path)."""
+    roots = []
+    for p in paths:
+        # abspath, not Path.absolute(): '..' and '.' must not reach the snapshot's paths
+        root = Path(os.path.abspath(Path(p).expanduser()))
+        if not root.exists() and not root.is_symlink():
+            raise SourceError(f"cannot read {p}: no such file or directory")
+        if root == Path("/"):
+            raise ConfigError("backing up / as a whole is not supported; name directories")
+        roots.append(root)
+    if not roots:
+        raise ConfigError("no paths to back up")
+    name = name or str(roots[0])
+    parent = choose_parent(repo, name, kind)
+    if kind != "full" and parent is None:
+        kind = "full"  # nothing to compare with: this run reads everything
+    with repo.writer(name, "files", kind, parent, tags or [], [str(r) for r in roots],
+                     progress) as w:
+        # A local repository inside a backed-up folder would back itself up, growing each run.
+        own = {str(Path(repo.backend.url).resolve())} if repo.backend.kind == "local" else set()
+        job = _Backup(w, repo.reader(parent) if parent else None, excludes or [], own)
+        job.run(roots)
+        if job.errors:
+            w.set_meta({"errors": job.errors[:1000], "error_count": len(job.errors)})
+        if job.skipped:
+            w.set_meta({"skipped_special": job.skipped[:1000],
+                        "skipped_special_count": len(job.skipped)})
+        snap = w.commit()
+    return BackupResult(snap, job.errors)
