@@ -173,21 +173,24 @@ def to_deployment(name: str, spec: dict[str, Any], work_pool: str | None = None)
     deployment = flow.to_deployment(
         name=name, schedules=schedules or None, parameters=spec["parameters"],
         tags=spec["tags"], description=spec["description"], **pool)
+    attr = flow_attribute(flow)
     if work_pool is not None:
-        deployment.entrypoint = module_entrypoint(flow)
+        deployment.entrypoint = f"{flow.fn.__module__}.{attr}"
+    elif deployment.entrypoint:
+        deployment.entrypoint = f"{deployment.entrypoint.rpartition(':')[0]}:{attr}"
     return deployment
 
 
-def module_entrypoint(flow: Any) -> str:
-    """``module.attribute`` that holds this very flow object (``flows.backup.backup_full``),
-    so a worker loads the flow under its deployed name; else the function's own name."""
+def flow_attribute(flow: Any) -> str:
+    """The module attribute that holds this very flow object (``backup_full``, one of the
+    tier names of one function), so the runner or worker loads the flow under its deployed
+    name rather than the function's; else the function's name."""
     import sys
 
-    module = sys.modules[flow.fn.__module__]
-    for attr, value in vars(module).items():
+    for attr, value in vars(sys.modules[flow.fn.__module__]).items():
         if value is flow:
-            return f"{module.__name__}.{attr}"
-    return f"{module.__name__}.{flow.fn.__name__}"
+            return attr
+    return flow.fn.__name__
 
 
 def build_deployments(config: PlatformConfig) -> list[Any]:
