@@ -1,7 +1,7 @@
 """``python -m deployments.serve --config FILE``: register the platform and serve its deployments.
 
-One process, no Docker, no work pool (``prefect.serve``); for several hosts use a process work
-pool with ``prefect deploy`` instead.
+One process, no Docker, no work pool (``prefect.serve``); for several hosts put the same
+deployments on a work pool with ``python -m deployments.deploy`` instead.
 """
 
 from __future__ import annotations
