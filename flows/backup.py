@@ -43,13 +43,17 @@ TIER_KIND: dict[str, str] = {"full": "full", "incremental": "incremental",
                              "replication": "snapshot", "monthly_archive": "full"}
 # how many sources of one run are backed up at the same time
 SOURCE_WORKERS = 8
+# Generous flow timeouts (a hung dump must not hold the source's slot for ever). On the flow,
+# not on tasks: tasks run in worker threads, where Prefect cannot interrupt a blocking call
+# and warns on every run; a deployed top-level flow runs in its process's main thread.
+SOURCE_TIMEOUT_S = 24 * 3600
 
 
 class BackupFailed(RuntimeError):
     """One or more sources of a backup run failed (each one's own subflow says why)."""
 
 
-@flow(name="backup-source", log_prints=True)
+@flow(name="backup-source", log_prints=True, timeout_seconds=SOURCE_TIMEOUT_S)
 def backup_source(tier: Tier, source: str, primary: str, replicas: list[str], tags: list[str],
                   verify_mode: VerifyMode) -> dict[str, Any]:
     """Back up one source: dump, then checksum, encrypt check, verify and the copies to the
@@ -113,7 +117,8 @@ def _run_source(tier: Tier, source: str, primary: str, replicas: list[str], tags
         tier, source, primary, replicas, tags, verify_mode)
 
 
-@flow(name="backup", log_prints=True, task_runner=ThreadPoolTaskRunner(max_workers=SOURCE_WORKERS))
+@flow(name="backup", log_prints=True, timeout_seconds=SOURCE_TIMEOUT_S + 3600,
+      task_runner=ThreadPoolTaskRunner(max_workers=SOURCE_WORKERS))
 def backup(tier: Tier, sources: list[str], primary: str = "primary",
            replicas: list[str] | None = None, tags: list[str] | None = None,
            verify_mode: VerifyMode = "subset", keep: str | None = None) -> dict[str, Any]:

@@ -14,7 +14,7 @@ from tasks.repos import flow_repositories, repository
 from tasks.verify import Mode, verify
 
 
-@flow(name="verify-backups", log_prints=True)
+@flow(name="verify-backups", log_prints=True, timeout_seconds=24 * 3600)
 def verify_backups(target: str = "primary", source: str | None = None,
                    mode: Mode = "read-data") -> dict[str, Any]:
     """Verify the latest snapshot of ``source`` (or the whole repository) in ``target``.

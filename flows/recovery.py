@@ -34,6 +34,8 @@ from tasks.recovery import assess, parse_time, prepare, record_rate, restore, ve
 from tasks.repos import flow_repositories
 
 STAGES = ("assess", "prepare", "restore", "verify", "post-mortem")
+# Generous timeouts on the flows (see flows.backup.SOURCE_TIMEOUT_S for why not on tasks).
+RECOVERY_TIMEOUT_S = 48 * 3600
 
 
 def _objectives(name: str | None, anomalies: list[str]) -> RecoveryObjectives:
@@ -148,7 +150,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
     return report
 
 
-@flow(name="recover-files", log_prints=True)
+@flow(name="recover-files", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S)
 def recover_files(source: str, target_dir: str | None = None, snapshot: str = "latest",
                   at: str | None = None, from_target: str = "primary", replace: bool = False,
                   include: list[str] | None = None,
@@ -178,7 +180,7 @@ def recover_files(source: str, target_dir: str | None = None, snapshot: str = "l
         return recover(f"recover-files-{source.rpartition('/')[2]}", [job], objectives)
 
 
-@flow(name="recover-database", log_prints=True)
+@flow(name="recover-database", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S)
 def recover_database(source: str, target: str | None = None, snapshot: str = "latest",
                      at: str | None = None, from_target: str = "primary",
                      replace: bool = False, options: dict[str, Any] | None = None,
@@ -253,7 +255,7 @@ def recover_source(source: str, flow_name: str, parameters: dict[str, Any],
             "artifact_key": artifact_key("post-mortem", run_name)}
 
 
-@flow(name="disaster-recovery", log_prints=True,
+@flow(name="disaster-recovery", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S + 3600,
       task_runner=ThreadPoolTaskRunner(max_workers=8))
 def disaster_recovery(site: str = "default", from_role: Role = "secondary",
                       target_root: str | None = None, targets: dict[str, str] | None = None,

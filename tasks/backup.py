@@ -17,8 +17,6 @@ from tasks.progress import Progress, artifact_key
 from tasks.repos import repository
 from tasks.retry import RETRYING
 
-HOUR = 3600
-
 
 def snapshot_report(snap: Any) -> dict[str, Any]:
     """The small, secret-free facts about a snapshot that tasks pass around."""
@@ -28,8 +26,7 @@ def snapshot_report(snap: Any) -> dict[str, Any]:
             "stats": snap.stats.model_dump()}
 
 
-@task(name="dump", task_run_name="dump-{source}", cache_policy=NO_CACHE,
-      timeout_seconds=12 * HOUR, **RETRYING)
+@task(name="dump", task_run_name="dump-{source}", cache_policy=NO_CACHE, **RETRYING)
 def dump(source: str, target: str, kind: str, tags: list[str]) -> dict[str, Any]:
     """Back up ``source`` into a new ``kind`` snapshot of the ``target`` repository."""
     started = time.monotonic()
@@ -54,7 +51,7 @@ def _parent_files(repo: Any, snap: Any) -> dict[str, tuple[tuple[str, ...], str]
             for path, node in repo.reader(parent).walk() if node.type == "file"}
 
 
-@task(name="checksum", cache_policy=NO_CACHE, timeout_seconds=6 * HOUR, **RETRYING)
+@task(name="checksum", cache_policy=NO_CACHE, **RETRYING)
 def checksum(target: str, snapshot_id: str, read_all: bool = False) -> dict[str, Any]:
     """Read back every file whose blobs are new in this snapshot (``read_all``: every file),
     compare SHA-256s, then the snapshot's logical checksum over all files."""
@@ -94,7 +91,7 @@ def checksum(target: str, snapshot_id: str, read_all: bool = False) -> dict[str,
             "duration_s": round(time.monotonic() - started, 3)}
 
 
-@task(name="encrypt-check", cache_policy=NO_CACHE, timeout_seconds=6 * HOUR, **RETRYING)
+@task(name="encrypt-check", cache_policy=NO_CACHE, **RETRYING)
 def encrypt_check(target: str, snapshot_id: str) -> dict[str, Any]:
     """Every blob the snapshot added opens under the repository's current key (AES-256-GCM)."""
     started = time.monotonic()

@@ -22,7 +22,6 @@ from tasks.repos import repository
 from tasks.retry import RETRYING
 
 RATE_VARIABLE = "strongroom_restore_rate"
-HOUR = 3600
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -65,8 +64,7 @@ def estimate_seconds(bytes_total: int, snap_stats: dict[str, Any]) -> tuple[floa
     return float(snap_stats.get("duration_s") or 1.0), "the backup's duration (no past recovery)"
 
 
-@task(name="assess", task_run_name="assess-{source}", cache_policy=NO_CACHE,
-      timeout_seconds=HOUR, **RETRYING)
+@task(name="assess", task_run_name="assess-{source}", cache_policy=NO_CACHE, **RETRYING)
 def assess(source: str, target: str, snapshot: str = "latest",
            at: str | None = None) -> dict[str, Any]:
     """Identify the source and the recovery point; estimate the recovery time."""
@@ -87,8 +85,7 @@ def assess(source: str, target: str, snapshot: str = "latest",
             "estimate_basis": basis}
 
 
-@task(name="prepare", task_run_name="prepare-{source}", cache_policy=NO_CACHE,
-      timeout_seconds=12 * HOUR, **RETRYING)
+@task(name="prepare", task_run_name="prepare-{source}", cache_policy=NO_CACHE, **RETRYING)
 def prepare(source: str, target: str, dest: str, replace: bool = False) -> dict[str, Any]:
     """Check tools and the restore target; snapshot what is there before anything is overwritten
     (the kind's ``safety_backup``: a files target is refused when not empty unless replacing)."""
@@ -116,8 +113,7 @@ def _have_tool(name: str) -> bool:
     return False
 
 
-@task(name="restore", task_run_name="restore-{source}", cache_policy=NO_CACHE,
-      timeout_seconds=24 * HOUR, **RETRYING)
+@task(name="restore", task_run_name="restore-{source}", cache_policy=NO_CACHE, **RETRYING)
 def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool = False,
             include: list[str] | None = None, options: dict[str, Any] | None = None,
             total_bytes: int = 0) -> dict[str, Any]:
@@ -139,8 +135,7 @@ def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool
     return report | {"duration_s": round(time.monotonic() - started, 3)}
 
 
-@task(name="verify-restore", task_run_name="verify-{source}", cache_policy=NO_CACHE,
-      timeout_seconds=12 * HOUR, **RETRYING)
+@task(name="verify-restore", task_run_name="verify-{source}", cache_policy=NO_CACHE, **RETRYING)
 def verify_restore(source: str, target: str, snapshot_id: str, dest: str,
                    include: list[str] | None = None,
                    restore_report: dict[str, Any] | None = None) -> dict[str, Any]:

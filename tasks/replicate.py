@@ -16,7 +16,7 @@ from tasks.verify import Mode, verify_snapshot
 
 
 @task(name="replicate", task_run_name="replicate-to-{dest_target}", cache_policy=NO_CACHE,
-      timeout_seconds=12 * 3600, **RETRYING)
+      **RETRYING)
 def replicate(source_target: str, dest_target: str, snapshot_id: str,
               verify_mode: Mode = "subset") -> dict[str, Any]:
     """Copy ``snapshot_id`` from one target to another and verify the copy on arrival."""

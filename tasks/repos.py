@@ -36,11 +36,13 @@ _OPENING: dict[tuple[UUID, str], threading.Lock] = {}
 
 
 def _flow_run_id() -> UUID | None:
-    task_ctx = TaskRunContext.get()
-    if task_ctx is not None and task_ctx.task_run.flow_run_id is not None:
-        return task_ctx.task_run.flow_run_id
+    """The innermost flow run (a subflow's body still sees the task that called it in
+    TaskRunContext, so the flow context decides)."""
     flow_ctx = FlowRunContext.get()
-    return flow_ctx.flow_run.id if flow_ctx is not None and flow_ctx.flow_run else None
+    if flow_ctx is not None and flow_ctx.flow_run is not None:
+        return flow_ctx.flow_run.id
+    task_ctx = TaskRunContext.get()
+    return task_ctx.task_run.flow_run_id if task_ctx is not None else None
 
 
 @contextmanager

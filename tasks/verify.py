@@ -57,7 +57,7 @@ def verify_snapshot(repo: Any, snapshot_id: str | None, mode: Mode = "subset",
     return report
 
 
-@task(name="verify", cache_policy=NO_CACHE, timeout_seconds=12 * 3600, **RETRYING)
+@task(name="verify", cache_policy=NO_CACHE, **RETRYING)
 def verify(target: str, snapshot_id: str | None, mode: Mode = "subset",
            subset_pct: float = 10.0) -> dict[str, Any]:
     """Verify a snapshot in the ``target`` repository."""
