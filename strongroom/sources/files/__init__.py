@@ -63,7 +63,5 @@ class FilesSource(Source):
 
 register(FilesSource())
 
-_included = included  # transitional: tasks/recovery.py imports it until it uses the registry
-
 __all__ = ["BackupResult", "FilesSource", "backup_files", "choose_parent", "compare_tree",
            "empty_directory", "excluded", "included", "prepare_target", "restore_files"]
