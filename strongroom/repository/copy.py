@@ -36,21 +36,22 @@ from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.model import Node, Snapshot
 from strongroom.repository.packs import PackWriter, read_pack_header
 from strongroom.repository.repo import Repository
-from strongroom.storage.archive import ArchiveS3Backend, head, staged
+from strongroom.storage.base import Backend
 
 AAD_COPYMAP = b"strongroom/v1/copymap"
 COPIED_FROM = "copied_from"
 INDEX_EVERY = 4  # packs per checkpoint: an interrupted copy resumes from the last one
 
 
-class _StandardClass:
-    """Backend proxy writing tree packs in STANDARD storage, so archives stay listable."""
+class _ReadableWrites:
+    """Backend proxy writing tree packs where they stay readable without staging, so archives
+    stay listable."""
 
-    def __init__(self, backend: ArchiveS3Backend) -> None:
+    def __init__(self, backend: Backend) -> None:
         self._backend = backend
 
     def put(self, key: str, data: bytes | memoryview) -> None:
-        self._backend.put(key, data, StorageClass="STANDARD")
+        self._backend.put_readable(key, data)
 
 
 class _Copier:
@@ -68,9 +69,7 @@ class _Copier:
         self.stats = {"blobs_copied": 0, "blobs_reused": 0, "bytes_uploaded": 0,
                       "trees_reused": 0}
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="copy")
-        tree_backend: Any = dst.backend
-        if isinstance(dst.backend, ArchiveS3Backend):
-            tree_backend = _StandardClass(dst.backend)
+        tree_backend: Any = _ReadableWrites(dst.backend)
         self.data_packs = PackWriter(dst.backend, dst.aead, self._on_pack, dst.pack_target)
         self.tree_packs = PackWriter(tree_backend, dst.aead, self._on_pack, dst.pack_target)
 
@@ -214,9 +213,9 @@ def check_arrival(dst: Repository, pack_ids: list[str], sizes: dict[str, int] | 
     """Re-read each new pack from the target: name, header and every blob must check out."""
     problems = []
     for pid in pack_ids:
-        info = head(dst.backend, pack_key(pid))
-        if info and not staged(info):  # archived at once: only its size can be checked
-            if sizes and info.get("ContentLength") != sizes.get(pid):
+        info = dst.backend.head(pack_key(pid))
+        if info is not None and not info.readable:  # archived at once: only its size checks
+            if sizes and info.size != sizes.get(pid):
                 problems.append(f"pack {pid[:16]}: size differs on arrival")
             continue
         try:

@@ -10,7 +10,6 @@ from strongroom.errors import StorageError
 from strongroom.policy.retention import RetentionPlan, RetentionPolicy, plan_retention, plan_tier
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.repo import Repository
-from strongroom.storage.archive import protection
 
 
 @dataclass
@@ -45,7 +44,7 @@ def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> Forg
         return report
     if dry_run:
         for snap in plan.forget:
-            reason = protection(repo.backend, f"snapshots/{snap.id}")
+            reason = repo.backend.protection(f"snapshots/{snap.id}")
             if reason:
                 report.protected[snap.id] = reason
                 report.skipped.append(f"snapshot {snap.short_id}: {reason}; would be kept")
@@ -53,7 +52,7 @@ def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> Forg
     lock = RepositoryLock.acquire(repo.backend, exclusive=False, purpose="forget")
     try:
         for snap in plan.forget:
-            reason = protection(repo.backend, f"snapshots/{snap.id}")
+            reason = repo.backend.protection(f"snapshots/{snap.id}")
             if reason:
                 report.protected[snap.id] = reason
                 report.skipped.append(f"snapshot {snap.short_id}: {reason}; kept")

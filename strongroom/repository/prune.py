@@ -30,7 +30,6 @@ from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.packs import PackWriter
 from strongroom.repository.repo import Repository
 from strongroom.repository.usage import IndexView, clear_dead_locks, stored_packs, used_blobs
-from strongroom.storage.archive import head, protection, staged
 
 MARK_KEY = "prune/mark"
 AAD_MARK = b"strongroom/v1/prune-mark"
@@ -98,8 +97,7 @@ def _acquire(repo: Repository, exclusive: bool, purpose: str, wait_s: float) -> 
 
 def _readable(repo: Repository, pid: str) -> bool:
     """False for a pack sitting unstaged in archive storage."""
-    info = head(repo.backend, pack_key(pid))
-    return staged(info) if info else True
+    return repo.backend.readable(pack_key(pid))
 
 
 def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
@@ -127,7 +125,7 @@ def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
             if unused > 0 and unused >= repack_threshold * total:
                 repack.append(pid)
     for pid in list(candidates) + repack:
-        reason = protection(repo.backend, pack_key(pid))
+        reason = repo.backend.protection(pack_key(pid))
         if reason:
             report.skipped.append(f"pack {pid[:16]}: {reason}; never removed")
             candidates.pop(pid, None)
@@ -216,14 +214,14 @@ def sweep(repo: Repository, found: Mark, report: PruneReport,
                 report.rescued.append(f"pack {pid[:16]}: {len(orphans)} blob(s) now used by a "
                                       "snapshot written since the mark")
     for pid in sorted(doomed):
-        reason = protection(repo.backend, pack_key(pid))
+        reason = repo.backend.protection(pack_key(pid))
         if reason:
             doomed.discard(pid)
             report.skipped.append(f"pack {pid[:16]}: {reason}; never removed")
     # Index files naming doomed packs: rewrite (new first), or keep their packs if locked.
     rewrite = {name for pid in doomed for name in view.pack_indexes.get(pid, ())}
     for name in sorted(rewrite):
-        reason = protection(repo.backend, f"index/{name}")
+        reason = repo.backend.protection(f"index/{name}")
         if reason:
             for pack in view.docs[name]["packs"]:
                 if pack["id"] in doomed:

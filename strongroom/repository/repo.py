@@ -49,7 +49,8 @@ from strongroom.repository.format import (
 )
 from strongroom.repository.index import BlobLocation, Index
 from strongroom.repository.model import Node, Snapshot
-from strongroom.storage.base import Backend, open_backend
+from strongroom.storage.base import Backend
+from strongroom.storage.registry import open_backend
 
 if TYPE_CHECKING:
     from strongroom.repository.reader import SnapshotReader
@@ -131,8 +132,7 @@ class Repository:
              options: dict[str, Any] | None = None, pack_target: int = PACK_TARGET) -> Repository:
         """Create a new repository with a random master key and one key slot."""
         backend = open_backend(url, options)
-        if hasattr(backend, "ensure_bucket"):
-            backend.ensure_bucket()
+        backend.prepare()
         if backend.exists("config"):
             raise ConfigError(f"a repository already exists at {url}")
         creds = Credentials(password, keyfile)

@@ -13,14 +13,7 @@ from strongroom.repository.format import BLOB_TREE, pack_key
 from strongroom.repository.model import Snapshot
 from strongroom.repository.repo import Repository
 from strongroom.repository.usage import used_blobs
-from strongroom.storage.archive import StagingReport, stage, wait_staged
-
-
-def _merge(into: StagingReport, part: StagingReport) -> None:
-    into.requested += part.requested
-    into.in_progress += part.in_progress
-    into.ready += part.ready
-    into.storage_classes |= part.storage_classes
+from strongroom.storage.staging import StagingReport
 
 
 def stage_snapshot(repo: Repository, snap: Snapshot, *, days: int = 7,
@@ -33,25 +26,25 @@ def stage_snapshot(repo: Repository, snap: Snapshot, *, days: int = 7,
     index = repo.reload_index()
     tree_packs = sorted({loc.pack for loc in index.blobs.values() if loc.type == BLOB_TREE})
     report = StagingReport(retrieval_tier=retrieval_tier)
-    first = stage(repo.backend, [pack_key(p) for p in tree_packs], days, retrieval_tier)
-    _merge(report, first)
+    first = repo.backend.stage([pack_key(p) for p in tree_packs], days, retrieval_tier)
+    report.merge(first)
     if on_report:
         on_report(first)
     waiting = first.requested + first.in_progress
     if waiting:
         if wait_s <= 0:
             return report
-        wait_staged(repo.backend, waiting, wait_s, poll_s)
+        repo.backend.wait_readable(waiting, wait_s, poll_s)
     used = used_blobs(repo, [snap.id])
     data_packs = sorted({loc.pack for bid, loc in index.blobs.items()
                          if bid.hex() in used} - set(tree_packs))
-    second = stage(repo.backend, [pack_key(p) for p in data_packs], days, retrieval_tier)
-    _merge(report, second)
+    second = repo.backend.stage([pack_key(p) for p in data_packs], days, retrieval_tier)
+    report.merge(second)
     if on_report:
         on_report(second)
     waiting = second.requested + second.in_progress
     if waiting and wait_s > 0:
-        wait_staged(repo.backend, waiting, wait_s, poll_s)
+        repo.backend.wait_readable(waiting, wait_s, poll_s)
         report.ready += waiting
         report.requested, report.in_progress = [], []
     return report

@@ -1,10 +1,35 @@
-"""The storage interface every backend implements, and the URL dispatcher."""
+"""The storage interface every backend implements.
+
+Besides plain object storage, a backend answers capability questions (may this object be
+deleted, can it be read now, stage it out of archive storage) with methods whose defaults suit
+a store without archive tiers or object locks, so callers never ask which backend they hold.
+Backends are opened through :mod:`strongroom.storage.registry`.
+"""
 
 from __future__ import annotations
 
+import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
+
+from strongroom.errors import StorageError
+from strongroom.storage.staging import StagingReport, check_retrieval_tier
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What a backend knows about one stored object beyond its bytes."""
+
+    size: int
+    storage_class: str = "STANDARD"
+    readable: bool = True  # False: in archive storage and not staged
+    staging: bool = False  # a staging request is in progress
+    lock_mode: str | None = None
+    retain_until: datetime | None = None
+    legal_hold: bool = False
 
 
 class Backend(ABC):
@@ -15,7 +40,7 @@ class Backend(ABC):
     """
 
     url: str
-    kind: str  # "local" | "s3"
+    kind: str  # the scheme's backend kind: "local" | "s3"
 
     @abstractmethod
     def put(self, key: str, data: bytes | memoryview) -> None: ...
@@ -46,20 +71,46 @@ class Backend(ABC):
         """Where and on what medium the data lives (for 3-2-1 reports)."""
         return {"url": self.url, "kind": self.kind}
 
+    # ---- capabilities (defaults: no container, no archive tier, no object lock) ------------
 
-def open_backend(url: str, options: dict[str, Any] | None = None) -> Backend:
-    """A backend for ``url``: a filesystem path, ``file://`` URL or ``s3://bucket/prefix``."""
-    options = options or {}
-    if url.startswith("s3://"):
-        from strongroom.storage.archive import ArchiveS3Backend, stored_settings, wants_archive
+    def prepare(self) -> None:  # noqa: B027 (optional hook)
+        """Create what ``init`` writes into (an S3 bucket) if it is missing."""
 
-        if wants_archive(options):  # archive tier: storage class, object lock, legal hold
-            return ArchiveS3Backend(url, **options)
-        from strongroom.storage.s3 import S3Backend
+    def head(self, key: str) -> ObjectInfo | None:
+        """Storage class, staging and lock state of ``key``; None if the backend keeps none."""
+        return None
 
-        backend = S3Backend(url, **options)
-        settings = stored_settings(backend)  # an archive repository opened without options
-        return ArchiveS3Backend(url, **{**settings, **options}) if settings else backend
-    from strongroom.storage.local import LocalBackend
+    def readable(self, key: str) -> bool:
+        """False for an object sitting unstaged in archive storage."""
+        return True
 
-    return LocalBackend(url.removeprefix("file://"))
+    def protection(self, key: str, now: datetime | None = None) -> str | None:
+        """Why ``key`` must not be deleted (legal hold, unexpired retention), or None."""
+        return None
+
+    def put_readable(self, key: str, data: bytes | memoryview) -> None:
+        """Write an object that must stay readable without staging (tree packs of an archive)."""
+        self.put(key, data)
+
+    def stage(self, keys: Iterable[str], days: int = 7,
+              retrieval_tier: str = "Standard") -> StagingReport:
+        """Ask for every archived object in ``keys`` to be readable for ``days`` (idempotent)."""
+        check_retrieval_tier(retrieval_tier)
+        return StagingReport(ready=list(keys), retrieval_tier=retrieval_tier)
+
+    def wait_readable(self, keys: list[str], timeout_s: float, poll_s: float = 30.0,
+                      on_wait: Callable[[int, int], None] | None = None) -> None:
+        """Poll until every key is readable; StorageError with the count left after
+        ``timeout_s``."""
+        deadline = time.monotonic() + timeout_s
+        pending = list(keys)
+        while True:
+            pending = [k for k in pending if not self.readable(k)]
+            if on_wait:
+                on_wait(len(keys) - len(pending), len(keys))
+            if not pending:
+                return
+            if time.monotonic() >= deadline:
+                raise StorageError(f"{len(pending)} of {len(keys)} archived object(s) are still "
+                                   "staging; run the restore again later")
+            time.sleep(min(poll_s, max(0.1, deadline - time.monotonic())))

@@ -7,9 +7,11 @@ import os
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from strongroom.errors import IntegrityError, StorageError
 from strongroom.storage.base import Backend
+from strongroom.storage.registry import register_scheme
 
 
 class LocalBackend(Backend):
@@ -135,3 +137,11 @@ class LocalBackend(Backend):
     def describe(self) -> dict[str, object]:
         st = os.stat(self.root) if self.root.exists() else None
         return {"url": self.url, "kind": self.kind, "device": st.st_dev if st else None}
+
+
+def open_local(url: str, options: dict[str, Any]) -> LocalBackend:
+    """A local backend for a path or ``file://`` URL (no options apply)."""
+    return LocalBackend(url.removeprefix("file://"))
+
+
+register_scheme("file", open_local)

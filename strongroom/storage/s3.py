@@ -7,7 +7,8 @@ credentials from the usual AWS chain. A PUT is atomic in S3, so every write is.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import UTC, datetime
 from typing import Any
 
 import boto3
@@ -15,9 +16,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
 
 from strongroom.errors import IntegrityError, RepositoryNotFound, StorageError
-from strongroom.storage.base import Backend
+from strongroom.storage.base import Backend, ObjectInfo
+from strongroom.storage.staging import StagingReport, check_retrieval_tier
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
+ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
+_lock_enabled: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> Object Lock enabled
 
 
 class S3Backend(Backend):
@@ -133,6 +137,86 @@ class S3Backend(Backend):
                 raise self._fail(exc, "create bucket", "") from None
         except BotoCoreError as exc:
             raise self._fail(exc, "head bucket", "") from None
+
+    def prepare(self) -> None:
+        self.ensure_bucket()
+
+    # ---- archive storage classes and Object Lock, whatever options the backend has -------
+
+    def head(self, key: str) -> ObjectInfo:
+        try:
+            info = self.client.head_object(Bucket=self.bucket, Key=self._key(key))
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "head", key) from None
+        storage_class = info.get("StorageClass") or "STANDARD"
+        restore = info.get("Restore") or ""
+        return ObjectInfo(
+            size=info.get("ContentLength", 0), storage_class=storage_class,
+            readable=storage_class not in ARCHIVE_CLASSES or 'ongoing-request="false"' in restore,
+            staging='ongoing-request="true"' in restore,
+            lock_mode=info.get("ObjectLockMode"),
+            retain_until=info.get("ObjectLockRetainUntilDate"),
+            legal_hold=info.get("ObjectLockLegalHoldStatus") == "ON")
+
+    def readable(self, key: str) -> bool:
+        return self.head(key).readable
+
+    def lock_enabled(self) -> bool:
+        """True if the bucket has Object Lock enabled (asked once per bucket and process)."""
+        where = (str(self.endpoint), self.bucket)
+        if where not in _lock_enabled:
+            try:
+                conf = self.client.get_object_lock_configuration(Bucket=self.bucket)
+                enabled = (conf.get("ObjectLockConfiguration", {}).get("ObjectLockEnabled")
+                           == "Enabled")
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if "ObjectLockConfigurationNotFound" not in code:
+                    raise StorageError(f"cannot read object lock settings of bucket "
+                                       f"{self.bucket}: {code}") from None
+                enabled = False
+            except BotoCoreError as exc:
+                raise StorageError(f"cannot read object lock settings of bucket {self.bucket}: "
+                                   f"{type(exc).__name__}") from None
+            _lock_enabled[where] = enabled
+        return _lock_enabled[where]
+
+    def protection(self, key: str, now: datetime | None = None) -> str | None:
+        if not self.lock_enabled():
+            return None
+        info = self.head(key)
+        reasons = []
+        if info.legal_hold:
+            reasons.append("legal hold is on")
+        until = info.retain_until
+        if until is not None and until > (now or datetime.now(UTC)):
+            reasons.append(f"object lock {info.lock_mode or 'retention'} until "
+                           f"{until.date().isoformat()}")
+        return "; ".join(reasons) or None
+
+    def stage(self, keys: Iterable[str], days: int = 7,
+              retrieval_tier: str = "Standard") -> StagingReport:
+        """Ask S3 to restore every archived object in ``keys`` for ``days`` days (idempotent)."""
+        check_retrieval_tier(retrieval_tier)
+        report = StagingReport(retrieval_tier=retrieval_tier)
+        for key in keys:
+            info = self.head(key)
+            if info.readable:
+                report.ready.append(key)
+                continue
+            report.storage_classes.add(info.storage_class)
+            if info.staging:
+                report.in_progress.append(key)
+                continue
+            try:
+                self.client.restore_object(
+                    Bucket=self.bucket, Key=self._key(key),
+                    RestoreRequest={"Days": days, "GlacierJobParameters": {"Tier": retrieval_tier}})
+            except ClientError as exc:
+                if exc.response.get("Error", {}).get("Code") != "RestoreAlreadyInProgress":
+                    raise self._fail(exc, "restore", key) from None
+            report.requested.append(key)
+        return report
 
     def describe(self) -> dict[str, Any]:
         return {"url": self.url, "kind": self.kind, "endpoint": self.endpoint,
