@@ -47,9 +47,3 @@ class PostgresSource(Source):
 
 SOURCE = register(PostgresSource())
 
-
-def backup(repo: Repository, *, name: str, kind: str = "full", tags: list[str] | None = None,
-           **settings: Any) -> Snapshot:
-    """Transitional: the block layer's former entry point (``blocks/_engine.backup_source``);
-    use ``registry.get("postgres").backup(...)``. Removed once no caller is left."""
-    return SOURCE.backup(repo, name=name, kind=kind, tags=list(tags or []), settings=settings)
