@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from prefect.blocks.core import Block
-from pydantic import SecretStr, model_validator
+from pydantic import Field, SecretStr, model_validator
 
 from strongroom.errors import ConfigError
 
@@ -17,8 +17,10 @@ class RepositoryKey(Block):
     _block_type_name = "Strongroom Repository Key"
     _block_type_slug = "strongroom-repository-key"
 
-    password: SecretStr | None = None
-    keyfile: str | None = None
+    password: SecretStr | None = Field(default=None, description="the key slot's password "
+                                       "(give this or keyfile)")
+    keyfile: str | None = Field(default=None, description="path of a key file on the host "
+                                "that runs the flow (give this or password)")
 
     @model_validator(mode="after")
     def _one_of(self) -> RepositoryKey:

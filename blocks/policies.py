@@ -7,6 +7,7 @@ from datetime import timedelta
 from typing import Any
 
 from prefect.blocks.core import Block
+from pydantic import Field
 
 from strongroom.errors import ConfigError
 
@@ -19,14 +20,21 @@ class RetentionPolicy(Block):
     _block_type_name = "Strongroom Retention Policy"
     _block_type_slug = "strongroom-retention-policy"
 
-    keep_last: int | None = None
-    keep_hourly: int | None = None
-    keep_daily: int | None = None
-    keep_weekly: int | None = None
-    keep_monthly: int | None = None
-    keep_yearly: int | None = None
-    keep_within: str | None = None  # e.g. "14d", "24h", "4w"
-    keep_tag: list[str] = []
+    keep_last: int | None = Field(default=None, description="keep the newest N snapshots")
+    keep_hourly: int | None = Field(default=None, description="keep the newest snapshot of "
+                                    "each of the last N hours that have one")
+    keep_daily: int | None = Field(default=None, description="keep one snapshot for each of "
+                                   "the last N days that have one")
+    keep_weekly: int | None = Field(default=None, description="keep one snapshot for each of "
+                                    "the last N weeks that have one")
+    keep_monthly: int | None = Field(default=None, description="keep one snapshot for each "
+                                     "of the last N months that have one")
+    keep_yearly: int | None = Field(default=None, description="keep one snapshot for each of "
+                                    "the last N years that have one")
+    keep_within: str | None = Field(default=None, description="keep every snapshot younger "
+                                    "than this, e.g. 14d, 24h, 4w, 12m")
+    keep_tag: list[str] = Field(default=[], description="always keep snapshots with any of "
+                                "these tags")
 
     def forget_kwargs(self) -> dict[str, Any]:
         """The non-empty rules, named like ``strongroom forget``'s options."""
@@ -56,14 +64,23 @@ class RecoveryObjectives(Block):
     _block_type_name = "Strongroom Recovery Objectives"
     _block_type_slug = "strongroom-recovery-objectives"
 
-    database_rto: timedelta = timedelta(hours=4)
-    database_rpo: timedelta = timedelta(hours=1)
-    files_rto: timedelta = timedelta(hours=2)
-    files_rpo: timedelta = timedelta(hours=4)
-    system_rto: timedelta = timedelta(hours=8)
-    system_rpo: timedelta = timedelta(hours=24)
-    security_rto: timedelta = timedelta(hours=1)
-    security_rpo: timedelta = timedelta(minutes=15)
+    database_rto: timedelta = Field(default=timedelta(hours=4), description="longest "
+                                    "acceptable recovery time of a database")
+    database_rpo: timedelta = Field(default=timedelta(hours=1), description="most data loss "
+                                    "acceptable for a database (age of the recovery point)")
+    files_rto: timedelta = Field(default=timedelta(hours=2), description="longest acceptable "
+                                 "recovery time of files")
+    files_rpo: timedelta = Field(default=timedelta(hours=4), description="most data loss "
+                                 "acceptable for files")
+    system_rto: timedelta = Field(default=timedelta(hours=8), description="longest acceptable "
+                                  "recovery time of system configuration")
+    system_rpo: timedelta = Field(default=timedelta(hours=24), description="most data loss "
+                                  "acceptable for system configuration")
+    security_rto: timedelta = Field(default=timedelta(hours=1), description="longest "
+                                    "acceptable recovery time of security data (keys, "
+                                    "certificates, audit logs)")
+    security_rpo: timedelta = Field(default=timedelta(minutes=15), description="most data "
+                                    "loss acceptable for security data")
 
     def for_class(self, name: str) -> Objective:
         """The objective for ``database``, ``files``, ``system`` or ``security``."""

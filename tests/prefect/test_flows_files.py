@@ -120,20 +120,27 @@ def test_missing_concurrency_limit_is_a_clear_failure(prefect_harness, tmp_path,
 
 
 def test_replicate_then_disaster_recovery_from_secondary(prefect_harness, tmp_path, names):
+    """Two sources, one naming a host that has no recovery deployment: the disaster recovery
+    runs both recoveries (each its own subflow run) here, from the secondary."""
     import shutil
 
-    from blocks import RepositoryKey, RepositoryTarget, StrongroomSite
+    from blocks import FilesSource, RepositoryKey, RepositoryTarget, StrongroomSite
     from flows.recovery import disaster_recovery
 
     data = make_tree(tmp_path / "data", files=12)
+    other = make_tree(tmp_path / "other", files=5)
     src = save_files_source(f"dr-{names}", [data])
+    src2 = save_files_source(f"dr2-{names}", [other])
+    FilesSource(source_name=f"dr2-{names}", paths=[str(other)], runs_on="host-without-workers"
+                ).save(f"dr2-{names}", overwrite=True)
     primary = save_local_target(f"primary-{names}", tmp_path / "primary")
     RepositoryTarget(url=str(tmp_path / "secondary"), role="secondary",
                      key=RepositoryKey(password="another key")).save(f"secondary-{names}")
-    StrongroomSite(sources=[src], primary=primary, secondary=[f"secondary-{names}"]
+    StrongroomSite(sources=[src, src2], primary=primary, secondary=[f"secondary-{names}"]
                    ).save(f"site-{names}")
 
     result = backup_one("full", src, primary=primary, replicas=[f"secondary-{names}"])
+    backup_one("full", src2, primary=primary, replicas=[f"secondary-{names}"])
     copy = result["replicas"][0]
     assert not copy.get("skipped"), copy
     assert copy["target"].startswith("secondary") and copy["verify"]["blobs_checked"] >= 0
@@ -141,6 +148,10 @@ def test_replicate_then_disaster_recovery_from_secondary(prefect_harness, tmp_pa
 
     shutil.rmtree(tmp_path / "primary")  # the primary site is gone
     report = disaster_recovery(site=f"site-{names}", target_root=str(tmp_path / "dr"))
-    restored = under(tmp_path / "dr" / f"dr-{names}", data)
-    assert tree_listing(restored) == tree_listing(data)
-    assert report["results"][0]["snapshot"] == copy["snapshot"]
+    assert tree_listing(under(tmp_path / "dr" / f"dr-{names}", data)) == tree_listing(data)
+    assert tree_listing(under(tmp_path / "dr" / f"dr2-{names}", other)) == tree_listing(other)
+    by_source = {r["source"]: r for r in report["results"]}
+    assert by_source[f"dr-{names}"]["snapshot"] == copy["snapshot"]
+    assert report["sources"][src2]["runs_on"] is None  # no recover-files@host: ran here
+    pm = _artifact(f"post-mortem-disaster-recovery-site-{names}")
+    assert pm is not None and f"dr2-{names}" in pm.data
