@@ -186,8 +186,6 @@ class Pkcs11Unlocker:
             return None
         token = self.ref.token or params.token
         key_label = self.ref.key or params.key
-        if self.ref.token and self.ref.token != params.token and not self.ref.key:
-            return None  # a slot of another token
         with token_session(self.ref.module or params.module or DEFAULT_MODULE, token,
                            self._pin()) as session:
             key = _find_key(session, token, key_label)
