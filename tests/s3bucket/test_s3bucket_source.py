@@ -10,6 +10,13 @@ from pathlib import Path
 
 import pytest
 from boto3.s3.transfer import TransferConfig
+from botocore.exceptions import (
+    ClientError,
+    ConnectionClosedError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 from minio import Minio
 from minio.commonconfig import Tags
 
@@ -23,6 +30,7 @@ from strongroom.errors import (
 from strongroom.repository import Repository
 from strongroom.sources import registry
 from strongroom.sources.s3.backup import backup_bucket
+from strongroom.sources.s3.client import errors
 from strongroom.sources.s3.restore import restore_bucket
 from tests.support.moto_server import free_port, s3_client
 
@@ -314,3 +322,24 @@ def test_verification_catches_a_changed_object(repo, s3, mc, monkeypatch) -> Non
     dst = new_bucket(s3)
     with pytest.raises(IntegrityError, match=r"s3://.*/small.txt has SHA-256"):
         restore_bucket(repo, snap, f"s3://{dst}/", replace=False, include=[], options={})
+
+
+@pytest.mark.parametrize("fault", [
+    EndpointConnectionError(endpoint_url="http://e"), ConnectTimeoutError(endpoint_url="http://e"),
+    ReadTimeoutError(endpoint_url="http://e"), ConnectionClosedError(endpoint_url="http://e"),
+    ClientError({"Error": {"Code": "SlowDown", "Message": "reduce your rate"}}, "GetObject"),
+    ClientError({"Error": {"Code": "ServiceUnavailable", "Message": "x"}}, "ListObjectsV2"),
+], ids=type)
+def test_an_endpoint_down_or_lost_is_unreachable(fault) -> None:
+    """Retries test the type: down, timed out, cut off or overloaded is SourceUnreachable."""
+    with pytest.raises(SourceUnreachable) as exc, errors("backup", "http://e", "b"):
+        raise fault
+    msg = str(exc.value)
+    assert "\n" not in msg and ("http://e" in msg or "'b'" in msg)
+
+
+@pytest.mark.parametrize("code", ["AccessDenied", "NoSuchBucket", "InvalidObjectState"])
+def test_a_refusal_is_not_unreachable(code: str) -> None:
+    with pytest.raises(SourceError) as exc, errors("backup", "http://e", "b"):
+        raise ClientError({"Error": {"Code": code, "Message": "no"}}, "GetObject")
+    assert not isinstance(exc.value, SourceUnreachable)
