@@ -69,7 +69,7 @@ def bench_hosts(work: Path, endpoint: str, mib: float) -> dict[str, Any]:
 
             def run(hosts: tuple[str, ...], primary: str) -> dict[str, Any]:
                 started = time.monotonic()
-                ids = [run_deployment(f"backup-full/weekly-full@{h}", timeout=0,
+                ids = [run_deployment(f"backup-incremental/daily-incremental@{h}", timeout=0,
                                       parameters={"primary": primary}).id for h in hosts]
                 runs = wait_runs(ids, 900)
                 wall = time.monotonic() - started
