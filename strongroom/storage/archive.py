@@ -13,9 +13,10 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, ReadTimeoutError
 
 from strongroom.errors import ConfigError, StorageError
+from strongroom.storage import options as opt
 from strongroom.storage.s3 import ARCHIVE_CLASSES, S3Backend
 
 LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
@@ -35,6 +36,13 @@ class ArchiveS3Backend(S3Backend):
     ``tier=archive``, else STANDARD), ``object_lock_mode`` (COMPLIANCE | GOVERNANCE),
     ``object_lock_days``, ``legal_hold`` (true/false).
     """
+
+    OPTIONS: dict[str, opt.Validator] = {
+        **S3Backend.OPTIONS, "storage_class": opt.choice(*ARCHIVE_CLASSES, "STANDARD"),
+        "object_lock_mode": opt.choice(*LOCK_MODES), "object_lock_days": opt.whole_number(
+            0, 36500), "legal_hold": opt.boolean,
+        "tier": opt.lower_choice("primary", "secondary", "tertiary", "archive"),
+    }
 
     def __init__(self, url: str, storage_class: str | None = None,
                  object_lock_mode: str | None = None, object_lock_days: int | str = 0,
@@ -130,6 +138,8 @@ def stored_settings(backend: S3Backend) -> dict[str, Any]:
         raw = backend.client.get_object(Bucket=backend.bucket,
                                         Key=backend._key(SETTINGS_KEY))["Body"].read()
         settings = json.loads(raw)
+    except (ConnectTimeoutError, ReadTimeoutError) as exc:  # say so now, not after a 2nd wait
+        raise backend._fail(exc, "get", SETTINGS_KEY) from None
     except (BotoCoreError, ClientError, ValueError):
         return {}  # not an archive repository (or unreadable: later calls report the cause)
     return {k: v for k, v in settings.items() if k in ARCHIVE_OPTIONS and v not in (None, "")}

@@ -9,17 +9,19 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import IntegrityError, StorageError
+from strongroom.errors import ConfigError, IntegrityError, StorageError
 from strongroom.storage.base import Backend
 from strongroom.storage.registry import register_scheme
 
 
 class LocalBackend(Backend):
     kind = "local"
+    OPTIONS: dict[str, Any] = {}  # a directory takes no options
 
     def __init__(self, path: str | os.PathLike[str]) -> None:
         self.root = Path(path).expanduser().absolute()
         self.url = str(self.root)
+        _refuse_non_directory(self.root)
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
 
@@ -139,9 +141,25 @@ class LocalBackend(Backend):
         return {"url": self.url, "kind": self.kind, "device": st.st_dev if st else None}
 
 
+def _refuse_non_directory(root: Path) -> None:
+    """ConfigError (bad input, exit 2) if ``root`` or its nearest existing ancestor is not a
+    directory: a repository path naming a file is a mistake, not a storage failure."""
+    for path in (root, *root.parents):
+        try:
+            if path.is_dir():
+                return
+            if path.is_symlink() and not path.exists():
+                return  # a dangling link: the first real access reports it
+            if path.exists():
+                what = "the repository path" if path == root else f"{path} (in its path)"
+                raise ConfigError(f"repository {root}: {what} is a file, not a directory")
+        except OSError:
+            return  # unreadable: the first real access reports it
+
+
 def open_local(url: str, options: dict[str, Any]) -> LocalBackend:
     """A local backend for a path or ``file://`` URL (no options apply)."""
     return LocalBackend(url.removeprefix("file://"))
 
 
-register_scheme("file", open_local)
+register_scheme("file", open_local, LocalBackend.OPTIONS)

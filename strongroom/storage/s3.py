@@ -2,6 +2,10 @@
 
 The endpoint comes from the ``endpoint`` option or the standard ``AWS_ENDPOINT_URL``;
 credentials from the usual AWS chain. A PUT is atomic in S3, so every write is.
+
+An endpoint that accepts connections but never answers fails within about a minute: each
+request waits at most ``connect_timeout`` to connect and ``read_timeout`` for each read, and
+is tried ``max_attempts`` times in all (defaults below; all three are options).
 """
 
 from __future__ import annotations
@@ -13,50 +17,85 @@ from typing import Any
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, EndpointConnectionError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    EndpointConnectionError,
+    ReadTimeoutError,
+)
 
-from strongroom.errors import IntegrityError, RepositoryNotFound, StorageError
+from strongroom.errors import ConfigError, IntegrityError, RepositoryNotFound, StorageError
+from strongroom.storage import options as opt
 from strongroom.storage.base import Backend, ObjectInfo
 from strongroom.storage.staging import StagingReport, check_retrieval_tier
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 ARCHIVE_CLASSES = ("GLACIER", "DEEP_ARCHIVE")
 _lock_enabled: dict[tuple[str, str], bool] = {}  # (endpoint, bucket) -> Object Lock enabled
+# A dead endpoint fails after about attempts x (timeout + backoff): 4 x 15 s + a few s < 70 s.
+CONNECT_TIMEOUT_S = 5.0
+READ_TIMEOUT_S = 15.0
+MAX_ATTEMPTS = 4
 
 
 class S3Backend(Backend):
     kind = "s3"
+    # The options this backend knows, and how their values are checked (storage.options).
+    OPTIONS: dict[str, opt.Validator] = {
+        "endpoint": opt.http_url, "region": opt.region, "access_key_id": opt.text,
+        "secret_access_key": opt.text, "max_attempts": opt.whole_number(1, 20),
+        "connect_timeout": opt.seconds(0, 600), "read_timeout": opt.seconds(0, 3600),
+    }
 
     def __init__(self, url: str, endpoint: str | None = None, region: str | None = None,
                  access_key_id: str | None = None, secret_access_key: str | None = None,
-                 max_attempts: int | str = 5, **_ignored: Any) -> None:
+                 max_attempts: int | str = MAX_ATTEMPTS,
+                 connect_timeout: float | str = CONNECT_TIMEOUT_S,
+                 read_timeout: float | str = READ_TIMEOUT_S, **_ignored: Any) -> None:
         rest = url.removeprefix("s3://")
         self.bucket, _, prefix = rest.partition("/")
         if not self.bucket:
-            raise StorageError(f"no bucket in S3 URL {url!r}")
+            raise ConfigError(f"no bucket in S3 URL {url!r} (want s3://bucket/prefix)")
         self.prefix = prefix.strip("/") + "/" if prefix.strip("/") else ""
         self.url = url
         self.endpoint = endpoint or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get(
             "AWS_ENDPOINT_URL")
+        self.attempts = int(max_attempts)
+        self.read_timeout = float(read_timeout)
+        self.connect_timeout = float(connect_timeout)
         config = Config(
-            retries={"mode": "standard", "max_attempts": int(max_attempts)},
-            connect_timeout=10, read_timeout=120, max_pool_connections=32,
+            retries={"mode": "standard", "max_attempts": self.attempts},
+            connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
+            max_pool_connections=32,
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=self.endpoint,
-            region_name=region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1",
-            aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-            config=config)
+        region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        try:
+            self.client = boto3.session.Session().client(
+                "s3", endpoint_url=self.endpoint, region_name=region,
+                aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
+                config=config)
+        except ValueError:  # botocore's InvalidRegionError, or an endpoint from the environment
+            raise ConfigError(f"S3 region {region!r} or endpoint {self.endpoint!r} is not "
+                              "valid") from None
 
     def _key(self, key: str) -> str:
         return self.prefix + key
 
     def _fail(self, exc: Exception, action: str, key: str) -> Exception:
         where = f"s3://{self.bucket}/{self._key(key)}"
+        if isinstance(exc, ConnectTimeoutError):
+            return StorageError(f"cannot reach S3 endpoint {self.endpoint or 'AWS'}: no "
+                                f"connection within {self.connect_timeout:g} s "
+                                f"({self.attempts} attempts)")
         if isinstance(exc, EndpointConnectionError):
             return StorageError(f"cannot reach S3 endpoint {self.endpoint or 'AWS'}")
+        if isinstance(exc, ReadTimeoutError):
+            return StorageError(f"S3 endpoint {self.endpoint or 'AWS'} did not answer within "
+                                f"{self.read_timeout:g} s ({self.attempts} attempts; options "
+                                "read_timeout, max_attempts)")
         if isinstance(exc, ClientError):
             code = exc.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":

@@ -20,4 +20,4 @@ def open_s3(url: str, options: dict[str, Any]) -> Backend:
     return ArchiveS3Backend(url, **{**settings, **options}) if settings else backend
 
 
-register_scheme("s3", open_s3)
+register_scheme("s3", open_s3, ArchiveS3Backend.OPTIONS)
