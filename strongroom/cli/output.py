@@ -1,4 +1,9 @@
-"""Output helpers: one-line errors, JSON, rich tables and progress bars."""
+"""Output helpers: one-line errors, JSON, tables and progress bars.
+
+On a terminal, output is rich (tables, colours, bars). Anywhere else (a pipe, a file, a log)
+it is plain text that is never cut or wrapped at any width, like restic's: whole ids and paths
+on one line each, tables as space-aligned columns.
+"""
 
 from __future__ import annotations
 
@@ -14,10 +19,13 @@ from rich.progress import (
     BarColumn,
     DownloadColumn,
     Progress,
+    TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
+    TimeRemainingColumn,
     TransferSpeedColumn,
 )
+from rich.table import Table
 
 from strongroom.errors import StrongroomError
 
@@ -36,8 +44,42 @@ else:
     _ABORT += (click.exceptions.Abort,)
     _USAGE += (click.ClickException,)
 
-console = Console()
-err_console = Console(stderr=True, highlight=False)
+# Wide enough that nothing is ever cut; soft_wrap: no line is ever broken either.
+PLAIN_WIDTH = 1_000_000
+
+
+def is_terminal(stream: Any) -> bool:
+    """True if ``stream`` is an interactive terminal."""
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):  # replaced or closed streams
+        return False
+
+
+def make_console(stderr: bool = False, highlight: bool = True) -> Console:
+    """A rich console on a terminal; a plain, unbounded-width one anywhere else."""
+    if is_terminal(sys.stderr if stderr else sys.stdout):
+        return Console(stderr=stderr, highlight=highlight)
+    return Console(stderr=stderr, highlight=False, width=PLAIN_WIDTH, soft_wrap=True,
+                   no_color=True, emoji=False)
+
+
+console = make_console()
+err_console = make_console(stderr=True, highlight=False)
+
+
+def print_table(headers: list[str], rows: list[list[str]]) -> None:
+    """A rich table on a terminal; plain space-aligned columns, never cut, elsewhere."""
+    if console.is_terminal:
+        table = Table(*headers)
+        for row in rows:
+            table.add_row(*row)
+        console.print(table)
+        return
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    for line in [headers, ["-" * w for w in widths], *rows]:
+        sys.stdout.write("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=False)
+                                   ).rstrip() + "\n")
 
 
 def human_bytes(n: float) -> str:
@@ -59,18 +101,34 @@ def fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
+class ByteProgress:
+    """The callback a progress bar hands to the engine (``progress(n_bytes)``), and the way to
+    tell the bar its total once it is known (a first pass, or the parent snapshot's size)."""
+
+    def __init__(self, prog: Progress, task: Any) -> None:
+        self._prog, self._task = prog, task
+
+    def __call__(self, n: int) -> None:
+        self._prog.advance(self._task, n)
+
+    def set_total(self, total: int | None) -> None:
+        """Known total bytes (None: unknown, the bar then shows only what was done)."""
+        self._prog.update(self._task, total=total)
+
+
 @contextmanager
 def progress_bar(label: str, total: int | None = None, enabled: bool = True
-                 ) -> Iterator[Any]:
-    """A byte-counting progress bar on a terminal; a no-op callback otherwise."""
-    if not enabled or not sys.stdout.isatty():
+                 ) -> Iterator[ByteProgress | None]:
+    """A byte-counting progress bar on a terminal (with percentage and time left once the
+    total is known); None otherwise."""
+    if not enabled or not is_terminal(sys.stdout):
         yield None
         return
-    columns = [TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-               TransferSpeedColumn(), TimeElapsedColumn()]
+    columns = [TextColumn("{task.description}"), BarColumn(), TaskProgressColumn(),
+               DownloadColumn(), TransferSpeedColumn(), TimeElapsedColumn(),
+               TextColumn("ETA"), TimeRemainingColumn()]
     with Progress(*columns, console=console, transient=True) as prog:
-        task = prog.add_task(label, total=total)
-        yield lambda n: prog.advance(task, n)
+        yield ByteProgress(prog, prog.add_task(label, total=total or None))
 
 
 def run_guarded(app: typer.Typer, debug: bool = False) -> int:
