@@ -142,19 +142,14 @@ class LocalBackend(Backend):
 
 
 def _refuse_non_directory(root: Path) -> None:
-    """ConfigError (bad input, exit 2) if ``root`` or its nearest existing ancestor is not a
-    directory: a repository path naming a file is a mistake, not a storage failure."""
-    for path in (root, *root.parents):
-        try:
-            if path.is_dir():
-                return
-            if path.is_symlink() and not path.exists():
-                return  # a dangling link: the first real access reports it
-            if path.exists():
-                what = "the repository path" if path == root else f"{path} (in its path)"
-                raise ConfigError(f"repository {root}: {what} is a file, not a directory")
-        except OSError:
-            return  # unreadable: the first real access reports it
+    """ConfigError (bad input, exit 2) if ``root`` names an existing file: a repository path
+    that is a file is a mistake, not a storage failure. (A path running through a file is
+    left to the first write, which reports it as the storage failure it looks like.)"""
+    try:
+        if root.exists() and not root.is_dir():
+            raise ConfigError(f"repository path {root} is a file, not a directory")
+    except OSError:
+        pass  # unreadable: the first real access reports it
 
 
 def open_local(url: str, options: dict[str, Any]) -> LocalBackend:
