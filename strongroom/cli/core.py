@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
+from strongroom.cli import _listing as listing
 from strongroom.cli.app import app
 from strongroom.cli.common import (
     JsonOpt,
@@ -26,6 +26,7 @@ from strongroom.cli.output import (
     err_console,
     fail,
     human_bytes,
+    print_table,
     progress_bar,
 )
 from strongroom.repository import Repository, Snapshot
@@ -58,7 +59,15 @@ def init(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
     if json:
         emit_json({"repository": r.url, "id": r.id})
     else:
-        console.print(f"created repository {r.id[:8]} at {r.url}")
+        console.print(f"created repository {r.id[:8]} at {r.url}", markup=False)
+    err_console.print(LOST_KEY_NOTE, markup=False)
+
+
+LOST_KEY_NOTE = (
+    "note: the repository's data can only be decrypted with this password or key file: lose it "
+    "and the data is lost, nobody can recover it. Add a second key now and keep it elsewhere: "
+    "strongroom key add --new-password-file FILE (or --new-key-file FILE, or an escrow key: "
+    "see 'strongroom key add --help').")
 
 
 @app.command()
@@ -73,14 +82,12 @@ def snapshots(
     if json:
         emit_json([snapshot_row(s) for s in snaps])
     else:
-        table = Table("id", "time (UTC)", "host", "source", "kind", "parent", "tags", "files",
-                      "size", "stored")
-        for s in snaps:
-            table.add_row(s.short_id, s.time.strftime("%Y-%m-%d %H:%M:%S"), s.host,
-                          f"{s.source_name} ({s.source_kind})", s.kind,
-                          (s.parent or "")[:8], ",".join(s.tags), str(s.stats.files),
-                          human_bytes(s.stats.bytes_total), human_bytes(s.stats.bytes_stored))
-        console.print(table)
+        print_table(["id", "time (UTC)", "host", "source", "kind", "parent", "tags", "files",
+                     "size", "stored"],
+                    [[s.short_id, s.time.strftime("%Y-%m-%d %H:%M:%S"), s.host,
+                      f"{s.source_name} ({s.source_kind})", s.kind, (s.parent or "")[:8],
+                      ",".join(s.tags), str(s.stats.files), human_bytes(s.stats.bytes_total),
+                      human_bytes(s.stats.bytes_stored)] for s in snaps])
     for why in r.damaged_snapshots.values():
         err_console.print(f"warning: {why}", markup=False)
 
@@ -89,20 +96,28 @@ def snapshots(
 def ls_cmd(
     snapshot: Annotated[str, typer.Argument(help="Snapshot id, prefix or 'latest'.")],
     path: Annotated[str, typer.Argument(help="Folder inside the snapshot.")] = "",
+    source: Annotated[str | None, typer.Option("--name", help="With 'latest': the latest of "
+                                               "this source.")] = None,
+    long: Annotated[bool, typer.Option("--long", "-l", help="Mode (-rw-r-----), owner, group, "
+                                       "size, mtime and symlink targets.")] = False,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """List the files of a snapshot."""
     r = open_repo(repo, password_file, key_file, option)
-    reader = r.reader(r.find_snapshot(snapshot))
-    rows = [{"path": p, "type": n.type, "size": n.size, "mode": oct(n.mode)}
-            for p, n in reader.walk(path)]
+    snap = r.find_snapshot(snapshot, source)
+    entries = list(r.reader(snap).walk(path))
+    if snapshot == "latest":  # say which one, as restic does (on stderr: stdout stays the list)
+        err_console.print(f"latest is snapshot {snap.short_id} of {snap.source_name} "
+                          f"({snap.time:%Y-%m-%d %H:%M:%S} UTC)", markup=False)
     if json:
-        emit_json(rows)
-    else:
-        for row in rows:
-            console.print(f"{row['type']:8} {row['mode']:>7} {row['size']:>12} {row['path']}",
-                          markup=False, highlight=False)
+        row = listing.long_row if long else listing.short_row
+        emit_json([row(p, n) for p, n in entries])
+        return
+    lines = (listing.long_lines(entries) if long
+             else [listing.short_line(p, n) for p, n in entries])
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
 
 
 @app.command()
@@ -118,6 +133,9 @@ def restore(
                                           "existing data).")] = False,
     restore_option: Annotated[list[str] | None, typer.Option(
         "--restore-option", help="Source-specific restore option key=value.")] = None,
+    numeric_owner: Annotated[bool, typer.Option(
+        "--numeric-owner", help="Files: owners by the recorded uid/gid only (default: by user "
+        "and group name where the name exists on this host, else the number).")] = False,
     stage_wait: Annotated[float | None, typer.Option(
         "--stage-wait", min=0, help="Archive tier: first stage the snapshot's archived data "
         "(restore_object), print the typical wait, and wait up to this many seconds.")] = None,
@@ -128,7 +146,7 @@ def restore(
 ) -> None:
     """Restore a snapshot; every blob is verified and nothing wrong is ever written."""
     no_password_in_url(target, "--target")
-    opts = parse_options(restore_option)
+    opts = parse_options(restore_option) | ({"numeric_owner": True} if numeric_owner else {})
     r = open_repo(repo, password_file, key_file, option)
     snap = r.find_snapshot(snapshot, source)
     source = registry.get(snap.source_kind)  # NotSupported before anything is staged

@@ -5,8 +5,9 @@ Restores go through the generic ``strongroom restore SNAP --target DIR [--replac
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -20,7 +21,20 @@ from strongroom.cli.common import (
     open_repo,
 )
 from strongroom.cli.core import snapshot_row
-from strongroom.cli.output import console, emit_json, err_console, fail, human_bytes, progress_bar
+from strongroom.cli.output import (
+    ByteProgress,
+    console,
+    emit_json,
+    err_console,
+    fail,
+    human_bytes,
+    progress_bar,
+)
+from strongroom.errors import StrongroomError
+from strongroom.repository import Repository
+
+if TYPE_CHECKING:
+    from strongroom.cli._scan import FirstPass
 
 KindOpt = Annotated[str, typer.Option("--kind", help="full, incremental or differential.")]
 
@@ -40,8 +54,13 @@ def backup_files_cmd(
 
     r = open_repo(repo, password_file, key_file, option)
     with progress_bar("backup", enabled=not json) as progress:
-        result = backup_files(r, [str(p) for p in paths], name, kind, tag or [], exclude or [],
-                              progress)
+        scan = _first_pass(r, paths, name, kind, exclude or [], progress)
+        try:
+            result = backup_files(r, [str(p) for p in paths], name, kind, tag or [],
+                                  exclude or [], progress)
+        finally:
+            if scan:
+                scan.stop()
     snap = result.snapshot
     if json:
         emit_json({**snapshot_row(snap), "errors": result.errors})
@@ -60,3 +79,25 @@ def backup_files_cmd(
                    "be read", code=3)
 
 
+
+
+def _first_pass(r: Repository, paths: list[Path], name: str | None, kind: str,
+                excludes: list[str], progress: ByteProgress | None) -> FirstPass | None:
+    """On a terminal, count what the backup will read beside it, for the bar's total and ETA
+    (the files changed since the parent started, or every file of a full backup)."""
+    if progress is None or not paths:
+        return None
+    from strongroom.cli._scan import FirstPass
+    from strongroom.sources.parent import choose_parent
+
+    try:
+        parent = choose_parent(r, name or os.path.abspath(os.path.expanduser(paths[0])), kind)
+    except StrongroomError:
+        return None  # e.g. a bad --kind: the backup itself says so
+    since = None
+    if parent is not None:
+        started = parent.time.timestamp() - parent.stats.duration_s
+        since = int(started * 1e9)
+    scan = FirstPass([str(p) for p in paths], excludes, since, progress.set_total)
+    scan.start()
+    return scan

@@ -108,12 +108,20 @@ class ByteProgress:
     def __init__(self, prog: Progress, task: Any) -> None:
         self._prog, self._task = prog, task
 
+    def _state(self) -> Any:
+        return next(t for t in self._prog.tasks if t.id == self._task)
+
     def __call__(self, n: int) -> None:
         self._prog.advance(self._task, n)
+        task = self._state()
+        if task.total is not None and task.completed > task.total:  # an estimate ran short
+            self._prog.update(self._task, total=task.completed)
 
     def set_total(self, total: int | None) -> None:
         """Known total bytes (None: unknown, the bar then shows only what was done)."""
-        self._prog.update(self._task, total=total)
+        task = self._state()
+        self._prog.update(self._task, total=None if total is None else max(total,
+                                                                            task.completed))
 
 
 @contextmanager

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -18,7 +18,11 @@ from strongroom.cli.common import (
     parse_options,
 )
 from strongroom.cli.output import console, emit_json, err_console, fail, human_bytes
-from strongroom.errors import ConfigError
+from strongroom.errors import ConfigError, StrongroomError
+
+if TYPE_CHECKING:
+    from strongroom.repository import Repository
+    from strongroom.repository.status import RepoSpec
 
 archive_app = typer.Typer(help="Archive tier: stage archived data before a restore.",
                           no_args_is_help=True)
@@ -225,29 +229,40 @@ def copy_cmd(
 
 @app.command("status")
 def status_cmd(
-    repository: Annotated[list[str], typer.Option(
+    ctx: typer.Context,
+    repository: Annotated[list[str] | None, typer.Option(
         "--repository", "-R",
         help="URL[,tier=primary|secondary|archive][,site=S][,password-file=F][,key-file=F]"
-             "[,endpoint=...] (repeatable). Default password: STRONGROOM_PASSWORD.")],
+             "[,endpoint=...] (repeatable). Without it: the --repo repository.")] = None,
     home_site: Annotated[str | None, typer.Option(help="Site of the live data (default: the "
                                                   "first repository's).")] = None,
     max_age: Annotated[str | None, typer.Option(help="Only snapshots newer than this count "
                                                 "as copies (e.g. 2d).")] = None,
     no_original: Annotated[bool, typer.Option("--no-count-original", help="Do not count the "
                                               "live data as one of the three copies.")] = False,
-    json: JsonOpt = False,
+    repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
+    option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
-    """3-2-1 check per source, and storage used per repository and tier; fails if broken."""
-    import os
+    """3-2-1 check per source, and storage used per repository and tier; fails if broken.
 
-    from strongroom.repository.status import RepoSpec, status
+    Repositories: each --repository/-R, plus --repo/-r when given on the command line (the
+    first is the home site's); with no -R, the --repo repository (or STRONGROOM_REPOSITORY).
+    A repository without its own password-file/key-file opens with --password-file,
+    STRONGROOM_PASSWORD(_FILE) or --key-file, like every other command."""
+    from strongroom.repository.status import status
 
-    specs = [RepoSpec.parse(text) for text in repository]
+    specs = _status_specs(ctx, repository or [], repo, option)
+    password = _default_password(password_file)
     for spec in specs:
         if spec.password is None and spec.keyfile is None:
-            spec.password = os.environ.get("STRONGROOM_PASSWORD")
+            spec.password = password
+            spec.keyfile = str(key_file) if key_file else None
+    refused: list[StrongroomError] = []  # wrong key or bad option: not a 3-2-1 verdict
     report = status(specs, home_site=home_site, count_original=not no_original,
-                    max_age=_duration(max_age) if max_age else None)  # type: ignore[arg-type]
+                    max_age=_duration(max_age) if max_age else None,  # type: ignore[arg-type]
+                    opener=lambda spec: _open_spec(spec, refused))
+    if refused:
+        raise refused[0]
     if json:
         emit_json(report)
     else:
@@ -265,6 +280,55 @@ def status_cmd(
                           f"{'off-site' if s['offsite'] else 'no off-site'}", markup=False)
     if not report["ok"]:
         raise fail("3-2-1 rule broken: " + "; ".join(report["failing"]), code=4)
+
+
+def _status_specs(ctx: typer.Context, repository: list[str], repo: str | None,
+                  option: list[str] | None) -> list[RepoSpec]:
+    """The -R specs, with the -r repository first when it was named on the command line (or
+    alone, from STRONGROOM_REPOSITORY too, when there is no -R)."""
+    from click.core import ParameterSource
+
+    from strongroom.repository.status import RepoSpec
+
+    specs = [RepoSpec.parse(text) for text in repository]
+    on_command_line = ctx.get_parameter_source("repo") == ParameterSource.COMMANDLINE
+    if repo and (on_command_line or not specs):
+        specs.insert(0, RepoSpec(repo, options=parse_options(option)))
+    elif option:
+        raise ConfigError("-o applies to the --repo repository; give a -R repository's "
+                          "options inside its spec (URL,endpoint=...)")
+    if not specs:
+        raise ConfigError("no repository given (set STRONGROOM_REPOSITORY, --repo or "
+                          "--repository)")
+    return specs
+
+
+def _default_password(password_file: Path | None) -> str | None:
+    """--password-file / STRONGROOM_PASSWORD_FILE, else STRONGROOM_PASSWORD (no prompt: one
+    status may open many repositories)."""
+    import os
+
+    from strongroom.repository.repo import read_password_file
+
+    if password_file:
+        return read_password_file(password_file)
+    return os.environ.get("STRONGROOM_PASSWORD")
+
+
+def _open_spec(spec: RepoSpec, refused: list[StrongroomError]) -> Repository:
+    """Open one repository of a status report; a wrong key or a bad option is remembered so
+    the command fails with its own exit code (11, 2) rather than as a broken 3-2-1 rule."""
+    from strongroom.crypto.unlock import unlockers_from_env
+    from strongroom.errors import WrongKey
+    from strongroom.repository import Repository
+
+    try:
+        return Repository.open(spec.url, spec.password,
+                               Path(spec.keyfile) if spec.keyfile else None, spec.options,
+                               unlockers_from_env())
+    except (WrongKey, ConfigError) as exc:
+        refused.append(exc)
+        raise
 
 
 @archive_app.command("stage")
