@@ -21,7 +21,13 @@ import neo4j
 from neo4j.exceptions import AuthError, ClientError, DriverError, Neo4jError, ServiceUnavailable
 
 from strongroom.errors import ConfigError, SourceError, SourceUnreachable
-from strongroom.sources.neo4j.codec import PROPS, encode_props, node_digest, rel_digest
+from strongroom.sources.neo4j.codec import (
+    PROPS,
+    UnrestorableValue,
+    encode_props,
+    node_digest,
+    rel_digest,
+)
 
 FETCH_SIZE = 2000
 IMPORT_LABEL = "__StrongroomImport"
@@ -226,7 +232,7 @@ def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
     digests = _DigestMap()
     try:
         for eid, labels, pairs in s.run(NODES_Q):  # records are tuples: unpack, don't index
-            props = encode_props(pairs)
+            props = _encoded(pairs, f"node with elementId {eid} (labels {labels!r})")
             digest = node_digest(labels, props)
             num = fp.nodes
             fp.add_node(labels, digest)
@@ -238,11 +244,20 @@ def export_records(s: neo4j.Session, fp: Fingerprint) -> Iterator[list[Any]]:
             if a is None or b is None:
                 fp.dangling += 1
                 continue
-            props = encode_props(pairs)
+            props = _encoded(pairs, f"relationship of type {rtype!r} from the node with "
+                                   f"elementId {start}")
             fp.add_rel(rtype, rel_digest(rtype, props, a[1], b[1]))
             yield ["r", a[0], b[0], rtype, props]
     finally:
         digests.close()
+
+
+def _encoded(pairs: list[list[Any]], where: str) -> dict[str, Any]:
+    try:
+        return encode_props(pairs)
+    except UnrestorableValue as exc:
+        raise UnrestorableValue(f"cannot back up the {where}: {exc}; change or remove that "
+                                "value, then back up again") from None
 
 
 def fingerprint(s: neo4j.Session) -> Fingerprint:

@@ -43,8 +43,10 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
                   progress: Callable[[int], None] | None = None) -> dict[str, Any]:
     """Load a snapshot into an empty (or, with ``replace``, cleared) database and verify it.
 
-    With ``check_first`` the whole graph file is read and verified once before the target is
-    touched, so a damaged snapshot never leaves a half-written database.
+    The whole graph file is read and every value decoded before anything is deleted: first
+    (with ``check_first``, the default) before the target is even contacted, otherwise just
+    before a non-empty target is cleared. A damaged or undecodable snapshot therefore never
+    leaves a wiped or half-written database.
     """
     check_meta(snap)
     meta = snap.meta
@@ -52,15 +54,18 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
     if batch < 1:
         raise ConfigError("batch size must be at least 1")
     started = time.monotonic()
+    checked = False
     if check_first:
-        for _ in records(repo, snap):
-            pass
+        check_snapshot(repo, snap)
+        checked = True
         log.info("snapshot %s checked in %.1f s", snap.short_id, time.monotonic() - started)
     with graph.session(target, write=True) as s:
         if not graph.is_empty(s):
             if not replace:
                 raise TargetNotEmpty(f"Neo4j database {target.display} is not empty "
                                      "(use --replace to clear it first)")
+            if not checked:
+                check_snapshot(repo, snap)
             graph.clear(s)
         written = [0, 0]
         try:
@@ -100,6 +105,25 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
             "seconds": round(time.monotonic() - started, 3)}
 
 
+def check_snapshot(repo: Repository, snap: Snapshot) -> None:
+    """Read the whole graph file and decode every property value into the driver objects a
+    load would send; raises IntegrityError on the first damaged or undecodable row."""
+    for row in records(repo, snap):
+        if row[0] == "n":
+            _decoded(row[3], snap, f"node {row[1]}")
+        elif row[0] == "r":
+            _decoded(row[4], snap, f"relationship {row[1]}->{row[2]}")
+
+
+def _decoded(props: Any, snap: Snapshot, where: str) -> dict[str, Any]:
+    if not isinstance(props, dict):
+        raise IntegrityError(f"{where} in snapshot {snap.short_id} has malformed properties")
+    try:
+        return decode_props(props)
+    except IntegrityError as exc:
+        raise IntegrityError(f"{where} in snapshot {snap.short_id}: {exc}") from None
+
+
 def _load(s: Any, repo: Repository, snap: Snapshot, batch: int, written: list[int],
           progress: Callable[[int], None] | None) -> list[str]:
     schema: list[str] = []
@@ -125,9 +149,10 @@ def _load(s: Any, repo: Repository, snap: Snapshot, batch: int, written: list[in
             flush()
             kind = tag
         if tag == "n":
-            rows.append([row[1], row[2], decode_props(row[3])])
+            rows.append([row[1], row[2], _decoded(row[3], snap, f"node {row[1]}")])
         elif tag == "r":
-            rows.append([row[1], row[2], row[3], decode_props(row[4])])
+            rows.append([row[1], row[2], row[3],
+                         _decoded(row[4], snap, f"relationship {row[1]}->{row[2]}")])
         if len(rows) >= batch:
             flush()
     flush()
