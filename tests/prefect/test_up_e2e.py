@@ -13,6 +13,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,7 @@ def test_strongroom_up_once(tmp_path):
     state = tmp_path / "state"
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
+    env["PREFECT_PROFILES_PATH"] = str(tmp_path / "profiles.toml")  # the user's, for the test
     started = time.monotonic()
     proc = subprocess.run(
         [sys.executable, "-c", "from strongroom.cli import main; main()", "up", "--once",
@@ -52,6 +54,11 @@ def test_strongroom_up_once(tmp_path):
     assert proc.returncode == 0, proc.stderr[-2000:] + (state / "serve.log").read_text()[-2000:]
     summary = json.loads(proc.stdout)
     assert summary["ui"] == f"http://127.0.0.1:{port}"
+    # any shell finds the server: the profile strongroom-local names its API
+    api = f"http://127.0.0.1:{port}/api"
+    assert (summary["api_url"], summary["profile"]) == (api, "strongroom-local")
+    profiles = tomllib.loads((tmp_path / "profiles.toml").read_text())
+    assert profiles["profiles"]["strongroom-local"] == {"PREFECT_API_URL": api}
     assert summary["runs"]["backup"]["state"] == "Completed"
     assert summary["runs"]["recovery"]["state"] == "Completed"
     assert summary["post_mortem_artifact"] == "post-mortem-recover-files-demo-files"
@@ -60,18 +67,22 @@ def test_strongroom_up_once(tmp_path):
         assert summary["runs"]["database backup"]["state"] == "Completed"
         assert summary["runs"]["database recovery"]["state"] == "Completed"
         assert "post-mortem-recover-database-demo-cache" in summary["post_mortem_artifacts"]
-    schedules = {(r["deployment"], r["cron"], r["timezone"], r["active"], r["source"])
+    schedules = {(r["deployment"], r["cron"], r["timezone"], r["active"],
+                  tuple(r["sources"]) if r["sources"] is not None else None)
                  for r in summary["deployments"]}
     assert ("backup-incremental/daily-incremental", "0 2 * * *", "America/New_York", True,
-            "files/demo-files") in schedules
+            ("files/demo-files",) + (("redis/demo-cache",) if redis_available() else ())
+            ) in schedules
     if with_redis:
         assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", True,
-                "redis/demo-cache") in schedules
+                ("redis/demo-cache",)) in schedules
     else:
         assert ("backup-snapshot/hourly-snapshot", "0 * * * *", "America/New_York", False,
-                None) in schedules  # no database in the demo: visible, paused
+                ()) in schedules  # no database in the demo: visible, paused
     assert ("recover-files/recover-files", None, None, None, None) in schedules
-    assert len({r["deployment"] for r in summary["deployments"]}) == 11  # all, not the first few
+    # one schedule per deployment (no "+1" in the UI), every deployment listed
+    assert len(summary["deployments"]) == len({r["deployment"] for r in summary["deployments"]})
+    assert len({r["deployment"] for r in summary["deployments"]}) == 11
     assert ("retention/retention", "30 3 * * *", "America/New_York", True, None) in schedules
     data = state / "demo" / "data"
     restored = Path(summary["restored_to"]) / str(data).lstrip("/")
