@@ -8,13 +8,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
-NodeType = Literal["file", "dir", "symlink"]
+NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
 SnapshotKind = Literal["full", "incremental", "differential", "snapshot"]
 
 
 @dataclass(slots=True)
 class Node:
-    """One entry of a tree: a file, directory or symlink, with what it takes to restore it."""
+    """One entry of a tree: a file, directory, symlink, fifo or device, with what it takes to
+    restore it. Fields after ``meta`` were added later: older trees lack them (defaults)."""
 
     name: str
     type: NodeType
@@ -34,13 +35,18 @@ class Node:
     nlink: int = 1
     ctime_ns: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
+    atime_ns: int = 0
+    xattrs: dict[str, str] = field(default_factory=dict)  # name -> base64 value
+    holes: list[list[int]] = field(default_factory=list)  # [offset, length] of sparse holes
+    rdev_major: int = 0
+    rdev_minor: int = 0
 
     def to_dict(self) -> dict[str, Any]:
-        """Plain dict without defaults (the tree blob form)."""
+        """Plain dict without defaults (the tree blob form); ``uid``/``gid`` 0 are kept."""
         out = {}
         for key in _NODE_FIELDS:
             value = getattr(self, key)
-            if value or key in _ALWAYS:
+            if value or key in _ALWAYS or (key in _OWNER and value is not None):
                 out[key] = value
         return out
 
@@ -51,6 +57,7 @@ class Node:
 
 _NODE_FIELDS = [f.name for f in fields(Node)]
 _ALWAYS = {"name", "type", "mode", "size"}
+_OWNER = {"uid", "gid"}
 
 
 class SnapshotStats(BaseModel):

@@ -2,7 +2,8 @@
 
 ``backup.py`` walks and reads paths into a snapshot, ``restore.py`` writes one back (every file
 verified before it appears), ``compare.py`` checks a restored tree byte for byte, ``target.py``
-prepares a recovery's target directory, ``meta.py`` and ``patterns.py`` hold what they share.
+prepares a recovery's target directory, ``meta.py`` (owners, modes, times, extended attributes),
+``sparse.py`` (holes) and ``patterns.py`` hold what they share.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
 _KINDS = {"snapshot": "incremental"}
 
 
+def _flag(key: str, value: object) -> bool:
+    """A boolean restore option given as a bool or as text (``--restore-option k=v``)."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigError(f"restore option {key} must be true or false (got {value!r})")
+
+
 class FilesSource(Source):
     """Paths on this host; settings are the block's ``paths`` and ``exclude`` globs."""
 
@@ -45,14 +58,20 @@ class FilesSource(Source):
     def restore(self, repo: Repository, snap: Snapshot, target: str, *, replace: bool,
                 include: list[str], options: dict[str, Any],
                 progress: Progress | None = None) -> dict[str, Any]:
-        if options:
-            raise ConfigError(f"files restores take no restore options (got "
-                              f"{', '.join(sorted(options))})")
-        return restore_files(repo, snap, target, include, replace, progress)
+        """Options: ``numeric_owner`` (true/false): owners by number only, never by name."""
+        unknown = sorted(set(options) - {"numeric_owner"})
+        if unknown:
+            raise ConfigError(f"files restores take no restore options other than "
+                              f"numeric_owner (got {', '.join(unknown)})")
+        return restore_files(repo, snap, target, include, replace, progress,
+                             numeric_owner=_flag("numeric_owner",
+                                                 options.get("numeric_owner", False)))
 
     def verify_restored(self, repo: Repository, snap: Snapshot, target: str, *,
                         include: list[str], report: dict[str, Any]) -> dict[str, Any]:
-        return compare_tree(repo, snap, Path(target).expanduser().absolute(), include)
+        optional = bool((report.get("not_restored") or {}).get("devices"))
+        return compare_tree(repo, snap, Path(target).expanduser().absolute(), include,
+                            devices_optional=optional)
 
     def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
                       settings: dict[str, Any]) -> Snapshot | None:

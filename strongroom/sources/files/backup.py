@@ -3,7 +3,9 @@
 Paths are stored under their absolute path without the leading '/', like restic. Incremental
 and differential snapshots reuse the parent's node for files unchanged in size, mtime, ctime and
 inode, without reading them; every snapshot is still complete on its own. Small files go to the
-reader threads in batches.
+reader threads in batches. Every entry keeps its owner, mode, times and extended attributes
+(ACLs and capabilities included); fifos and devices are kept as nodes, sparse files with their
+holes.
 """
 
 from __future__ import annotations
@@ -21,8 +23,9 @@ from strongroom.errors import ConfigError, SourceError
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
 from strongroom.repository.writer import SnapshotWriter
-from strongroom.sources.files.meta import stat_node
+from strongroom.sources.files.meta import read_xattrs, special_kind, stat_node
 from strongroom.sources.files.patterns import excluded
+from strongroom.sources.files.sparse import find_holes, maybe_sparse
 from strongroom.sources.parent import choose_parent
 
 WORKERS = 4
@@ -56,9 +59,18 @@ class _Backup:
         self._batch: list[tuple[str, str, os.stat_result]] = []
         self._batch_bytes = 0
 
-    def error(self, path: str, exc: OSError) -> None:
+    def error(self, path: str, exc: OSError, what: str = "") -> None:
         with self._lock:
-            self.errors.append(f"{path}: {exc.strerror or exc}")
+            self.errors.append(f"{path}: {what}{exc.strerror or exc}")
+
+    def xattrs(self, node: Node, where: str | int, path: str, follow: bool = False) -> Node:
+        """Give ``node`` the extended attributes of ``where`` (a path or open fd); one that
+        cannot be read is an error noted for the snapshot, not a reason to drop the entry."""
+        try:
+            node.xattrs = read_xattrs(where, follow)
+        except OSError as exc:
+            self.error(path, exc, "extended attributes: ")
+        return node
 
     def _submit_batch(self) -> None:
         """Hand the files gathered so far to a reader thread: one task per batch of small
@@ -95,7 +107,9 @@ class _Backup:
             if rel not in self.w.dirs:
                 # stat, not lstat: a symlinked ancestor is recorded with its directory's mode
                 # (a symlink's 0o777 would come back as a world-writable directory)
-                self.w.add_node(rel, stat_node(os.stat(anc), "dir"))
+                node = self.xattrs(stat_node(os.stat(anc), "dir"), str(anc), str(anc),
+                                   follow=True)
+                self.w.add_node(rel, node)
 
     def visit(self, root: Path | str) -> None:
         """Walk ``root`` depth first in name order, with a stack rather than recursion:
@@ -117,40 +131,43 @@ class _Backup:
             self.error(path, exc)
             return []
         if stat.S_ISDIR(st.st_mode):
-            self.w.add_node(rel, stat_node(st, "dir"))
+            self.w.add_node(rel, self.xattrs(stat_node(st, "dir"), path, path))
             try:
                 return sorted(os.listdir(path))
             except OSError as exc:
                 self.error(path, exc)
         elif stat.S_ISLNK(st.st_mode):
-            node = stat_node(st, "symlink")
+            node = self.xattrs(stat_node(st, "symlink"), path, path)
             node.target = os.readlink(path)
             self.w.add_node(rel, node)
         elif stat.S_ISREG(st.st_mode):
-            if not self.unchanged(rel, st):
+            if not self.unchanged(path, rel, st):
                 self._batch.append((path, rel, st))
                 self._batch_bytes += st.st_size
                 if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
                     self._submit_batch()
-        else:  # devices, sockets and fifos hold no data to keep: noted, not an error
+        elif kind := special_kind(st.st_mode):  # fifo, character or block device
+            self.w.add_node(rel, self.xattrs(stat_node(st, kind), path, path))
+        else:  # sockets are made by their servers, not restored: noted, not an error
             with self._lock:
                 self.skipped.append(path)
         return []
 
-    def unchanged(self, rel: str, st: os.stat_result) -> bool:
-        """Reuse the parent's node when size, mtime, ctime and inode are unchanged."""
+    def unchanged(self, path: str, rel: str, st: os.stat_result) -> bool:
+        """Reuse the parent's node when size, mtime, ctime and inode are unchanged (and a
+        possibly sparse file has its holes recorded: older snapshots did not)."""
         if self.parent is None:
             return False
         old = self.parent.node_or_none(rel)
         if (old is None or old.type != "file" or old.size != st.st_size
                 or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
-                or old.inode != st.st_ino):
+                or old.inode != st.st_ino or (not old.holes and maybe_sparse(st))):
             return False
         index = self.w.repo.index
         if not all(bytes.fromhex(bid) in index for bid in old.content):
             return False  # its data is gone from the repository: read the file again
-        node = stat_node(st, "file")
-        node.content, node.sha256 = old.content, old.sha256
+        node = self.xattrs(stat_node(st, "file"), path, path)
+        node.content, node.sha256, node.holes = old.content, old.sha256, old.holes
         self.w.add_node(rel, node)
         return True
 
@@ -164,10 +181,14 @@ class _Backup:
                     self.links[key] = node
             if first is not None and first.sha256:
                 node.content, node.sha256, node.size = first.content, first.sha256, first.size
+                node.holes, node.xattrs = first.holes, first.xattrs  # the same inode
                 self.w.add_node(rel, node)
                 return
         try:
             with open(path, "rb", buffering=0) as fh:
+                if maybe_sparse(st):
+                    node.holes = find_holes(fh.fileno(), st.st_size)
+                self.xattrs(node, fh.fileno(), path)
                 node.content, node.size, node.sha256 = self.w.store_stream(fh)
         except OSError as exc:
             self.error(str(path), exc)

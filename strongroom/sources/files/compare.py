@@ -9,6 +9,7 @@ from typing import Any
 
 from strongroom.errors import IntegrityError
 from strongroom.repository import Repository, Snapshot
+from strongroom.sources.files.meta import special_kind
 from strongroom.sources.files.patterns import included
 
 
@@ -20,11 +21,28 @@ def _sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def compare_tree(repo: Repository, snap: Snapshot, root: Path,
-                 include: list[str]) -> dict[str, Any]:
+def _special_problem(path: Path, kind: str, major: int, minor: int,
+                     devices_optional: bool) -> str:
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        if devices_optional and kind != "fifo":
+            return ""
+        return f"{kind} missing"
+    if special_kind(st.st_mode) != kind:
+        return f"not a {kind}"
+    if kind != "fifo" and (os.major(st.st_rdev), os.minor(st.st_rdev)) != (major, minor):
+        return f"device number {os.major(st.st_rdev)}:{os.minor(st.st_rdev)} differs"
+    return ""
+
+
+def compare_tree(repo: Repository, snap: Snapshot, root: Path, include: list[str],
+                 devices_optional: bool = False) -> dict[str, Any]:
     """Check every entry of ``snap`` (within ``include``) under ``root``: directories and
-    symlinks exist (links pointing where they did), files have the snapshot's size, SHA-256
-    and mode. IntegrityError names the first difference and counts them all."""
+    symlinks exist (links pointing where they did), fifos and devices are what they were
+    (devices may be missing when ``devices_optional``: a non-root restore cannot make them),
+    files have the snapshot's size, SHA-256 and mode. IntegrityError names the first
+    difference and counts them all."""
     files = checked = 0
     problems: list[str] = []
     for rel, node in repo.reader(snap).walk():
@@ -37,6 +55,11 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path,
         elif node.type == "dir":
             if not path.is_dir() or path.is_symlink():
                 problems.append(f"{rel}: directory missing")
+        elif node.type != "file":
+            problem = _special_problem(path, node.type, node.rdev_major, node.rdev_minor,
+                                       devices_optional)
+            if problem:
+                problems.append(f"{rel}: {problem}")
         else:
             files += 1
             if not path.is_file() or path.stat().st_size != node.size:

@@ -1,12 +1,17 @@
 """Restore a files snapshot under a directory; every file is verified before it appears.
 
 A file is written to a fresh temporary name beside its place and renamed over it only when
-all its blobs were read and checked; directories get their metadata last.
+all its blobs were read and checked; directories get their metadata last (after their
+children are written). Fifos and devices are made with mknod, sparse files get their holes
+back. What a non-root restore cannot apply (owners, devices, some attributes) is counted in the
+report's ``not_restored`` and summed up in one warning, not a failure.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -16,20 +21,27 @@ from typing import Any
 from strongroom.errors import ConfigError, StorageError, StrongroomError, TargetNotEmpty
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
-from strongroom.sources.files.meta import apply_meta
+from strongroom.sources.files.meta import MetaApplier
 from strongroom.sources.files.patterns import included
+from strongroom.sources.files.sparse import write_sparse
 
 WORKERS = 4
+_DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
+log = logging.getLogger("strongroom")
 
 
 def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                   includes: list[str] | None = None, replace: bool = False,
-                  progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Restore a files snapshot under ``target``; every file is verified before it appears."""
+                  progress: Callable[[int], None] | None = None, *,
+                  numeric_owner: bool = False) -> dict[str, Any]:
+    """Restore a files snapshot under ``target``; every file is verified before it appears.
+    Owners map by user/group name when the name exists here, else by number; with
+    ``numeric_owner`` by number only."""
     target = Path(target).expanduser().absolute()
     if target.exists() and not target.is_dir():
         raise TargetNotEmpty(f"restore target {target} exists and is not a directory")
-    if target.exists() and any(target.iterdir()) and not replace:
+    fresh = not target.exists() or not any(target.iterdir())
+    if not fresh and not replace:
         raise TargetNotEmpty(f"restore target {target} is not empty (use an empty directory)")
     if target.is_symlink() and not target.exists():
         raise TargetNotEmpty(f"restore target {target} is a symlink to nothing")
@@ -42,7 +54,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
         target.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create restore target {target}: {exc.strerror}") from None
-    as_root = os.geteuid() == 0
+    meta = MetaApplier(numeric_owner)
     dirs: list[tuple[Path, Node]] = []
     links: dict[tuple[int, int], Path] = {}
     files = 0
@@ -54,20 +66,26 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                 if not included(rel, includes):
                     continue
                 dest = target / rel
-                _make_room(dest, node)
+                if not fresh:  # an empty target holds nothing to make room from
+                    _make_room(dest, node)
                 if node.type == "dir":
                     dest.mkdir(exist_ok=True)
                     dirs.append((dest, node))
                 elif node.type == "symlink":
                     os.symlink(node.target, dest)
-                    apply_meta(dest, node, as_root)
+                    meta.apply(dest, node)
                 elif node.nlink > 1 and (node.dev, node.inode) in links:
                     futures.append((links[(node.dev, node.inode)], dest, None))
+                elif node.type in _DEVICE_TYPES:
+                    if _make_special(dest, node, meta):
+                        if node.nlink > 1:
+                            links[(node.dev, node.inode)] = dest
+                        meta.apply(dest, node)
                 else:
                     if node.nlink > 1:
                         links[(node.dev, node.inode)] = dest
                     futures.append((dest, None, pool.submit(_write_file, reader, rel, node,
-                                                            dest, as_root, progress)))
+                                                            dest, meta, progress)))
                     files += 1
                     total += node.size
             for _first, _dest, fut in futures:
@@ -76,15 +94,32 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
             for first, dest, fut in futures:
                 if fut is None:
                     os.link(first, dest)
+        for dest, node in reversed(dirs):  # after their children: times and modes hold
+            meta.apply(dest, node)
     except StrongroomError as exc:
         raise type(exc)(f"{exc}; restore stopped: files already written to {target} are "
                         "verified, re-run with --replace once the cause is fixed") from None
     except OSError as exc:
         raise StorageError(f"restore into {target} failed: {exc.filename}: {exc.strerror}; "
                            "re-run with --replace once the cause is fixed") from None
-    for dest, node in reversed(dirs):
-        apply_meta(dest, node, as_root)
-    return {"snapshot": snap.id, "target": str(target), "files": files, "bytes": total}
+    report: dict[str, Any] = {"snapshot": snap.id, "target": str(target), "files": files,
+                              "bytes": total}
+    if meta.shortfall.counts:
+        report["not_restored"] = dict(sorted(meta.shortfall.counts.items()))
+        log.warning("warning: %s", meta.shortfall.summary())
+    return report
+
+
+def _make_special(dest: Path, node: Node, meta: MetaApplier) -> bool:
+    """Make a fifo or device node; False (counted) when not allowed, as a non-root user is
+    not for devices."""
+    dev = os.makedev(node.rdev_major, node.rdev_minor) if node.type != "fifo" else 0
+    try:
+        os.mknod(dest, _DEVICE_TYPES[node.type] | (node.mode & 0o777), dev)
+    except PermissionError as exc:
+        meta.shortfall.add("devices", dest, f"{node.type}: {exc.strerror}")
+        return False
+    return True
 
 
 def _make_room(dest: Path, node: Node) -> None:
@@ -97,18 +132,24 @@ def _make_room(dest: Path, node: Node) -> None:
                              "snapshot; move it away first")
 
 
-def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_root: bool,
+def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, meta: MetaApplier,
                 progress: Callable[[int], None] | None) -> None:
     # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
     # of the snapshot (a symlink or file named like it) is ever followed or clobbered.
     fd, name = tempfile.mkstemp(prefix=".", suffix=".strongroom-partial", dir=dest.parent)
     tmp = Path(name)
     try:
-        with open(fd, "wb") as out:
-            for chunk in reader.chunks(node, rel):
-                out.write(chunk)
-                if progress:
-                    progress(len(chunk))
+        if node.holes:
+            try:
+                write_sparse(fd, reader.chunks(node, rel), node.holes, node.size, progress)
+            finally:
+                os.close(fd)
+        else:
+            with open(fd, "wb") as out:
+                for chunk in reader.chunks(node, rel):
+                    out.write(chunk)
+                    if progress:
+                        progress(len(chunk))
         os.replace(tmp, dest)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
@@ -118,4 +159,4 @@ def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, as_roo
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    apply_meta(dest, node, as_root)
+    meta.apply(dest, node)
