@@ -13,7 +13,6 @@ A value the driver could not send back exactly is refused here, at backup time
 from __future__ import annotations
 
 import datetime as _dt
-import re
 from typing import Any
 
 from neo4j.time import Date, DateTime, Duration, Time
@@ -28,7 +27,6 @@ _DAYS_PER_400_YEARS = 146_097
 # UTC instants the driver can send: 0001-01-01T00:00:00Z .. 9999-12-31T23:59:59.999999999Z
 MIN_EPOCH_S = (_dt.date(1, 1, 1).toordinal() - _EPOCH_ORDINAL) * 86_400
 MAX_EPOCH_S = (_dt.date(9999, 12, 31).toordinal() - _EPOCH_ORDINAL + 1) * 86_400 - 1
-_OFFSET = re.compile(r"^(?:Z|[+-]\d\d:\d\d(?::\d\d)?)$")
 
 # Cypher: facts about one temporal value ``{z}`` (nod = nanosecond of the day).
 _NOD = "{z}.hour * 3600000000000 + {z}.minute * 60000000000 + {z}.second * 1000000000 " \
@@ -128,6 +126,18 @@ class _Zone(_dt.tzinfo):
         return self.zone or str(self._offset)
 
 
+class _TimeOffset(_Zone):
+    """The offset of a zoned time, seconds included (``+05:45:30``). ``neo4j.time.Time`` hashes
+    itself (the driver's packer does, for every parameter) through ``utcoffset(None)`` and a
+    whole-minutes check; the structure it sends asks ``utcoffset(time)`` and carries seconds.
+    So only the question without a time gets the offset cut to whole minutes."""
+
+    def utcoffset(self, dt: Any) -> _dt.timedelta:
+        if dt is None:
+            return _dt.timedelta(minutes=self._offset // _dt.timedelta(minutes=1))
+        return self._offset
+
+
 def _int(v: Any, lo: int, hi: int) -> int:
     if type(v) is not int or not lo <= v <= hi:
         raise ValueError(f"{v!r} is not an integer in {lo}..{hi}")
@@ -145,7 +155,7 @@ def decode_temporal(tag: str, v: dict[str, Any]) -> Any:
         return Time.from_ticks(_int(v["ns"], 0, DAY_NS - 1))
     if tag == "time":
         return Time.from_ticks(_int(v["ns"], 0, DAY_NS - 1),
-                               tz=_Zone(_int(v["off"], -64_800, 64_800)))
+                               tz=_TimeOffset(_int(v["off"], -64_800, 64_800)))
     if tag == "localdatetime":
         return DateTime.combine(Date.from_iso_format(v["d"]),
                                 Time.from_ticks(_int(v["ns"], 0, DAY_NS - 1)))
@@ -164,6 +174,3 @@ def decode_temporal(tag: str, v: dict[str, Any]) -> Any:
 
 TAGS = frozenset({"date", "localtime", "time", "localdatetime", "datetime", "duration"})
 
-
-def is_offset(tz: str) -> bool:
-    return bool(_OFFSET.match(tz))
