@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -25,6 +26,21 @@ class SnapshotReader:
         self.snap = snap
         self._maps: dict[str, dict[str, Node]] = {}
         self._dirs: dict[str, str] = {"": snap.tree}
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Make every running :meth:`chunks` give up at its next chunk (Ctrl-C, a failure
+        elsewhere: no need to finish files of a restore that stopped)."""
+        self._stopping.set()
+
+    def pool(self, workers: int, name: str) -> ReaderPool:
+        """Worker threads for reading this snapshot's files: leaving the ``with`` block on an
+        exception stops running files at their next chunk and starts no queued one."""
+        return ReaderPool(self, workers, name)
+
+    def _check_stop(self) -> None:
+        if self._stopping.is_set():
+            raise Stopped(f"snapshot {self.snap.short_id}: reading stopped")
 
     def _fail(self, path: str, exc: IntegrityError) -> IntegrityError:
         return IntegrityError(f"snapshot {self.snap.short_id}: {path or '/'}: {exc}")
@@ -109,6 +125,7 @@ class SnapshotReader:
     def chunks(self, node: Node, path: str = "") -> Iterator[bytes]:
         """The file's plaintext chunks in order, fetched ahead in parallel, each verified;
         the whole file's SHA-256 is checked at the end."""
+        self._check_stop()
         if len(node.content) <= 1:  # most files: one blob, read on this thread (no hand-off)
             try:
                 data = (self.repo.load_blob(bytes.fromhex(node.content[0]), "D")
@@ -133,6 +150,7 @@ class SnapshotReader:
         fill()
         try:
             while window:
+                self._check_stop()
                 data = window.popleft().result()
                 fill()
                 sha.update(data)
@@ -160,6 +178,26 @@ class SnapshotReader:
     def read_bytes(self, path: str) -> bytes:
         with self.open(path) as fh:
             return fh.read()
+
+
+class Stopped(Exception):  # noqa: N818 (not an error: the reader was told to stop)
+    """Raised in a file being read after :meth:`SnapshotReader.stop`."""
+
+
+class ReaderPool(ThreadPoolExecutor):
+    """A thread pool that, left on an exception, stops its reader's files at the next chunk
+    and cancels the files not started, instead of writing every queued one to the end."""
+
+    def __init__(self, reader: SnapshotReader, workers: int, name: str) -> None:
+        super().__init__(max_workers=workers, thread_name_prefix=name)
+        self.reader = reader
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if exc_type is not None:
+            self.reader.stop()
+            self.shutdown(wait=True, cancel_futures=True)
+            return False
+        return super().__exit__(exc_type, exc, tb)
 
 
 class _ChunkStream(io.RawIOBase):

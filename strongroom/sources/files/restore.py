@@ -14,7 +14,6 @@ import os
 import stat
 import tempfile
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -60,7 +59,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     files = 0
     total = 0
     try:
-        with ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="restore") as pool:
+        with reader.pool(WORKERS, "restore") as pool:  # Ctrl-C: stop at the next chunk
             futures = []
             for rel, node in reader.walk():
                 if not included(rel, includes):
