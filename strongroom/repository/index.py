@@ -27,6 +27,7 @@ class Index:
         self.packs: dict[str, int] = {}  # pack id -> size
         self.pack_sources: dict[str, set[str]] = {}  # pack id -> index files naming it
         self.files: set[str] = set()
+        self.dropped: set[str] = set()  # packs dropped as missing from storage
         self._lock = threading.Lock()
 
     def add_document(self, name: str, doc: dict[str, Any]) -> None:
@@ -52,6 +53,7 @@ class Index:
         if not packs:
             return
         with self._lock:
+            self.dropped |= packs
             for pid in packs:
                 self.packs.pop(pid, None)
                 self.pack_sources.pop(pid, None)

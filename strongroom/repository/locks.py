@@ -1,7 +1,14 @@
 """Repository locks: shared for backups (many at once), exclusive for garbage collection.
 
-A lock is a small JSON file ``locks/<random id>`` refreshed every few minutes; one not refreshed
-for ``STALE_AFTER`` seconds (a killed process) is ignored and may be removed.
+A lock is a small JSON file ``locks/<random id>`` naming its holder (host, pid, pid namespace)
+and a lease: a heartbeat thread rewrites it every ``lease / 5`` seconds while it is held. A lock
+does not block anyone when its holder is gone:
+
+* same host and pid namespace, and the pid is not a live process (kill -9, a crash): at once;
+* otherwise, when its lease has not been renewed within the lease period (a dead host).
+
+Locks written before leases existed carry no ``lease`` and count as stale after
+``STALE_AFTER``. Hosts must agree on the time to within a fraction of the lease.
 """
 
 from __future__ import annotations
@@ -19,10 +26,20 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_r
 from strongroom.errors import LockedError, StrongroomError
 from strongroom.storage.base import Backend
 
-REFRESH_EVERY = 300
+# Seconds a lock stays valid without a heartbeat; the holder renews it every LEASE / 5.
+LEASE = float(os.environ.get("STRONGROOM_LOCK_LEASE", 300))
 # How long a backup waits for an exclusive lock (a prune sweep) to go before failing.
 BACKUP_LOCK_WAIT = float(os.environ.get("STRONGROOM_LOCK_WAIT", 600))
-STALE_AFTER = 1800
+STALE_AFTER = 1800  # locks without a lease (written by older versions)
+
+
+def _pid_namespace() -> str:
+    """The pid namespace of this process ('' where unknown): pids of another container on
+    the same host name are not ours to check."""
+    try:
+        return os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return ""
 
 
 def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
@@ -39,19 +56,50 @@ def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
     return out
 
 
+def holder_is_dead(info: dict[str, Any]) -> bool:
+    """True if the lock's process ran on this host (same pid namespace) and is gone."""
+    pid = info.get("pid")
+    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+        return False
+    if info.get("pidns", "") != _pid_namespace():
+        return False  # another container with our host name: its pids are not ours
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False  # alive, another user's
+    return False
+
+
 def is_stale(info: dict[str, Any], now: float | None = None) -> bool:
-    return (now or time.time()) - float(info.get("time", 0)) > STALE_AFTER
+    """True if the lease ran out without a heartbeat (or an old lock passed STALE_AFTER)."""
+    try:
+        lease = float(info.get("lease") or STALE_AFTER)
+        age = (now or time.time()) - float(info.get("time", 0))
+    except (TypeError, ValueError):
+        return True
+    return age > lease
+
+
+def is_gone(info: dict[str, Any], now: float | None = None) -> bool:
+    """True if the lock must not block anyone: its lease ran out or its process is dead."""
+    return is_stale(info, now) or holder_is_dead(info)
 
 
 class RepositoryLock:
-    """A held lock; refreshes itself in a daemon thread until released."""
+    """A held lock; a daemon thread renews its lease until it is released."""
 
     def __init__(self, backend: Backend, key: str, info: dict[str, Any]) -> None:
         self.backend = backend
         self.key = key
         self.info = info
+        self.lease = float(info.get("lease") or LEASE)
+        self._renewed = time.monotonic()
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._refresh, daemon=True, name="lock-refresh")
+        self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="lock-lease")
         self._thread.start()
 
     @classmethod
@@ -68,7 +116,8 @@ class RepositoryLock:
     @classmethod
     def _try(cls, backend: Backend, exclusive: bool, purpose: str) -> RepositoryLock:
         info = {"exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
-                "purpose": purpose, "time": time.time()}
+                "pidns": _pid_namespace(), "purpose": purpose, "time": time.time(),
+                "lease": LEASE}
         key = f"locks/{secrets.token_hex(16)}"
         _check_conflicts(backend, exclusive, own=None)
         try:
@@ -79,13 +128,22 @@ class RepositoryLock:
             backend.delete(key)
             raise
 
-    def _refresh(self) -> None:
-        while not self._stop.wait(REFRESH_EVERY):
+    def _heartbeat(self) -> None:
+        while not self._stop.wait(self.lease / 5):
+            started = time.monotonic()
             self.info["time"] = time.time()
             try:
                 self.backend.put(self.key, json.dumps(self.info).encode())
             except StrongroomError:
-                pass  # retried at the next refresh
+                continue  # retried at the next beat; ensure_held() says when the lease is gone
+            self._renewed = started
+
+    def ensure_held(self) -> None:
+        """LockedError if the lease may have run out (heartbeats failed): others may then
+        have taken the repository, so a holder about to delete must stop."""
+        if self._stop.is_set() or time.monotonic() - self._renewed > self.lease * 0.8:
+            raise LockedError(f"lost the repository lock ({self.info.get('purpose')}): its "
+                              "lease could not be renewed; stopped")
 
     def release(self) -> None:
         if self._stop.is_set():
@@ -94,12 +152,31 @@ class RepositoryLock:
         try:
             self.backend.delete(self.key)
         except StrongroomError:
-            pass  # becomes stale and is ignored
+            pass  # its lease runs out and it is ignored
+
+
+def clear_gone_locks(backend: Backend) -> list[str]:
+    """Remove lock files whose holder is gone (dead process here, or lease run out)."""
+    removed = []
+    for key, info in read_locks(backend):
+        if is_gone(info):
+            try:
+                backend.delete(key)
+                removed.append(key)
+            except StrongroomError:
+                pass
+    return removed
 
 
 def _check_conflicts(backend: Backend, exclusive: bool, own: str | None) -> None:
     for key, info in read_locks(backend):
-        if key == own or is_stale(info):
+        if key == own:
+            continue
+        if is_gone(info):
+            try:
+                backend.delete(key)  # never blocks anyone: tidy it away
+            except StrongroomError:
+                pass
             continue
         if exclusive or info.get("exclusive"):
             kind = "exclusively " if info.get("exclusive") else ""

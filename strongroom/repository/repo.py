@@ -49,7 +49,7 @@ from strongroom.repository.format import (
 )
 from strongroom.repository.index import BlobLocation, Index
 from strongroom.repository.model import Node, Snapshot
-from strongroom.storage.base import Backend
+from strongroom.storage.base import Backend, MissingObject
 from strongroom.storage.registry import open_backend
 
 if TYPE_CHECKING:
@@ -58,6 +58,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strongroom")
 READ_WINDOW = 4 * 1024 * 1024
+RELIST_ATTEMPTS = 5  # listings of index/ while files vanish under a prune's rewrite
+
+
+class _Missing(Exception):  # noqa: N818 (internal signal, never leaves this module)
+    """A blob not found where the index said (carries the error to raise if it stays so)."""
+
+    def __init__(self, error: IntegrityError) -> None:
+        self.error = error
 
 
 class Credentials:
@@ -121,6 +129,7 @@ class Repository:
         self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
         self._windows: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
 
     # ---- opening -------------------------------------------------------------------------
     @property
@@ -151,7 +160,13 @@ class Repository:
         slot = make_slot(master, config["id"], slot_type, secret, label="initial")
         backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
         config["mac"] = master.mac(_canonical(config))
-        backend.put("config", json.dumps(config, indent=1).encode())
+        raw = json.dumps(config, indent=1).encode()
+        # Create-if-absent: of two inits at one URL exactly one writes the config; the other
+        # takes its key slot back and fails. (A retried write that did land reads back ours.)
+        if not backend.put_if_absent("config", raw) and _stored_config(backend) != raw:
+            backend.delete(f"keys/{slot.id}")
+            raise ConfigError(f"a repository already exists at {url} (another init created "
+                              "it just now)")
         return cls(backend, config, master, slot.id)
 
     @classmethod
@@ -180,6 +195,7 @@ class Repository:
         wanted = creds.secrets(required=not unlockers)
         slots = list_slots(backend)
         damaged: list[str] = []
+        mismatch: IntegrityError | None = None
         for slot in slots:
             for slot_type, secret in wanted:
                 if slot.type != slot_type:
@@ -190,8 +206,14 @@ class Repository:
                     damaged.append(str(exc))
                     log.warning("%s; skipped", exc)
                     continue
-                if master is not None:
+                if master is None:
+                    continue
+                try:
                     return cls._verified(backend, config, master, slot.id, url)
+                except IntegrityError as exc:  # a slot a losing concurrent init left a moment
+                    mismatch = exc
+        if mismatch is not None:
+            raise mismatch
         if unlockers:
             master, slot = unlock(unlockers, slots, config["id"], url)
             return cls._verified(backend, config, master, slot.id, url)
@@ -227,18 +249,42 @@ class Repository:
         return self._index
 
     def reload_index(self) -> Index:
-        """Read every index file again (after other writers or prune changed them)."""
+        """Read every index file again (after other writers or prune changed them).
+
+        A file that vanishes between the listing and its read was superseded by a prune, which
+        writes the replacement first: the listing is read again for files not seen yet."""
         index = Index()
         errors: list[str] = []
-        for key, _size in self.backend.list("index/"):
-            name = key.rsplit("/", 1)[-1]
-            try:
-                index.add_document(name, self.load_index_file(name))
-            except IntegrityError as exc:
-                errors.append(str(exc))
-                log.debug("%s", exc)
+        seen: set[str] = set()
+        for _attempt in range(RELIST_ATTEMPTS):
+            vanished = False
+            for key, _size in self.backend.list("index/"):
+                name = key.rsplit("/", 1)[-1]
+                if name in seen:
+                    continue
+                seen.add(name)
+                try:
+                    index.add_document(name, self.load_index_file(name))
+                except IntegrityError as exc:
+                    if not self.backend.exists(key):
+                        vanished = True  # superseded meanwhile: not damage
+                        continue
+                    errors.append(str(exc))
+                    log.debug("%s", exc)
+            if not vanished:
+                break
         self._index, self.index_errors = index, errors
         return index
+
+    def _index_after_miss(self, stale: Index) -> Index:
+        """The index read again once after a blob was not found where ``stale`` said (a prune
+        moved it); threads missing at once share one reload. Packs ``stale`` dropped as
+        missing stay dropped."""
+        with self._reload_lock:
+            if self._index is stale:
+                fresh = self.reload_index()
+                fresh.drop_packs(stale.dropped & set(fresh.packs))
+        return self.index
 
     def load_index_file(self, name: str) -> dict[str, Any]:
         data = self.backend.get(f"index/{name}")
@@ -258,11 +304,25 @@ class Repository:
 
     # ---- blobs ---------------------------------------------------------------------------
     def load_blob(self, bid: bytes, blob_type: str | None = None) -> bytes:
-        """A blob's plaintext, decrypted and re-hashed; IntegrityError names pack and blob."""
-        locations = self.index.locations(bid)
+        """A blob's plaintext, decrypted and re-hashed; IntegrityError names pack and blob.
+
+        A blob not in the index, or whose packs are all missing, is looked up once more in the
+        index read again: a prune may have repacked it and deleted the pack since."""
+        index = self.index
+        try:
+            return self._load_blob(index, bid, blob_type)
+        except _Missing:
+            pass
+        try:
+            return self._load_blob(self._index_after_miss(index), bid, blob_type)
+        except _Missing as missing:
+            raise missing.error from None
+
+    def _load_blob(self, index: Index, bid: bytes, blob_type: str | None) -> bytes:
+        locations = index.locations(bid)
         if not locations:
             hint = f" ({'; '.join(self.index_errors)})" if self.index_errors else ""
-            raise IntegrityError(f"blob {bid.hex()[:16]} is not in the index{hint}")
+            raise _Missing(IntegrityError(f"blob {bid.hex()[:16]} is not in the index{hint}"))
         problems: list[IntegrityError] = []
         for loc in locations:  # the first copy, then any other (a lost or damaged pack)
             try:
@@ -272,6 +332,8 @@ class Repository:
                 return self.decode_blob(loc.pack, loc.type, bid, self._read_sealed(loc))
             except IntegrityError as exc:
                 problems.append(exc)
+        if all(isinstance(p, MissingObject) for p in problems):
+            raise _Missing(problems[0])
         raise problems[0]
 
     def _read_sealed(self, loc: BlobLocation) -> bytes:
@@ -453,6 +515,13 @@ def list_slots(backend: Backend) -> list[KeySlot]:
     if not slots:
         raise StorageError(f"no key slots found in {backend.url}")
     return slots
+
+
+def _stored_config(backend: Backend) -> bytes | None:
+    try:
+        return backend.get("config")
+    except MissingObject:
+        return None
 
 
 def _canonical(doc: dict[str, Any]) -> bytes:

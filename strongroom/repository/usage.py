@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import socket
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strongroom.errors import IntegrityError, SnapshotNotFound, StrongroomError
-from strongroom.repository.locks import read_locks
+from strongroom.errors import IntegrityError, SnapshotNotFound
+from strongroom.repository.locks import clear_gone_locks, read_locks
 from strongroom.repository.repo import Repository
 from strongroom.storage.base import Backend
 
@@ -86,24 +84,9 @@ def used_blobs(repo: Repository, names: Iterable[str]) -> set[str]:
 
 
 def clear_dead_locks(backend: Backend) -> list[str]:
-    """Remove lock files left by processes of this host that no longer exist (kill -9)."""
-    host = socket.gethostname()
-    removed = []
-    for key, info in read_locks(backend):
-        pid = info.get("pid")
-        if info.get("host") != host or not isinstance(pid, int) or pid == os.getpid():
-            continue
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            try:
-                backend.delete(key)
-                removed.append(key)
-            except StrongroomError:
-                pass
-        except PermissionError:
-            continue  # alive, another user's
-    return removed
+    """Remove lock files whose holder is gone: a dead process of this host (kill -9) or a
+    lease not renewed in time (strongroom.repository.locks)."""
+    return clear_gone_locks(backend)
 
 
 def live_locks(backend: Backend) -> list[dict[str, Any]]:

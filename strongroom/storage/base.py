@@ -15,8 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from strongroom.errors import StorageError
+from strongroom.errors import IntegrityError, StorageError
 from strongroom.storage.staging import StagingReport, check_retrieval_tier
+
+
+class MissingObject(IntegrityError):
+    """The object is not in storage (never written, or deleted meanwhile)."""
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,11 @@ class Backend(ABC):
     @abstractmethod
     def size(self, key: str) -> int: ...
 
+    @abstractmethod
+    def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        """Write ``key`` only if no object has that name, atomically (of two writers at once
+        exactly one wins); False if it already existed."""
+
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections and file handles."""
 
@@ -75,6 +84,14 @@ class Backend(ABC):
 
     def prepare(self) -> None:  # noqa: B027 (optional hook)
         """Create what ``init`` writes into (an S3 bucket) if it is missing."""
+
+    def leftovers(self, older_than_s: float = 0.0) -> Iterator[tuple[str, int]]:
+        """``(name, size)`` of temporary objects left by killed writers, written more than
+        ``older_than_s`` seconds ago (never one a live local writer is still writing)."""
+        return iter(())
+
+    def remove_leftover(self, name: str) -> None:  # noqa: B027 (optional hook)
+        """Remove one object named by :meth:`leftovers`."""
 
     def head(self, key: str) -> ObjectInfo | None:
         """Storage class, staging and lock state of ``key``; None if the backend keeps none."""

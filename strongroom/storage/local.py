@@ -5,13 +5,16 @@ from __future__ import annotations
 import errno
 import os
 import threading
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from strongroom.errors import ConfigError, IntegrityError, StorageError
-from strongroom.storage.base import Backend
+from strongroom.storage.base import Backend, MissingObject
 from strongroom.storage.registry import register_scheme
+
+TEMP_PREFIX = ".tmp-"  # objects being written; a killed writer leaves them behind
 
 
 class LocalBackend(Backend):
@@ -29,8 +32,21 @@ class LocalBackend(Backend):
         return self.root / key
 
     def put(self, key: str, data: bytes | memoryview) -> None:
+        self._write(key, data, os.replace)
+
+    def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        """Write a complete temp file, then hard-link it into place: link(2) fails if the name
+        exists (atomic like O_EXCL, and readers never see a partial object)."""
+        try:
+            self._write(key, data, _link_new)
+        except _Exists:
+            return False
+        return True
+
+    def _write(self, key: str, data: bytes | memoryview,
+               place: Callable[[Path, Path], None]) -> None:
         path = self._path(key)
-        tmp = path.parent / f".tmp-{path.name}-{os.getpid()}-{threading.get_ident()}"
+        tmp = path.parent / f"{TEMP_PREFIX}{path.name}-{os.getpid()}-{threading.get_ident()}"
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -41,7 +57,8 @@ class LocalBackend(Backend):
                 os.fsync(fd)
             finally:
                 os.close(fd)
-            os.replace(tmp, path)
+            place(tmp, path)
+            tmp.unlink(missing_ok=True)  # left by a link, gone after a rename
             dfd = os.open(path.parent, os.O_RDONLY)
             try:
                 os.fsync(dfd)
@@ -55,15 +72,40 @@ class LocalBackend(Backend):
             if exc.errno == errno.ENOSPC:
                 raise StorageError(f"no space left on device writing {path}") from None
             raise StorageError(f"cannot write {path}: {exc.strerror}") from None
-        except BaseException:  # Ctrl-C: leave no temp file behind
+        except BaseException:  # Ctrl-C, or _Exists: leave no temp file behind
             tmp.unlink(missing_ok=True)
             raise
+
+    def leftovers(self, older_than_s: float = 0.0) -> Iterator[tuple[str, int]]:
+        """Temp files of killed writers: older than ``older_than_s`` and not named by a live
+        process of this host (``.tmp-<name>-<pid>-<thread>``)."""
+        now = time.time()
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not name.startswith(TEMP_PREFIX):
+                    continue
+                full = Path(dirpath) / name
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                if now - st.st_mtime < older_than_s or _writer_alive(name):
+                    continue
+                yield full.relative_to(self.root).as_posix(), st.st_size
+
+    def remove_leftover(self, name: str) -> None:
+        if not Path(name).name.startswith(TEMP_PREFIX):
+            raise StorageError(f"{name} is not a temporary file")
+        try:
+            self._path(name).unlink(missing_ok=True)
+        except OSError as exc:
+            raise StorageError(f"cannot delete {self._path(name)}: {exc.strerror}") from None
 
     def get(self, key: str) -> bytes:
         try:
             return self._path(key).read_bytes()
         except FileNotFoundError:
-            raise IntegrityError(f"missing object {key} in {self.url}") from None
+            raise MissingObject(f"missing object {key} in {self.url}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from None
 
@@ -89,7 +131,7 @@ class LocalBackend(Backend):
             finally:
                 os.close(fd)
         except FileNotFoundError:
-            raise IntegrityError(f"missing object {key} in {self.url}") from None
+            raise MissingObject(f"missing object {key} in {self.url}") from None
         except OSError as exc:
             raise StorageError(f"cannot read {self._path(key)}: {exc.strerror}") from None
         if len(data) != length:
@@ -102,7 +144,7 @@ class LocalBackend(Backend):
             return
         for dirpath, _dirs, files in os.walk(base):
             for name in files:
-                if name.startswith(".tmp-"):
+                if name.startswith(TEMP_PREFIX):
                     continue
                 full = Path(dirpath) / name
                 try:
@@ -128,7 +170,7 @@ class LocalBackend(Backend):
         try:
             return self._path(key).stat().st_size
         except FileNotFoundError:
-            raise IntegrityError(f"missing object {key} in {self.url}") from None
+            raise MissingObject(f"missing object {key} in {self.url}") from None
 
     def close(self) -> None:
         with self._fd_lock:
@@ -139,6 +181,39 @@ class LocalBackend(Backend):
     def describe(self) -> dict[str, object]:
         st = os.stat(self.root) if self.root.exists() else None
         return {"url": self.url, "kind": self.kind, "device": st.st_dev if st else None}
+
+
+class _Exists(Exception):  # noqa: N818 (internal signal)
+    """put_if_absent found the name taken."""
+
+
+def _link_new(tmp: Path, path: Path) -> None:
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise _Exists from None
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP):
+            raise
+        # A file system without hard links: claim the name with O_EXCL, then fill it (a
+        # reader may see it empty for a moment, never half-written by another writer).
+        try:
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            raise _Exists from None
+        os.replace(tmp, path)
+
+
+def _writer_alive(temp_name: str) -> bool:
+    """True if the pid in a temp file's name is a live process here (it may be writing)."""
+    try:
+        pid = int(temp_name.rsplit("-", 2)[-2])
+        os.kill(pid, 0)
+    except (ValueError, IndexError, ProcessLookupError):
+        return False
+    except OSError:
+        return True  # alive, another user's
+    return True
 
 
 def _refuse_non_directory(root: Path) -> None:

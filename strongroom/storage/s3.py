@@ -27,7 +27,7 @@ from botocore.exceptions import (
 
 from strongroom.errors import ConfigError, IntegrityError, RepositoryNotFound, StorageError
 from strongroom.storage import options as opt
-from strongroom.storage.base import Backend, ObjectInfo
+from strongroom.storage.base import Backend, MissingObject, ObjectInfo
 from strongroom.storage.staging import StagingReport, check_retrieval_tier
 
 _MISSING = {"NoSuchKey", "404", "NotFound"}
@@ -101,7 +101,7 @@ class S3Backend(Backend):
             if code == "NoSuchBucket":
                 return RepositoryNotFound(f"no such bucket: {self.bucket}")
             if code in _MISSING:
-                return IntegrityError(f"missing object {key} in {self.url}")
+                return MissingObject(f"missing object {key} in {self.url}")
             if code == "InvalidObjectState":  # archive tier (GLACIER / DEEP_ARCHIVE)
                 return StorageError(f"{key} is in archive storage and not staged: run "
                                     "'strongroom archive stage' and wait")
@@ -114,6 +114,24 @@ class S3Backend(Backend):
                                    **extra)
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc, "put", key) from None
+
+    def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+        """A conditional PUT (``If-None-Match: *``): S3 lets exactly one of two racing
+        writers create the object and answers the other 412 (or 409 while the first is
+        still being written)."""
+        try:
+            self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
+                                   IfNoneMatch="*")
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "")
+            status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+            if code in ("PreconditionFailed", "ConditionalRequestConflict") or \
+                    status in (409, 412):
+                return False
+            raise self._fail(exc, "put", key) from None
+        except BotoCoreError as exc:
+            raise self._fail(exc, "put", key) from None
+        return True
 
     def get(self, key: str) -> bytes:
         try:
@@ -172,7 +190,11 @@ class S3Backend(Backend):
         except ClientError:
             try:
                 self.client.create_bucket(Bucket=self.bucket)
-            except (BotoCoreError, ClientError) as exc:
+            except ClientError as exc:
+                code = exc.response.get("Error", {}).get("Code", "")
+                if code != "BucketAlreadyOwnedByYou":  # another init made it just now
+                    raise self._fail(exc, "create bucket", "") from None
+            except BotoCoreError as exc:
                 raise self._fail(exc, "create bucket", "") from None
         except BotoCoreError as exc:
             raise self._fail(exc, "head bucket", "") from None
