@@ -286,12 +286,12 @@ def _status_specs(ctx: typer.Context, repository: list[str], repo: str | None,
                   option: list[str] | None) -> list[RepoSpec]:
     """The -R specs, with the -r repository first when it was named on the command line (or
     alone, from STRONGROOM_REPOSITORY too, when there is no -R)."""
-    from click.core import ParameterSource
-
     from strongroom.repository.status import RepoSpec
 
     specs = [RepoSpec.parse(text) for text in repository]
-    on_command_line = ctx.get_parameter_source("repo") == ParameterSource.COMMANDLINE
+    # by name: Typer may vendor its own click, with its own ParameterSource enum
+    source = ctx.get_parameter_source("repo")
+    on_command_line = getattr(source, "name", None) == "COMMANDLINE"
     if repo and (on_command_line or not specs):
         specs.insert(0, RepoSpec(repo, options=parse_options(option)))
     elif option:

@@ -65,7 +65,7 @@ class S3Backend(Backend):
         self.read_timeout = float(read_timeout)
         self.connect_timeout = float(connect_timeout)
         config = Config(
-            retries={"mode": "standard", "max_attempts": self.attempts},
+            retries={"mode": "standard", "total_max_attempts": self.attempts},
             connect_timeout=self.connect_timeout, read_timeout=self.read_timeout,
             max_pool_connections=32,
             request_checksum_calculation="when_required",
