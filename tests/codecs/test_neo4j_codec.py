@@ -30,7 +30,6 @@ from tests.codecs.neo4j_values import (
 )
 
 
-
 def _settings(examples: int) -> settings:
     return settings(max_examples=examples, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow])
