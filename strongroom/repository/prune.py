@@ -57,6 +57,7 @@ class PruneReport:
     deferred: str = ""
     missing: list[str] = field(default_factory=list)
     cleared_locks: int = 0
+    removed_temp_files: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -181,8 +182,11 @@ def _repack(repo: Repository, view: IndexView, used: set[str], repack: list[str]
 
 
 def sweep(repo: Repository, found: Mark, report: PruneReport,
-          on_delete: Callable[[str], None] | None = None) -> None:
-    """Phase 2 (caller holds the exclusive lock): re-check, rewrite index files, delete packs."""
+          on_delete: Callable[[str], None] | None = None,
+          lock: RepositoryLock | None = None) -> None:
+    """Phase 2 (caller holds the exclusive ``lock``): re-check, rewrite index files, delete
+    packs; stops (LockedError) before any write once the lock's lease may have run out."""
+    held = lock.ensure_held if lock is not None else (lambda: None)
     current = repo.snapshot_names()
     repo.reload_index()
     view = IndexView.load(repo)
@@ -231,6 +235,7 @@ def sweep(repo: Repository, found: Mark, report: PruneReport,
     rewrite = {name for pid in doomed for name in view.pack_indexes.get(pid, ())}
     freed = 0
     for name in sorted(rewrite):
+        held()
         doc = view.docs[name]
         keep = [p for p in doc["packs"] if p["id"] not in doomed]
         if keep:
@@ -240,6 +245,7 @@ def sweep(repo: Repository, found: Mark, report: PruneReport,
     for pid in sorted(doomed):
         if on_delete:
             on_delete(pid)
+        held()
         try:
             repo.backend.delete(pack_key(pid))
         except StorageError as exc:
@@ -269,6 +275,7 @@ def prune(repo: Repository, grace: timedelta = DEFAULT_GRACE,
         mark(repo, report, repack_threshold, dry_run=True)
         return report
     report.cleared_locks = len(clear_dead_locks(repo.backend))
+    report.removed_temp_files = _remove_leftovers(repo, grace)
     outstanding = load_mark(repo)
     if outstanding is not None and outstanding.age() < grace:
         due = datetime.fromtimestamp(outstanding.time, UTC) + grace
@@ -304,11 +311,23 @@ def _sweep_locked(repo: Repository, found: Mark, report: PruneReport, wait_s: fl
         report.deferred = f"sweep deferred, the mark is kept for the next run: {exc}"
         return False
     try:
-        sweep(repo, found, report, on_delete)
+        sweep(repo, found, report, on_delete, lock)
     finally:
         lock.release()
     report.bytes_freed = report.deleted_bytes - report.repack_bytes_written
     return True
+
+
+def _remove_leftovers(repo: Repository, grace: timedelta) -> int:
+    """Remove temporary objects of killed writers older than the grace period."""
+    removed = 0
+    for name, _size in list(repo.backend.leftovers(grace.total_seconds())):
+        try:
+            repo.backend.remove_leftover(name)
+        except StorageError:
+            continue
+        removed += 1
+    return removed
 
 
 def _ago(delta: timedelta) -> str:

@@ -1,7 +1,8 @@
 """Repository checks: structure always; with read_data, every (or a sample of) pack re-read.
 
 Problems are named by object: pack, blob, index file, snapshot. Leftovers of interrupted
-backups (packs no index names, blobs no snapshot uses) are garbage, reported apart from errors.
+backups (packs no index names, blobs no snapshot uses, temporary files of killed writers) are
+garbage, reported apart from errors.
 """
 
 from __future__ import annotations
@@ -11,10 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from strongroom.errors import IntegrityError, StrongroomError
+from strongroom.errors import IntegrityError, SnapshotNotFound, StrongroomError
 from strongroom.repository.format import content_name, pack_key
 from strongroom.repository.packs import read_pack_header
 from strongroom.repository.repo import Repository
+from strongroom.storage.base import MissingObject
+
+CONFIRM_ROUNDS = 3  # fresh looks at what seemed missing, while a prune may still be running
 
 
 @dataclass
@@ -41,7 +45,11 @@ class VerifyReport:
 def verify(repo: Repository, read_data: bool = False, subset_pct: float | None = None,
            snapshot_ids: list[str] | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:
-    """Check the repository; ``read_data`` or ``subset_pct`` also re-reads pack contents."""
+    """Check the repository; ``read_data`` or ``subset_pct`` also re-reads pack contents.
+
+    Runs beside backups, forget and prune without a lock: what looks missing (a pack, a blob,
+    a snapshot's tree) is looked at again in a fresh listing and index before it is reported,
+    and a snapshot forgotten meanwhile is not damage."""
     report = VerifyReport()
     # Snapshots first, then the index, then the packs: writers store packs, then index files,
     # then the snapshot, so every snapshot listed here has its index files and packs visible
@@ -49,58 +57,107 @@ def verify(repo: Repository, read_data: bool = False, subset_pct: float | None =
     names = repo.snapshot_names()
     index = repo.reload_index()
     report.errors.extend(repo.index_errors)
-    stored = dict(repo.backend.list("data/"))
-    stored_packs = {key.rsplit("/", 1)[-1]: size for key, size in stored.items()}
+    stored_packs = _stored(repo)
     report.packs = len(index.packs)
 
+    missing: set[str] = set()
     for pid, size in index.packs.items():
         actual = stored_packs.get(pid)
         if actual is None:
-            report.errors.append(f"pack {pid} named by index {_names(index, pid)} is missing")
+            missing.add(pid)
         elif actual != size:
             report.errors.append(f"pack {pid} has {actual} bytes, index says {size} (truncated "
                                  "or damaged)")
     for pid in stored_packs.keys() - index.packs.keys():
         report.garbage.append(f"pack {pid} is not in any index (left by an interrupted backup)")
+    temp = list(repo.backend.leftovers())
+    if temp:
+        report.garbage.append(f"{len(temp)} temporary file(s) of killed writers "
+                              f"({sum(size for _, size in temp)} bytes; prune removes those "
+                              "older than the grace period)")
 
     # Walk every snapshot's trees; remember which snapshots use each blob.
     users: dict[bytes, set[str]] = {}
+    walked: dict[str, Any] = {}
+    tree_errors: dict[str, list[str]] = {}
     wanted = set(snapshot_ids) if snapshot_ids else None
     for name in names:
         if wanted is not None and not any(name.startswith(w) for w in wanted):
             continue
         try:
             snap = repo.load_snapshot(name)
+        except SnapshotNotFound:
+            continue  # forgotten since the listing: not damage
         except IntegrityError as exc:
             report.errors.append(str(exc))
             report.damaged_snapshots.append(name)
             continue
         report.snapshots += 1
-        _walk_snapshot(repo, snap, users, report)
+        walked[name] = snap
+        _walk_snapshot(repo, snap, users, tree_errors.setdefault(name, []))
 
-    for bid, who in users.items():
-        loc = index.get(bid)
-        if loc is None:
-            report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) "
-                                 f"{_short(who)} is not in the index")
-        elif not any(c.pack in stored_packs for c in index.locations(bid)):
-            report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) {_short(who)} is "
-                                 f"in missing pack {loc.pack[:16]}")
-    if wanted is None:
-        unused = sum(1 for bid in index.blobs if bid not in users)
-        if unused:
-            report.garbage.append(f"{unused} blob(s) are used by no snapshot (prune frees them)")
-
+    suspects = {bid for bid in users
+                if not any(c.pack in stored_packs for c in index.locations(bid))}
+    vanished: set[str] = set()
     if read_data or subset_pct:
         packs = sorted(pid for pid in index.packs if pid in stored_packs)
         if subset_pct and not read_data:
             count = max(1, round(len(packs) * subset_pct / 100)) if packs else 0
             packs = sorted(random.sample(packs, count))
         for i, pid in enumerate(packs):
-            _read_pack(repo, pid, users, report)
+            if not _read_pack(repo, pid, users, report):
+                vanished.add(pid)
             if progress:
                 progress(i + 1, len(packs))
+    _confirm(repo, report, walked, users, tree_errors, missing | vanished, suspects)
+    if wanted is None:
+        unused = sum(1 for bid in index.blobs if bid not in users)
+        if unused:
+            report.garbage.append(f"{unused} blob(s) are used by no snapshot (prune frees them)")
     return report
+
+
+def _stored(repo: Repository) -> dict[str, int]:
+    return {key.rsplit("/", 1)[-1]: size for key, size in repo.backend.list("data/")}
+
+
+def _confirm(repo: Repository, report: VerifyReport, walked: dict[str, Any],
+             users: dict[bytes, set[str]], tree_errors: dict[str, list[str]],
+             missing: set[str], suspects: set[bytes]) -> None:
+    """Report what is still missing in a fresh look: a forget or prune that ran meanwhile
+    explains a vanished snapshot, pack or index entry; damage stays."""
+    tree_errors = {sid: errs for sid, errs in tree_errors.items() if errs}
+    for _round in range(CONFIRM_ROUNDS):
+        if not (missing or suspects or tree_errors):
+            return
+        live = set(repo.snapshot_names())
+        before = _stored(repo)  # packs first, then the index naming them (prune's order)
+        index = repo.reload_index()
+        after = _stored(repo)
+        missing = {pid for pid in missing if pid in index.packs and pid not in before}
+        suspects = {bid for bid in suspects if users[bid] & live
+                    and not any(c.pack in after for c in index.locations(bid))}
+        retried: dict[str, list[str]] = {}
+        for sid in tree_errors:
+            if sid in live:  # walk it again with the fresh index
+                _walk_snapshot(repo, walked[sid], {}, retried.setdefault(sid, []))
+        tree_errors = {sid: errs for sid, errs in retried.items() if errs}
+    for pid in sorted(missing):
+        report.errors.append(f"pack {pid} named by index {_names(repo.index, pid)} is missing")
+    for sid in sorted(tree_errors):
+        report.errors.extend(tree_errors[sid])
+    live = set(repo.snapshot_names())
+    for bid in sorted(suspects):
+        who = users[bid] & live
+        loc = repo.index.get(bid)
+        if not who:
+            continue
+        if loc is None:
+            report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) "
+                                 f"{_short(who)} is not in the index")
+        else:
+            report.errors.append(f"blob {bid.hex()[:16]} used by snapshot(s) {_short(who)} is "
+                                 f"in missing pack {loc.pack[:16]}")
 
 
 def _names(index: Any, pid: str) -> str:
@@ -112,7 +169,7 @@ def _short(ids: set[str]) -> str:
 
 
 def _walk_snapshot(repo: Repository, snap: Any, users: dict[bytes, set[str]],
-                   report: VerifyReport) -> None:
+                   errors: list[str]) -> None:
     stack = [(snap.tree, "/")]
     while stack:
         tree_id, path = stack.pop()
@@ -121,7 +178,7 @@ def _walk_snapshot(repo: Repository, snap: Any, users: dict[bytes, set[str]],
         try:
             nodes = repo.load_tree(tree_id)
         except IntegrityError as exc:
-            report.errors.append(f"snapshot {snap.short_id}: tree of {path}: {exc}")
+            errors.append(f"snapshot {snap.short_id}: tree of {path}: {exc}")
             continue
         for node in nodes:
             for cid in node.content:
@@ -131,7 +188,8 @@ def _walk_snapshot(repo: Repository, snap: Any, users: dict[bytes, set[str]],
 
 
 def _read_pack(repo: Repository, pid: str, users: dict[bytes, set[str]],
-               report: VerifyReport) -> None:
+               report: VerifyReport) -> bool:
+    """Re-read one pack; False if it vanished meanwhile (confirmed or not by the caller)."""
     indexed = {bid: loc for bid, loc in repo.index.blobs.items() if loc.pack == pid}
     affected = {s for bid in indexed for s in users.get(bid, ())}
     try:
@@ -140,9 +198,11 @@ def _read_pack(repo: Repository, pid: str, users: dict[bytes, set[str]],
             report.errors.append(f"pack {pid}: contents do not match its name (damaged); "
                                  f"affects snapshot(s) {_short(affected) or 'none'}")
         entries = read_pack_header(repo.aead, pid, data, check_name=False)
+    except MissingObject:
+        return False
     except StrongroomError as exc:
         report.errors.append(f"{exc}; affects snapshot(s) {_short(affected) or 'none'}")
-        return
+        return True
     report.packs_read += 1
     # Restores read where the index points: it must agree with the pack's own header.
     listed = {bytes.fromhex(e[1]): (e[0], e[2], e[3]) for e in entries}
@@ -159,3 +219,4 @@ def _read_pack(repo: Repository, pid: str, users: dict[bytes, set[str]],
             repo.decode_blob(pid, btype, bid, data[off:off + length])
         except IntegrityError as exc:
             report.errors.append(f"{exc}; used by snapshot(s) {_short(users.get(bid, set()))}")
+    return True
