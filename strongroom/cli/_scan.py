@@ -29,15 +29,15 @@ class FirstPass(threading.Thread):
         self.on_total = on_total
         self.total = 0
         self.done = threading.Event()
-        self._stop = threading.Event()
+        self._cancel = threading.Event()
 
     def stop(self) -> None:
         """Give up (the backup finished first, or was interrupted)."""
-        self._stop.set()
+        self._cancel.set()
 
     def run(self) -> None:
         stack = list(reversed(self.paths))
-        while stack and not self._stop.is_set():
+        while stack and not self._cancel.is_set():
             path = stack.pop()
             if excluded(path, self.excludes):
                 continue
@@ -51,6 +51,6 @@ class FirstPass(threading.Thread):
                     self.total += st.st_size
             except OSError:
                 continue  # the backup itself reports what it cannot read
-        if not self._stop.is_set():
+        if not self._cancel.is_set():
             self.done.set()
             self.on_total(self.total)
