@@ -13,9 +13,12 @@ the methods, so listing the registry costs nothing.
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from strongroom.errors import IntegrityError, SourceUnreachable
+from strongroom.errors import IntegrityError, NotSupported, SourceUnreachable
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
@@ -26,6 +29,19 @@ ProgressUnit = Literal["bytes", "none"]
 # The snapshot kinds the engine knows (a source may accept only some of them).
 SnapshotKind = Literal["full", "incremental", "differential", "snapshot"]
 Progress = Callable[[float], None]
+
+
+@dataclass
+class ScratchTarget:
+    """A throwaway restore target made for a recovery drill (never a production target).
+
+    ``target`` is what ``restore``/``verify_restored`` get (a path, URL or DSN on loopback or
+    under the drill's work directory); ``options`` override the source block's restore options
+    (e.g. the scratch server's own password; never shown); ``description`` is secret-free."""
+
+    target: str
+    description: str
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 class Source:
@@ -81,6 +97,15 @@ class Source:
             return None
         return self.backup(repo, name=name, kind="snapshot", tags=["safety", "pre-restore"],
                            settings=settings)
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """A context manager that creates a scratch target able to receive ``snap`` (a
+        directory under ``workdir``, a private server on a free loopback port, a scratch bucket
+        prefix), yields its :class:`ScratchTarget` and removes it on exit. ``settings`` are the
+        source block's (secrets revealed). Raises NotSupported (or SourceError) with the reason
+        when this kind cannot make one: a drill then fails with that reason."""
+        raise NotSupported(f"{self.kind} sources cannot create a scratch restore target")
 
     def is_transient(self, exc: BaseException) -> bool:
         """True when retrying may cure ``exc`` (the source was down, restarting, unreachable)."""
