@@ -107,6 +107,14 @@ class Source:
         when this kind cannot make one: a drill then fails with that reason."""
         raise NotSupported(f"{self.kind} sources cannot create a scratch restore target")
 
+    def point_in_time(self, repo: Repository, snaps: list[Snapshot],
+                      point: dict[str, str]) -> tuple[Snapshot, dict[str, Any]] | None:
+        """A recovery to ``point`` (one of ``{"time"|"lsn"|"xid"|"name": value}``): the base
+        snapshot among ``snaps`` (oldest first) and the restore options that replay to exactly
+        that point. None (the default): this kind restores whole snapshots only, so the
+        caller takes the newest snapshot at or before a time and says so."""
+        return None
+
     def is_transient(self, exc: BaseException) -> bool:
         """True when retrying may cure ``exc`` (the source was down, restarting, unreachable)."""
         return isinstance(exc, self.transient)
