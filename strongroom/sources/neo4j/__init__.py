@@ -11,9 +11,11 @@ This module stays light (no neo4j driver): the registry imports it to list the k
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strongroom.sources.contract import ObjectiveClass, Progress, Source
+from strongroom.sources.contract import ObjectiveClass, Progress, ScratchTarget, Source
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
@@ -43,6 +45,13 @@ class Neo4jSource(Source):
 
         return restore_snapshot(repo, snap, target, replace=replace, include=include,
                                 options=options)
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """The platform file's scratch server (``scratch_uri``); NotSupported if none."""
+        from strongroom.sources.neo4j.drill_target import scratch_server
+
+        return scratch_server(settings)
 
 
 register(Neo4jSource())

@@ -12,9 +12,17 @@ This module stays light (no redis driver): the registry imports it to list the k
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strongroom.sources.contract import ObjectiveClass, Progress, ProgressUnit, Source
+from strongroom.sources.contract import (
+    ObjectiveClass,
+    Progress,
+    ProgressUnit,
+    ScratchTarget,
+    Source,
+)
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
@@ -45,6 +53,13 @@ class RedisSource(Source):
 
         return restore_redis(repo, snap, target, replace=replace, include=include,
                              options=options, progress=progress)
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """A private redis-server on a free loopback port (a recovery drill's target)."""
+        from strongroom.sources.redis.drill_target import scratch_server
+
+        return scratch_server(snap, workdir)
 
 
 register(RedisSource())

@@ -8,9 +8,17 @@ runs, so listing the registry stays cheap.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
-from strongroom.sources.contract import ObjectiveClass, Progress, ProgressUnit, Source
+from strongroom.sources.contract import (
+    ObjectiveClass,
+    Progress,
+    ProgressUnit,
+    ScratchTarget,
+    Source,
+)
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
@@ -48,6 +56,13 @@ class S3Source(Source):
         check_options(options)
         return restore_bucket(repo, snap, target, replace=replace, include=list(include),
                               options=options, progress=progress)
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """A prefix in a new scratch bucket of the source's service (a drill's target)."""
+        from strongroom.sources.s3.drill_target import scratch_prefix
+
+        return scratch_prefix(settings)
 
 
 register(S3Source())
