@@ -7,7 +7,7 @@ import grp
 import json
 import os
 import pwd
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 
