@@ -27,3 +27,99 @@ def test_damaged_lock_file_does_not_block_backups(cli, repo_env, tmp_path: Path,
     (locks / ("0" * 32)).write_text(content)
     proc = cli("backup", "files", str(src), check=False)
     assert proc.returncode == 0, proc.stderr
+
+
+# ---- leases and dead holders ------------------------------------------------------------
+
+def _write_lock(backend, **info) -> str:
+    import json
+    import secrets
+
+    key = f"locks/{secrets.token_hex(16)}"
+    backend.put(key, json.dumps(info).encode())
+    return key
+
+
+def _dead_pid() -> int:
+    import subprocess
+    import sys
+
+    proc = subprocess.Popen([sys.executable, "-c", "pass"])
+    proc.wait()
+    return proc.pid  # reaped: no such process (pids are not reused this fast)
+
+
+def test_exclusive_lock_of_a_dead_local_process_blocks_nobody(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "r")
+    key = _write_lock(backend, exclusive=True, host=socket.gethostname(), pid=_dead_pid(),
+                      pidns=locks._pid_namespace(), purpose="prune sweep", time=time.time(),
+                      lease=300)
+    started = time.monotonic()
+    lock = locks.RepositoryLock.acquire(backend, exclusive=False, wait_s=600)
+    assert time.monotonic() - started < 5
+    assert not backend.exists(key)  # tidied away
+    lock.release()
+
+
+def test_lock_of_another_host_blocks_until_its_lease_runs_out(tmp_path: Path) -> None:
+    import time
+
+    from strongroom.errors import LockedError
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "r")
+    key = _write_lock(backend, exclusive=True, host="elsewhere", pid=1, purpose="prune sweep",
+                      time=time.time(), lease=300)
+    with pytest.raises(LockedError, match="exclusively by prune sweep on elsewhere"):
+        locks.RepositoryLock.acquire(backend, exclusive=False)
+    backend.delete(key)
+    _write_lock(backend, exclusive=True, host="elsewhere", pid=1, purpose="prune sweep",
+                time=time.time() - 301, lease=300)
+    locks.RepositoryLock.acquire(backend, exclusive=True).release()
+    # a lock of an older version (no lease) is stale after STALE_AFTER
+    _write_lock(backend, exclusive=True, host="elsewhere", pid=1, time=time.time() - 600)
+    with pytest.raises(LockedError):
+        locks.RepositoryLock.acquire(backend, exclusive=False)
+
+
+def test_heartbeat_renews_the_lease_while_held(tmp_path: Path, monkeypatch) -> None:
+    import json
+    import time
+
+    from strongroom.errors import LockedError
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    monkeypatch.setattr(locks, "LEASE", 0.5)
+    backend = LocalBackend(tmp_path / "r")
+    lock = locks.RepositoryLock.acquire(backend, exclusive=True, purpose="prune sweep")
+    first = json.loads(backend.get(lock.key))["time"]
+    time.sleep(1.2)  # over two leases: only heartbeats keep it valid
+    info = json.loads(backend.get(lock.key))
+    assert info["time"] > first and info["lease"] == 0.5
+    assert not locks.is_gone(info)
+    lock.ensure_held()
+    with pytest.raises(LockedError):  # another host's taker still sees it held
+        locks.RepositoryLock.acquire(backend, exclusive=False)
+    lock.release()
+    assert not backend.exists(lock.key)
+    with pytest.raises(LockedError, match="lost the repository lock"):
+        lock.ensure_held()
+
+
+def test_a_lock_of_another_pid_namespace_is_not_judged_by_pid(tmp_path: Path) -> None:
+    import socket
+    import time
+
+    from strongroom.repository import locks
+
+    info = {"exclusive": True, "host": socket.gethostname(), "pid": _dead_pid(),
+            "pidns": "pid:[1]", "time": time.time(), "lease": 300}
+    assert not locks.is_gone(info)  # same host name, another container: wait for the lease
