@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deployments.notifications import NotificationsConfig
 from deployments.seed import SEED_SCHEDULES, SEED_TIMEZONE
 from strongroom.errors import ConfigError, NotSupported
 from strongroom.sources import registry
@@ -76,6 +77,7 @@ class TargetConfig(_Model):
     access_key_id: str | None = None
     secret_access_key: str | None = None
     options: dict[str, str | int | bool] = {}
+    capacity_bytes: int | None = Field(default=None, gt=0)  # else local: the file system
 
 
 class SourceConfig(BaseModel):
@@ -118,8 +120,12 @@ class ScheduleConfig(_Model):
     classes: list[ObjectiveClass]
     keep: str
     sources: list[str] | None = None  # default: every source of the classes
+    # delay alert after this long without a backup (default: the row's period + grace)
+    alert_within: str | None = None
 
     _cron = field_validator("cron")(lambda cls, v: valid_cron(v))
+    _within = field_validator("alert_within")(
+        lambda cls, v: v if v is None or parse_objective(v) else v)
 
     @field_validator("keep")
     @classmethod
@@ -145,6 +151,8 @@ class PlatformConfig(_Model):
     # when the retention deployment forgets and prunes by the schedules' keep values
     retention_cron: str = "30 3 * * *"
     verify: Literal["structure", "read-data", "subset"] = "subset"
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    metrics_textfile: str | None = None  # node-exporter textfile the backups rewrite
 
     _retention_cron = field_validator("retention_cron")(lambda cls, v: valid_cron(v))
 
@@ -236,8 +244,9 @@ def parse_config(data: Any, origin: str = "platform file") -> PlatformConfig:
         raise ConfigError(f"{origin}: {where}: {msg}") from None
 
 
-def load_config(path: str | Path) -> PlatformConfig:
-    """Read and validate a platform YAML file."""
+def load_config(path: str | Path, strict: bool = False) -> PlatformConfig:
+    """Read and validate a platform YAML file; warn on stderr about sources whose schedules
+    cannot meet their RPO (``strict``: a ConfigError)."""
     path = Path(path)
     try:
         text = path.read_text()
@@ -249,4 +258,8 @@ def load_config(path: str | Path) -> PlatformConfig:
         mark = getattr(exc, "problem_mark", None)
         at = f" at line {mark.line + 1}" if mark else ""
         raise ConfigError(f"{path}: not valid YAML{at}") from None
-    return parse_config(data, str(path))
+    config = parse_config(data, str(path))
+    from deployments.objectives import check_schedules
+
+    check_schedules(config, str(path), strict)
+    return config

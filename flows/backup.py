@@ -25,7 +25,8 @@ from flows.limits import source_slot
 from flows.report import backup_markdown
 from strongroom.errors import ConfigError
 from tasks.backup import checksum, dump, encrypt_check
-from tasks.notify import notify
+from tasks.events import backup_event
+from tasks.metrics import update_metrics
 from tasks.progress import artifact_key
 from tasks.replicate import replicate
 from tasks.repos import flow_repositories
@@ -95,15 +96,18 @@ def _pipeline(tier: Tier, source: str, primary: str, replicas: list[str], tags: 
     except Exception as exc:
         with suppress(Exception):  # reporting must never hide the failure itself
             _publish(tier, source, snap, steps, copies, primary, error=_one_line(exc))
-            notify("backup.failed", source,
-                   f"{tier} backup of {source} failed: {_one_line(exc)}", {"tier": tier},
-                   level="error")
+            backup_event("failed", tier, source,
+                         f"{tier} backup of {source} failed: {_one_line(exc)}",
+                         {"error": _one_line(exc)})
+            update_metrics([], failed=[source], tier=tier)  # counts it in the textfile
         raise
     _publish(tier, source, snap, steps, copies, primary)
     total = round(time.monotonic() - started, 3)
-    notify("backup.completed", source,
-           f"{tier} backup of {source}: snapshot {snap['short_id']} in {total} s",
-           {"tier": tier, "snapshot": snap["id"]})
+    backup_event("completed", tier, source,
+                 f"{tier} backup of {source}: snapshot {snap['short_id']} in {total} s",
+                 {**steps["dump"], "snapshot": snap["id"], "duration_s": total})
+    with suppress(Exception):  # metrics and the capacity check never fail a backup
+        update_metrics([primary, *replicas])
     return {"tier": tier, "source": source, "snapshot": snap, "steps": steps,
             "replicas": copies, "duration_s": total}
 

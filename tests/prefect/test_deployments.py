@@ -21,12 +21,17 @@ SEED = {
                             ["app-files", "platform-config", "orders-db"]),
     "monthly-full": ("backup-monthly-archive", "0 0 1 * *", "12m",
                      ["app-files", "platform-config", "orders-db"]),
+    # the example's own row: the files RPO (4 h) needs more than a daily incremental
+    "four-hourly-incremental": ("backup-incremental", "0 */4 * * *", "2d", ["app-files"]),
     "hourly-snapshot": ("backup-snapshot", "0 * * * *", "7d", ["orders-db"]),
     "continuous-replication": ("backup-replication", "*/15 * * * *", "24h", ["orders-db"]),
 }
 KIND = {"app-files": "files", "platform-config": "files", "orders-db": "postgres"}
 RECOVERY = {"recover-files": "recover-files", "recover-database": "recover-database",
             "disaster-recovery": "disaster-recovery", "verify-backups": "verify-backups"}
+# reports and drills (deployments/operations.py)
+OPERATIONS = {"report-daily", "report-weekly", "report-monthly", "report-quarterly",
+              "drill-app-files", "drill-platform-config", "drill-orders-db", "disaster-drill"}
 
 
 @pytest.fixture
@@ -42,7 +47,7 @@ def test_example_file_is_the_seed_table(example_env):
 
     config = load_config(EXAMPLE)
     specs = schedule_specs(config)
-    assert set(specs) == set(SEED) | set(RECOVERY) | {"retention"}
+    assert set(specs) == set(SEED) | set(RECOVERY) | {"retention"} | OPERATIONS
     assert [(s["cron"], s["timezone"], s["active"]) for s in specs["retention"]["schedules"]
             ] == [("30 3 * * *", TZ, True)]
     assert specs["retention"]["parameters"] == {
@@ -259,5 +264,11 @@ def test_work_pool_deployments_split_by_host():
         "recover-files@host-a": ("host-a", None), "recover-database@host-a": ("host-a", None),
         "recover-files@host-b": ("host-b", None), "recover-database@host-b": ("host-b", None),
         "disaster-recovery": ("default", None), "retention": ("default", None),
-        "verify-backups": ("default", None)}
+        "verify-backups": ("default", None),
+        # reports and drills (deployments/operations.py): a drill runs on its source's host
+        "report-daily": ("default", None), "report-weekly": ("default", None),
+        "report-monthly": ("default", None), "report-quarterly": ("default", None),
+        "drill-a-files": ("host-a", None), "drill-b-files": ("host-b", None),
+        "drill-b-etc": ("host-b", None), "drill-shared": ("default", None),
+        "disaster-drill": ("default", None)}
     assert [len(s["schedules"]) for n, s in specs.items() if n.startswith("daily")] == [1, 1, 1]
