@@ -8,11 +8,18 @@ prepares a recovery's target directory, ``meta.py`` (owners, modes, times, exten
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from strongroom.errors import ConfigError
-from strongroom.sources.contract import ObjectiveClass, Progress, ProgressUnit, Source
+from strongroom.sources.contract import (
+    ObjectiveClass,
+    Progress,
+    ProgressUnit,
+    ScratchTarget,
+    Source,
+)
 from strongroom.sources.files.backup import BackupResult, backup_files
 from strongroom.sources.files.compare import compare_tree
 from strongroom.sources.files.patterns import excluded, included
@@ -69,7 +76,7 @@ class FilesSource(Source):
 
     def verify_restored(self, repo: Repository, snap: Snapshot, target: str, *,
                         include: list[str], report: dict[str, Any]) -> dict[str, Any]:
-        optional = bool((report.get("not_restored") or {}).get("devices"))
+        optional = bool(report.get("not_restored_devices"))
         return compare_tree(repo, snap, Path(target).expanduser().absolute(), include,
                             devices_optional=optional)
 
@@ -78,6 +85,13 @@ class FilesSource(Source):
         """Refuse a non-empty target unless ``replace``; then snapshot it in full as
         ``<name>-safety`` and empty it, so the restore leaves exactly the snapshot."""
         return prepare_target(repo, name, target, replace)
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """An empty scratch directory under ``workdir`` (a recovery drill's target)."""
+        from strongroom.sources.files.drill_target import scratch_directory
+
+        return scratch_directory(workdir)
 
 
 register(FilesSource())

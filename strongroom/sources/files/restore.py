@@ -4,7 +4,8 @@ A file is written to a fresh temporary name beside its place and renamed over it
 all its blobs were read and checked; directories get their metadata last (after their
 children are written). Fifos and devices are made with mknod, sparse files get their holes
 back. What a non-root restore cannot apply (owners, devices, some attributes) is counted in the
-report's ``not_restored`` and summed up in one warning, not a failure.
+report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabilities``,
+``_mode``) and summed up in one warning, not a failure.
 """
 
 from __future__ import annotations
@@ -104,7 +105,8 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     report: dict[str, Any] = {"snapshot": snap.id, "target": str(target), "files": files,
                               "bytes": total}
     if meta.shortfall.counts:
-        report["not_restored"] = dict(sorted(meta.shortfall.counts.items()))
+        # flat counts: reports of recovery flows keep only plain values
+        report |= {f"not_restored_{k}": n for k, n in sorted(meta.shortfall.counts.items())}
         log.warning("warning: %s", meta.shortfall.summary())
     return report
 
