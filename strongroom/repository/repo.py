@@ -278,12 +278,14 @@ class Repository:
 
     def _index_after_miss(self, stale: Index) -> Index:
         """The index read again once after a blob was not found where ``stale`` said (a prune
-        moved it); threads missing at once share one reload. Packs ``stale`` dropped as
-        missing stay dropped."""
+        moved it), if index files were written since; threads missing at once share one
+        reload. Packs ``stale`` dropped as missing stay dropped."""
         with self._reload_lock:
             if self._index is stale:
-                fresh = self.reload_index()
-                fresh.drop_packs(stale.dropped & set(fresh.packs))
+                listed = {key.rsplit("/", 1)[-1] for key, _ in self.backend.list("index/")}
+                if listed - stale.files:  # only a new index file can say where a blob went
+                    fresh = self.reload_index()
+                    fresh.drop_packs(stale.dropped & set(fresh.packs))
         return self.index
 
     def load_index_file(self, name: str) -> dict[str, Any]:
