@@ -26,11 +26,20 @@ from blocks.loading import load_source, load_target
 from blocks.policies import RecoveryObjectives
 from blocks.site import StrongroomSite
 from blocks.targets import Role
-from flows.report import post_mortem_markdown
+from flows.report import human_span, post_mortem_markdown
 from strongroom.errors import ConfigError
+from tasks import runbook
 from tasks.notify import notify
 from tasks.progress import artifact_key
-from tasks.recovery import assess, parse_time, prepare, record_rate, restore, verify_restore
+from tasks.recovery import (
+    assess,
+    fresh_backup,
+    parse_time,
+    prepare,
+    record_rate,
+    restore,
+    verify_restore,
+)
 from tasks.repos import flow_repositories
 
 STAGES = ("assess", "prepare", "restore", "verify", "post-mortem")
@@ -51,53 +60,101 @@ def _objectives(name: str | None, anomalies: list[str]) -> RecoveryObjectives:
 def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, Any]],
                 prepared: list[dict[str, Any]], restored: list[dict[str, Any]],
                 verified: list[dict[str, Any]], incident_at: str, objectives: str | None,
-                anomalies: list[str], error: str | None = None) -> dict[str, Any]:
-    """Write the post-mortem artifact; feed the measured throughput into later estimates."""
+                anomalies: list[str], error: str | None = None,
+                failed_stage: str | None = None,
+                fresh: list[dict[str, Any]] | None = None,
+                objective_class: str | None = None) -> dict[str, Any]:
+    """Write the post-mortem artifact (a failed one under its own key, never over a success);
+    feed the measured throughput into later estimates."""
     notes = list(anomalies)
     objs = _objectives(objectives, notes)
     incident = parse_time(incident_at) or datetime.now(UTC)
-    rto_s = sum(stages.values())
+    rto_s = sum(v for k, v in stages.items() if k != "post-mortem")
     results = []
     for i, a in enumerate(assessed):
-        obj = objs.for_class(a["class"])
-        snap_time = datetime.fromisoformat(a["snapshot"]["time"])
+        obj = objs.for_class(objective_class or a["class"])
         dest = prepared[i]["dest"] if i < len(prepared) else "-"
         safety = prepared[i].get("safety_snapshot") if i < len(prepared) else None
         written = restored[i] if i < len(restored) else {}
         checked = verified[i] if i < len(verified) else {}
-        rpo_s = max(0.0, (incident - snap_time).total_seconds())
+        point_time = recovery_point_time(a, written)
+        rpo_s = max(0.0, (incident - point_time).total_seconds())
         results.append({"source": a["source_name"], "snapshot": a["snapshot"]["id"],
                         "snapshot_time": a["snapshot"]["time"], "bytes": a["bytes"],
                         "dest": dest, "safety_snapshot": safety,
+                        "recovery_point": a.get("recovery_point", "snapshot as taken"),
+                        "recovery_point_time": point_time.isoformat(),
                         "restored": {k: v for k, v in written.items()
                                      if k in ("files", "bytes", "keys_copied", "tables",
-                                              "objects", "mode")},
-                        "verified": checked.get("checked"),
+                                              "objects", "mode", "promoted_lsn",
+                                              "last_replayed_commit")},
+                        "verified": checked.get("checked"), "smoke": checked.get("smoke"),
+                        "fresh_backup": fresh[i] if fresh and i < len(fresh) else None,
                         "estimate_s": a["estimate_s"], "estimate_basis": a["estimate_basis"],
-                        "rto_s": round(rto_s, 3),
+                        "rto_s": round(rto_s, 3) if not error else None,
                         "rto_objective_s": obj.rto.total_seconds(), "rpo_s": round(rpo_s, 1),
-                        "rpo_objective_s": obj.rpo.total_seconds()})
+                        "rpo_objective_s": obj.rpo.total_seconds(), "class":
+                        objective_class or a["class"]})
+        if error:
+            continue
         if rto_s > obj.rto.total_seconds():
             notes.append(f"{a['source_name']}: RTO objective missed")
         if rpo_s > obj.rpo.total_seconds():
             notes.append(f"{a['source_name']}: RPO objective missed (recovery point "
-                         f"{round(rpo_s / 60)} min before the incident)")
+                         f"{human_span(rpo_s)} before the incident)")
         if a["estimate_s"] and rto_s > 3 * a["estimate_s"] + 60:
             notes.append(f"{a['source_name']}: recovery took over 3x the estimate")
     for p in prepared:
         notes += p.get("anomalies", [])
-    markdown = post_mortem_markdown(title, stages, results, notes, error)
+    left = left_behind(prepared, assessed, restored, failed_stage) if error else []
+    markdown = post_mortem_markdown(title, stages, results, notes, error,
+                                    failed_stage=failed_stage, left_behind=left)
     key = artifact_key("post-mortem", title)
-    create_markdown_artifact(markdown, key=key, description=f"Post-mortem: {title}")
+    if error:  # its own key: a failure never replaces the last good post-mortem or another
+        key = artifact_key("post-mortem", title, "failed", f"{datetime.now(UTC):%Y%m%dt%H%M%S%f}")
+    create_markdown_artifact(markdown, key=key, description=f"Post-mortem: {title}"
+                             + (" (FAILED)" if error else ""))
     if not error and restored:
         record_rate(sum(a["bytes"] for a in assessed), stages.get("restore", 0.0))
     return {"artifact_key": key, "results": results, "anomalies": notes,
-            "stages": stages, "ok": error is None}
+            "stages": stages, "ok": error is None, "failed_stage": failed_stage,
+            "left_behind": left}
+
+
+def recovery_point_time(assessed: dict[str, Any], restored: dict[str, Any]) -> datetime:
+    """What the recovered data is as of: the last replayed commit of a point-in-time
+    recovery, else the requested time, else the snapshot's time."""
+    replayed = restored.get("last_replayed_commit") if assessed.get("replay_options") else None
+    point = (assessed.get("point") or {}).get("time")
+    snap = datetime.fromisoformat(assessed["snapshot"]["time"])
+    when = parse_time(replayed) or (parse_time(point) if assessed.get("replay_options") else None)
+    return max(when, snap) if when else snap
+
+
+def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
+                restored: list[dict[str, Any]], failed_stage: str | None) -> list[str]:
+    """What a failed recovery leaves for the operator to deal with."""
+    out = []
+    for i, p in enumerate(prepared):
+        name = assessed[i]["source_name"] if i < len(assessed) else p["dest"]
+        if p.get("stopped"):
+            out.append(f"{name}: service stopped ({p['stopped']}); start it again by hand")
+        if p.get("safety_snapshot"):
+            out.append(f"{name}: safety snapshot `{p['safety_snapshot'][:8]}` of "
+                       f"{p['dest']} (source {p.get('safety_source')}): restore it to undo")
+        if failed_stage in ("restore", "verify") and i >= len(restored) - (
+                1 if failed_stage == "verify" else 0):
+            out.append(f"{name}: {p['dest']} may hold a partial restore: do not use it")
+    if not prepared:
+        out.append("nothing was changed: the recovery stopped before prepare")
+    return out
 
 
 def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
-            incident_at: str | None = None) -> dict[str, Any]:
-    """Run the five stages over ``jobs`` (source, target, dest, snapshot, at, replace, ...)."""
+            incident_at: str | None = None, objective_class: str | None = None,
+            notes: list[str] | None = None) -> dict[str, Any]:
+    """Run the five stages over ``jobs`` (source, target, dest, snapshot, at, point, replace,
+    include, options, stop_command, smoke, fresh_backup, failover)."""
     incident = incident_at or (jobs[0].get("at") if jobs else None) or \
         datetime.now(UTC).isoformat()
     stages: dict[str, float] = {}
@@ -105,7 +162,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
     prepared: list[dict[str, Any]] = []
     restored: list[dict[str, Any]] = []
     verified: list[dict[str, Any]] = []
-    anomalies: list[str] = []
+    anomalies: list[str] = list(notes or [])
     error: str | None = None
     clock = time.monotonic()
 
@@ -118,54 +175,111 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
     try:
         for job in jobs:
             assessed.append(assess(job["source"], job["target"], job.get("snapshot", "latest"),
-                                   job.get("at")))
+                                   job.get("at"), job.get("point")))
         lap("assess")
         for job in jobs:
             prepared.append(prepare(job["source"], job["target"], job["dest"],
-                                    job.get("replace", False)))
+                                    job.get("replace", False), job.get("stop_command")))
         lap("prepare")
         for job, a in zip(jobs, assessed, strict=True):
             restored.append(restore(job["source"], job["target"], a["snapshot"]["id"],
                                     job["dest"], job.get("replace", False), job.get("include"),
-                                    job.get("options"), a["bytes"]))
+                                    restore_options(job, a), a["bytes"]))
         lap("restore")
         for job, a, r in zip(jobs, assessed, restored, strict=True):
-            verified.append(verify_restore(job["source"], job["target"], a["snapshot"]["id"],
-                                           job["dest"], job.get("include"), r))
+            verified.append(verify_restore(
+                job["source"], job["target"], a["snapshot"]["id"], job["dest"],
+                job.get("include"), r, job.get("smoke"),
+                stop_server=not job.get("failover")))
         lap("verify")
     except Exception as exc:
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
-        lap(STAGES[len(stages)])
+        failed = STAGES[len(stages)]
+        lap(failed)
         with suppress(Exception):  # reporting must never hide the failure itself
             post_mortem(title, stages, assessed, prepared, restored, verified, incident,
-                        objectives, anomalies, error)
-            notify("recovery.failed", title, f"recovery {title} failed: {error}",
+                        objectives, anomalies, error, failed_stage=failed,
+                        objective_class=objective_class)
+            notify("recovery.failed", title, f"recovery {title} failed at {failed}: {error}",
                    level="error")
         raise
+    fresh = []
+    for job in jobs:
+        if not job.get("fresh_backup", True):
+            fresh.append({"skipped": "not asked"})
+            continue
+        try:
+            fresh.append(fresh_backup(job["source"], job["target"]))
+        except Exception as exc:  # noqa: BLE001 - the recovery itself succeeded
+            fresh.append({"error": (str(exc).strip().splitlines() or ["failed"])[0][:300]})
+            anomalies.append(f"{job['source']}: backup after the recovery failed: "
+                             f"{fresh[-1]['error']}")
+    for a, r in zip(assessed, restored, strict=True):
+        if r.get("failover"):
+            anomalies.append(f"{a['source_name']}: failover: repoint clients to "
+                             f"{repoint(r)}")
     report = post_mortem(title, stages, assessed, prepared, restored, verified, incident,
-                         objectives, anomalies)
+                         objectives, anomalies, fresh=fresh, objective_class=objective_class)
     notify("recovery.completed", title,
            f"recovery {title} completed in {sum(stages.values()):.1f} s",
            {"artifact": report["artifact_key"]})
     return report
 
 
+def restore_options(job: dict[str, Any], assessed: dict[str, Any]) -> dict[str, Any]:
+    """The job's restore options plus a point-in-time replay; a PostgreSQL restore stays up
+    for SQL smoke checks (stopped after them) or as the new primary on failover."""
+    options = {**(job.get("options") or {}), **(assessed.get("replay_options") or {})}
+    if assessed["kind"] == "postgres" and "://" not in job["dest"] and "=" not in job["dest"]:
+        if job.get("failover"):
+            options.update(failover=True, keep_running=True)
+        elif any("sql" in c for c in job.get("smoke") or []):
+            options["keep_running"] = True
+    return options
+
+
+def repoint(restored: dict[str, Any]) -> str:
+    """Where clients of a promoted PostgreSQL cluster connect now."""
+    server = restored.get("server") or {}
+    return (f"the cluster in {restored.get('datadir')} (port {server.get('port')}, socket "
+            f"{server.get('socket_dir')}; listen_addresses is empty until you set it), "
+            f"timeline {restored.get('new_timeline')} from LSN {restored.get('promoted_lsn')}")
+
+
+def runbook_job(source: str, stop_service: str | None,
+                smoke_checks: list[dict[str, Any]] | None, fresh: bool) -> dict[str, Any]:
+    """The run's stop command and smoke checks, else the platform file's for ``source``."""
+    book = runbook.runbook_for(source)
+    return {"stop_command": stop_service if stop_service is not None else
+            book.get("stop_service"),
+            "smoke": smoke_checks if smoke_checks is not None else book.get("smoke"),
+            "fresh_backup": fresh}
+
+
 @flow(name="recover-files", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S)
 def recover_files(source: str, target_dir: str | None = None, snapshot: str = "latest",
-                  at: str | None = None, from_target: str = "primary", replace: bool = False,
-                  include: list[str] | None = None,
-                  objectives: str | None = "default") -> dict[str, Any]:
+                  at: datetime | None = None, from_target: str = "primary",
+                  replace: bool = False, include: list[str] | None = None,
+                  objectives: str | None = "default", stop_service: str | None = None,
+                  smoke_checks: list[dict[str, Any]] | None = None,
+                  fresh_backup: bool = True) -> dict[str, Any]:
     """Restore a files-like source (one whose restore target is a directory) into a directory.
 
     Args:
         source: source block reference, kind/name (files/docs)
         target_dir: directory to restore into; empty: the source block's restore_target
         snapshot: latest, or a snapshot id (or unique prefix)
-        at: with snapshot=latest, the newest snapshot at or before this ISO 8601 time
+        at: with snapshot=latest, the newest snapshot at or before this time (ISO 8601, UTC
+            when no offset); the post-mortem names the snapshot chosen
         from_target: repository target block to restore from
         replace: restore into a non-empty directory after a safety snapshot of it
         include: only these paths (globs) of the snapshot
         objectives: recovery objectives block the measured RTO/RPO are compared with
+        stop_service: command run before anything is overwritten (empty: the platform file's
+            stop_service for this source, if any)
+        smoke_checks: checks after the restore, e.g. [{"http": "http://app/health"}] (empty:
+            the platform file's smoke checks for this source)
+        fresh_backup: after success, back the source up again and read the backup back
     """
     src = load_source(source)
     if not src.source().target_is_path:
@@ -175,16 +289,21 @@ def recover_files(source: str, target_dir: str | None = None, snapshot: str = "l
         raise ConfigError(f"no restore target for {source}: pass target_dir or set "
                           "restore_target")
     job = {"source": source, "target": from_target, "dest": dest, "snapshot": snapshot,
-           "at": at, "replace": replace, "include": include}
+           "at": _iso(at), "replace": replace, "include": include,
+           **runbook_job(source, stop_service, smoke_checks, fresh_backup)}
     with flow_repositories():
         return recover(f"recover-files-{source.rpartition('/')[2]}", [job], objectives)
 
 
 @flow(name="recover-database", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S)
 def recover_database(source: str, target: str | None = None, snapshot: str = "latest",
-                     at: str | None = None, from_target: str = "primary",
+                     at: datetime | None = None, from_target: str = "primary",
                      replace: bool = False, options: dict[str, Any] | None = None,
-                     objectives: str | None = "default") -> dict[str, Any]:
+                     objectives: str | None = "default", target_lsn: str | None = None,
+                     target_xid: str | None = None, target_name: str | None = None,
+                     failover: bool = False, stop_service: str | None = None,
+                     smoke_checks: list[dict[str, Any]] | None = None,
+                     fresh_backup: bool = True) -> dict[str, Any]:
     """Restore a database-like source (PostgreSQL, Neo4j, Redis, S3 bucket, ...); the restore
     is chosen by the snapshot's source kind.
 
@@ -192,11 +311,23 @@ def recover_database(source: str, target: str | None = None, snapshot: str = "la
         source: source block reference, kind/name (postgres/main)
         target: URL, DSN or directory to restore into; empty: the block's restore_target
         snapshot: latest, or a snapshot id (or unique prefix)
-        at: with snapshot=latest, the newest snapshot at or before this ISO 8601 time
+        at: recover to this time (ISO 8601, UTC when no offset): PostgreSQL physical replays
+            WAL to exactly that moment; other kinds take the newest snapshot at or before it
         from_target: repository target block to restore from
-        replace: overwrite what the target holds, after a safety snapshot of the source
+        replace: overwrite what the target holds, after a safety snapshot of the target
         options: the kind's restore options (its --restore-option keys)
         objectives: recovery objectives block the measured RTO/RPO are compared with
+        target_lsn: PostgreSQL: replay WAL up to this LSN (e.g. 0/3000060)
+        target_xid: PostgreSQL: replay up to and including this transaction id
+        target_name: PostgreSQL: replay up to this restore point (pg_create_restore_point)
+        failover: PostgreSQL physical: promote the restored cluster as the new primary, keep
+            it running, archive its new timeline and print what to repoint
+        stop_service: command run before anything is overwritten; "pg_ctl" stops the managed
+            cluster in the target data directory (empty: the platform file's, if any)
+        smoke_checks: checks after the restore, e.g. [{"sql": "SELECT count(*) FROM orders",
+            "expect": 42}], [{"redis_key": "config:version"}], [{"cypher": "MATCH (n) RETURN
+            count(n)"}], [{"http": "http://app/health"}] (empty: the platform file's)
+        fresh_backup: after success, back the source up again and read the backup back
     """
     src = load_source(source)
     if src.source().target_is_path:
@@ -204,10 +335,22 @@ def recover_database(source: str, target: str | None = None, snapshot: str = "la
     dest = target or src.restore_target
     if not dest:
         raise ConfigError(f"no restore target for {source}: pass target or set restore_target")
+    point = {k: v for k, v in (("time", _iso(at)), ("lsn", target_lsn), ("xid", target_xid),
+                               ("name", target_name)) if v}
     job = {"source": source, "target": from_target, "dest": dest, "snapshot": snapshot,
-           "at": at, "replace": replace, "options": options or {}}
+           "at": _iso(at), "point": point, "replace": replace, "options": options or {},
+           "failover": failover,
+           **runbook_job(source, stop_service, smoke_checks, fresh_backup)}
     with flow_repositories():
-        return recover(f"recover-database-{source.rpartition('/')[2]}", [job], objectives)
+        return recover(f"recover-database-{source.rpartition('/')[2]}", [job], objectives,
+                       incident_at=_iso(at))
+
+
+def _iso(moment: datetime | str | None) -> str | None:
+    if moment is None or moment == "":
+        return None
+    when = parse_time(moment)
+    return when.isoformat() if when else None
 
 
 class RecoveryFailed(RuntimeError):
@@ -255,21 +398,32 @@ def recover_source(source: str, flow_name: str, parameters: dict[str, Any],
             "artifact_key": artifact_key("post-mortem", run_name)}
 
 
+DEFAULT_PRIORITY = ["security", "database", "files", "system"]
+
+
 @flow(name="disaster-recovery", log_prints=True, timeout_seconds=RECOVERY_TIMEOUT_S + 3600,
       task_runner=ThreadPoolTaskRunner(max_workers=8))
 def disaster_recovery(site: str = "default", from_role: Role = "secondary",
                       target_root: str | None = None, targets: dict[str, str] | None = None,
-                      at: str | None = None, replace: bool = False) -> dict[str, Any]:
-    """Restore every source of a site from its secondary (or tertiary) tier, all sources at
-    once, each in its own recovery run (on the source's host when it names one).
+                      at: datetime | None = None, replace: bool = False,
+                      priority: list[str] | None = None, failover: bool = False,
+                      fresh_backup: bool = True) -> dict[str, Any]:
+    """Restore every source of a site from its secondary (or tertiary) tier: class by class in
+    priority order, the sources of one class at once, each in its own recovery run (on the
+    source's host when it names one).
 
     Args:
         site: site block naming the sources and the targets of each tier
         from_role: which tier to restore from: primary, secondary or tertiary
         target_root: restore each source under target_root/<source name>
         targets: source name -> restore target (overrides target_root for that source)
-        at: restore the newest snapshots at or before this ISO 8601 time
+        at: recover to this time (ISO 8601): PostgreSQL replays WAL to it, other kinds take
+            the newest snapshot at or before it
         replace: overwrite non-empty targets after safety snapshots
+        priority: objective classes in restore order (default security, database, files,
+            system); classes not named come last, in one group
+        failover: promote restored PostgreSQL clusters (physical) as the new primaries
+        fresh_backup: after each source's success, back it up again and read the backup back
     """
     try:
         spec = StrongroomSite.load(site)
@@ -282,6 +436,7 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
         raise ConfigError(f"site {site!r} has no {from_role} target")
     repo_target = tiers[from_role][0]
     load_target(repo_target)  # fail early, by name, if the target block is missing
+    order = list(priority or DEFAULT_PRIORITY)
     jobs = []
     for ref in spec.sources:
         src = load_source(ref)
@@ -290,46 +445,62 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
         if not dest:
             raise ConfigError(f"no restore target for source {src.source_name}: give "
                               "target_root or targets")
-        common = {"source": ref, "snapshot": "latest", "at": at, "from_target": repo_target,
-                  "replace": replace, "objectives": spec.objectives}
+        common = {"source": ref, "snapshot": "latest", "at": _iso(at),
+                  "from_target": repo_target, "replace": replace,
+                  "objectives": spec.objectives, "fresh_backup": fresh_backup}
+        cls = src.objectives_class()
+        rank = order.index(cls) if cls in order else len(order)
         if src.source().target_is_path:
-            jobs.append((ref, "recover-files", common | {"target_dir": dest}, src.runs_on))
-        else:
-            jobs.append((ref, "recover-database", common | {"target": dest, "options": {}},
+            jobs.append((rank, ref, "recover-files", common | {"target_dir": dest},
                          src.runs_on))
+        else:
+            extra = {"failover": True} if failover and src.source_kind == "postgres" else {}
+            jobs.append((rank, ref, "recover-database",
+                         common | {"target": dest, "options": {}} | extra, src.runs_on))
     if not jobs:
         raise ConfigError(f"site {site!r} has no sources")
-    started = time.monotonic()
-    runs = [recover_source.submit(ref, name, params, host) for ref, name, params, host in jobs]
-    wait(runs)
-    reports, failures = [], {}
-    for (ref, *_rest), run in zip(jobs, runs, strict=True):
-        outcome = run.result(raise_on_failure=False)
-        if run.state.is_completed():
-            reports.append(outcome)
-        else:
-            failures[ref] = _one_line(outcome) if isinstance(outcome, BaseException) else \
-                (run.state.message or run.state.name)
+    reports, failures, stages = [], {}, {}
+    for rank in sorted({j[0] for j in jobs}):
+        group = [j for j in jobs if j[0] == rank]
+        label = order[rank] if rank < len(order) else "other classes"
+        started = time.monotonic()
+        runs = [recover_source.submit(ref, name, params, host)
+                for _, ref, name, params, host in group]
+        wait(runs)
+        for (_, ref, *_rest), run in zip(group, runs, strict=True):
+            outcome = run.result(raise_on_failure=False)
+            if run.state.is_completed():
+                reports.append(outcome)
+            else:
+                failures[ref] = _one_line(outcome) if isinstance(outcome, BaseException) \
+                    else (run.state.message or run.state.name)
+        stages[f"{label} ({len(group)} at once)"] = round(time.monotonic() - started, 3)
     title = f"disaster-recovery-{site}"
-    stages = {"recover (all sources at once)": round(time.monotonic() - started, 3)}
     results = [r for report in reports for r in report.get("results", [])]
     anomalies = [a for report in reports for a in report.get("anomalies", [])]
     anomalies += [f"{r['source']}: recovered on {r['runs_on']} by {r['flow_run_name']} (see its "
                   "post-mortem)" for r in reports if r.get("runs_on")]
     error = "; ".join(f"{ref}: {why}" for ref, why in failures.items()) or None
+    total = round(sum(stages.values()), 3)
     with suppress(Exception):  # reporting must never hide the outcome
-        create_markdown_artifact(post_mortem_markdown(title, stages, results, anomalies, error),
-                                 key=artifact_key("post-mortem", title),
-                                 description=f"Post-mortem: {title}")
+        key = artifact_key("post-mortem", title) if not error else artifact_key(
+            "post-mortem", title, "failed", f"{datetime.now(UTC):%Y%m%dt%H%M%S%f}")
+        create_markdown_artifact(
+            post_mortem_markdown(title, stages, results, anomalies, error,
+                                 failed_stage="recover" if error else None,
+                                 left_behind=[f"{ref}: see its own post-mortem"
+                                              for ref in failures]),
+            key=key, description=f"Post-mortem: {title}" + (" (FAILED)" if error else ""))
     if failures:
         with suppress(Exception):
             notify("recovery.failed", title, f"recovery {title} failed: {error}",
                    level="error")
         raise RecoveryFailed(f"{len(failures)} of {len(jobs)} sources failed: {error}")
-    notify("recovery.completed", title,
-           f"recovery {title} completed in {stages['recover (all sources at once)']:.1f} s")
+    notify("recovery.completed", title, f"recovery {title} completed in {total:.1f} s")
     return {"site": site, "from": repo_target, "results": results, "anomalies": anomalies,
-            "sources": {r["source"]: r for r in reports}, "stages": stages, "ok": True}
+            "sources": {r["source"]: r for r in reports}, "stages": stages, "ok": True,
+            "wall_s": total, "order": [order[r] if r < len(order) else "other classes"
+                                       for r in sorted({j[0] for j in jobs})]}
 
 
 def _one_line(exc: BaseException) -> str:

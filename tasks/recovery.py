@@ -16,12 +16,16 @@ from prefect.variables import Variable
 from blocks.loading import load_source, load_target
 from strongroom.errors import ConfigError, NotSupported, SnapshotNotFound
 from strongroom.sources import registry
+from tasks import runbook
 from tasks.backup import snapshot_report
 from tasks.progress import Progress, artifact_key
 from tasks.repos import repository
 from tasks.retry import RETRYING
 
 RATE_VARIABLE = "strongroom_restore_rate"
+# snapshots a recovery takes of the target it overwrites: never a "latest" recovery point
+NOT_RECOVERY_POINTS = frozenset({"safety", "pre-restore", "forensic"})
+POINT_KEYS = ("time", "lsn", "xid", "name")
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -46,7 +50,8 @@ def pick_snapshot(snaps: list[Any], ref: str, at: datetime | None, source: str) 
         if len(matches) != 1 or len(ref) < 4:
             raise SnapshotNotFound(f"no single snapshot {ref!r} of source {source!r}")
         return matches[0]
-    eligible = [s for s in snaps if at is None or s.time <= at]
+    eligible = [s for s in snaps if (at is None or s.time <= at)
+                and not set(s.tags) & NOT_RECOVERY_POINTS]
     if not eligible:
         when = f" at or before {at.isoformat()}" if at else ""
         raise SnapshotNotFound(f"no snapshot of source {source!r}{when}")
@@ -65,44 +70,98 @@ def estimate_seconds(bytes_total: int, snap_stats: dict[str, Any]) -> tuple[floa
 
 
 @task(name="assess", task_run_name="assess-{source}", cache_policy=NO_CACHE, **RETRYING)
-def assess(source: str, target: str, snapshot: str = "latest",
-           at: str | None = None) -> dict[str, Any]:
-    """Identify the source and the recovery point; estimate the recovery time."""
+def assess(source: str, target: str, snapshot: str = "latest", at: str | None = None,
+           point: dict[str, str] | None = None) -> dict[str, Any]:
+    """Identify the source and the recovery point; estimate the recovery time.
+
+    ``point`` ({"time"|"lsn"|"xid"|"name": value}) asks for a point-in-time recovery: a kind
+    that replays a log to it (PostgreSQL physical) gets its base snapshot and the restore
+    options; other kinds take the newest snapshot at or before a time (and the report says
+    so), and refuse an LSN, xid or restore point name."""
     src = load_source(source)
     tgt = load_target(target)
+    point = {k: str(v) for k, v in (point or {}).items() if k in POINT_KEYS and v}
+    if len(point) > 1:
+        raise ConfigError("give only one of at, target_lsn, target_xid, target_name")
+    moment = parse_time(point.get("time") or at)
+    if moment is not None and "time" in point:
+        point["time"] = moment.isoformat()
+    replay: dict[str, Any] = {}
     with repository(target) as repo:
-        snap = pick_snapshot(repo.list_snapshots(src.source_name), snapshot, parse_time(at),
-                             src.source_name)
+        snaps = repo.list_snapshots(src.source_name)
+        pit = src.source().point_in_time(repo, [s for s in snaps if not set(s.tags)
+                                                & NOT_RECOVERY_POINTS], point) \
+            if point and snapshot == "latest" else None
+        if pit is not None:
+            snap, replay = pit
+        elif point and set(point) != {"time"}:
+            raise ConfigError(f"{source} is a {src.source_kind} source without a log to "
+                              f"replay: recover it to a time (at), not a {next(iter(point))}")
+        else:
+            snap = pick_snapshot(snaps, snapshot, moment, src.source_name)
         size = snap.stats.bytes_total or sum(
             n.size for _, n in repo.reader(snap).walk() if n.type == "file")
     estimate, basis = estimate_seconds(size, snap.stats.model_dump())
-    get_run_logger().info("recovery point for %s: snapshot %s of %s (%s bytes); estimated "
+    if replay:
+        how = f"replay to {next(iter(point))} {next(iter(point.values()))}"
+    elif moment is not None:
+        how = f"newest snapshot at or before {moment.isoformat()} (no replay for this kind)"
+    else:
+        how = "snapshot as taken"
+    get_run_logger().info("recovery point for %s: snapshot %s of %s (%s bytes), %s; estimated "
                           "recovery time %.0f s from %s", src.source_name, snap.short_id,
-                          snap.time.isoformat(), size, estimate, basis)
+                          snap.time.isoformat(), size, how, estimate, basis)
     return {"source": source, "source_name": src.source_name, "kind": src.source_kind,
             "class": src.objectives_class(), "target": target, "target_desc": tgt.describe(),
             "snapshot": snapshot_report(snap), "bytes": size, "estimate_s": round(estimate, 1),
-            "estimate_basis": basis}
+            "estimate_basis": basis, "point": point, "replay_options": replay,
+            "recovery_point": how}
 
 
 @task(name="prepare", task_run_name="prepare-{source}", cache_policy=NO_CACHE, **RETRYING)
-def prepare(source: str, target: str, dest: str, replace: bool = False) -> dict[str, Any]:
-    """Check tools and the restore target; snapshot what is there before anything is overwritten
-    (the kind's ``safety_backup``: a files target is refused when not empty unless replacing)."""
+def prepare(source: str, target: str, dest: str, replace: bool = False,
+            stop_command: str | None = None) -> dict[str, Any]:
+    """Check tools and the restore target; stop the service when a stop command is given
+    (``pg_ctl``: the managed cluster in ``dest``); snapshot the TARGET that will be
+    overwritten (files: refused when not empty unless replacing; a data directory: as files;
+    a URL or DSN: the kind's backup pointed at it) as ``<name>-safety``."""
     src = load_source(source)
     impl = src.source()  # NotSupported for a kind this build cannot restore
     anomalies = [f"tool {t} not found on this host" for t in impl.tools if not _have_tool(t)]
+    stopped = runbook.stop_service(stop_command, dest) if stop_command else None
     safety = None
     with repository(target) as repo:
         try:
-            snap = impl.safety_backup(repo, name=src.source_name, target=dest, replace=replace,
-                                      settings=src.settings())
+            snap = _safety_snapshot(impl, src, repo, dest, replace, anomalies)
         except NotSupported as exc:
             anomalies.append(f"no safety snapshot taken: {exc}")
         else:
             safety = snapshot_report(snap) if snap is not None else None
     return {"dest": dest, "safety_snapshot": safety["id"] if safety else None,
-            "anomalies": anomalies}
+            "safety_source": safety["source"] if safety else None,
+            "stopped": stopped, "anomalies": anomalies}
+
+
+def _safety_snapshot(impl: Any, src: Any, repo: Any, dest: str, replace: bool,
+                     anomalies: list[str]) -> Any:
+    name = src.source_name
+    if impl.target_is_path or not replace:
+        return impl.safety_backup(repo, name=name, target=dest, replace=replace,
+                                  settings=src.settings())
+    tags = ["safety", "pre-restore"]
+    path = Path(dest)
+    if "://" not in dest and path.is_absolute():
+        if not path.is_dir() or not any(path.iterdir()):
+            return None  # nothing there to lose
+        return registry.get("files").backup(repo, name=f"{name}-safety", kind="snapshot",
+                                            tags=tags, settings={"paths": [str(path)]})
+    settings = runbook.target_settings(src.source_kind, src.settings(), dest)
+    if settings is None:
+        anomalies.append(f"safety snapshot of {name} taken from the source block: the target "
+                         f"{dest!r} names no server this kind can read")
+        settings = src.settings()
+    return impl.backup(repo, name=f"{name}-safety", kind="snapshot", tags=tags,
+                       settings=settings)
 
 
 def _have_tool(name: str) -> bool:
@@ -131,20 +190,56 @@ def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool
                               progress=progress.advance if impl.progress_unit == "bytes"
                               else None)
         progress.finish()
-    report = {k: v for k, v in (result or {}).items() if isinstance(v, (str, int, float, bool))}
+    report = {k: v for k, v in (result or {}).items()
+              if isinstance(v, (str, int, float, bool)) or k in ("server", "failover", "target")}
     return report | {"duration_s": round(time.monotonic() - started, 3)}
 
 
 @task(name="verify-restore", task_run_name="verify-{source}", cache_policy=NO_CACHE, **RETRYING)
 def verify_restore(source: str, target: str, snapshot_id: str, dest: str,
                    include: list[str] | None = None,
-                   restore_report: dict[str, Any] | None = None) -> dict[str, Any]:
+                   restore_report: dict[str, Any] | None = None,
+                   smoke: list[dict[str, Any]] | None = None,
+                   stop_server: bool = False) -> dict[str, Any]:
     """Check what was restored independently of the restorer (files: every byte, type, mode,
-    link; other kinds: their own checks)."""
+    link; other kinds: their own checks), then the source's smoke checks (SQL, Cypher, Redis
+    keys, HTTP). ``stop_server``: stop a restored PostgreSQL kept running for the checks."""
+    report = dict(restore_report or {})
+    try:
+        with repository(target) as repo:
+            snap = repo.find_snapshot(snapshot_id)
+            checked = registry.get(snap.source_kind).verify_restored(
+                repo, snap, dest, include=list(include or []), report=report)
+        if smoke:
+            src = load_source(source)
+            checked = {**checked, "smoke": runbook.smoke_checks(
+                smoke, dest, report, src.restore_options() | _login(src))}
+    finally:
+        if stop_server and runbook.kept_server(report):
+            runbook.stop_kept_server(report)
+    return checked
+
+
+def _login(src: Any) -> dict[str, Any]:
+    settings = src.settings()
+    return {k: settings[k] for k in ("user", "username") if settings.get(k)}
+
+
+@task(name="fresh-backup", task_run_name="fresh-backup-{source}", cache_policy=NO_CACHE,
+      **RETRYING)
+def fresh_backup(source: str, target: str) -> dict[str, Any]:
+    """After a successful recovery: a new snapshot of the source as configured (the restored
+    system when it was restored in place), read back in full: backup functionality
+    verified."""
+    from tasks.verify import verify_snapshot
+
+    src = load_source(source)
+    started = time.monotonic()
     with repository(target) as repo:
-        snap = repo.find_snapshot(snapshot_id)
-        return registry.get(snap.source_kind).verify_restored(
-            repo, snap, dest, include=list(include or []), report=dict(restore_report or {}))
+        snap = src.backup(repo, "snapshot", ["post-restore"])
+        check = verify_snapshot(repo, snap.id, "read-data")
+    return {"snapshot": snap.id, "verify": check,
+            "duration_s": round(time.monotonic() - started, 3)}
 
 
 def record_rate(bytes_restored: int, seconds: float) -> None:

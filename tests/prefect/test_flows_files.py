@@ -69,8 +69,8 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
     assert report["results"][0]["snapshot"] == snap["id"]
     pm = _artifact(f"post-mortem-recover-files-docs-{names}")
     assert pm is not None
-    for text in ("## Stages", "measured RTO", "RPO measured / objective", "met", "## Anomalies",
-                 "What was written", "verified byte for byte"):
+    for text in ("## Stages", "measured RTO", "| RTO | ", " of 2 h | met |", "## Anomalies",
+                 "| written | ", "verified byte for byte", "backup functionality verified"):
         assert text in pm.data
     progress = _artifact(f"restore-docs-{names}")
     assert progress is not None and progress.type == "progress" and progress.data == 100

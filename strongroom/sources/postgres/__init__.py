@@ -9,9 +9,11 @@ This file stays light: psycopg loads only when a backup or restore runs."""
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strongroom.sources.contract import Progress, Source
+from strongroom.sources.contract import Progress, ScratchTarget, Source
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
@@ -43,6 +45,30 @@ class PostgresSource(Source):
 
         return dispatch.restore(repo, snap, target, replace=replace, include=list(include),
                                 options=dict(options))
+
+    def point_in_time(self, repo: Repository, snaps: list[Snapshot],
+                      point: dict[str, str]) -> tuple[Snapshot, dict[str, Any]] | None:
+        """Physical backups replay the WAL archive to ``point``: the base is the newest backup
+        consistent before it; logical dumps (no WAL) fall back to whole snapshots."""
+        from strongroom.sources.postgres.plan import Target, choose_base
+
+        if not snaps or len(point) != 1:
+            return None
+        name = snaps[-1].source_name
+        physical = [s for s in snaps if s.source_kind == self.kind
+                    and (s.meta.get("postgres") or {}).get("method") == "physical"]
+        if not physical:
+            return None
+        options = {f"target_{k}": str(v) for k, v in point.items()}
+        base = choose_base(physical, Target.from_options(options), name)
+        return base, options
+
+    def scratch_target(self, snap: Snapshot, workdir: Path, *,
+                       settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
+        """A new data directory recovered on a private server (physical snapshots)."""
+        from strongroom.sources.postgres.drill_target import scratch_cluster
+
+        return scratch_cluster(snap, workdir)
 
 
 SOURCE = register(PostgresSource())
