@@ -85,7 +85,9 @@ def _on_demand_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                                "parameters": {"target": config.primary, "mode": "read-data"},
                                "tags": ["strongroom", "verify"],
                                "description": "on-demand repository verification"}
-    return specs
+    from deployments.operations import operations_specs  # reports and drills (issue 10)
+
+    return specs | operations_specs(config)
 
 
 def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
@@ -124,7 +126,7 @@ def pool_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                 specs[dep]["description"] += f" on {host}"
     for name, spec in on_demand.items():
         if name not in HOST_RECOVERY:
-            specs[name] = spec | {"work_queue": DEFAULT_QUEUE}
+            specs[name] = {"work_queue": DEFAULT_QUEUE} | spec  # a drill names its host
     return specs
 
 
@@ -155,7 +157,9 @@ def flow_for(name: str) -> Any:
     named = {"recover_files": recover_files, "recover_database": recover_database,
              "disaster_recovery": disaster_recovery, "verify_backups": verify_backups,
              "retention": retention}
-    return TIER_FLOWS.get(name) or named[name]
+    from deployments.operations import operation_flows
+
+    return TIER_FLOWS.get(name) or {**named, **operation_flows()}[name]
 
 
 def to_deployment(name: str, spec: dict[str, Any], work_pool: str | None = None) -> Any:
