@@ -16,7 +16,8 @@
 
 Each channel becomes a block named ``strongroom-alert-<channel>``: a generic webhook a
 ``CustomWebhookNotificationBlock`` (JSON POST of subject and body), Slack a ``SlackWebhook``,
-email an ``AppriseNotificationBlock`` with a ``mailto://`` URL (Apprise speaks SMTP). Secrets
+email an ``EmailNotification`` (deployments/email_block.py: Prefect's Apprise block with a
+``mailto://`` URL; Apprise speaks SMTP). Secrets
 (webhook URLs of Slack, the SMTP password read from ``password_env`` at deploy time) live in the
 blocks' secret fields only; the UI shows them masked.
 """
@@ -128,11 +129,9 @@ def mailto_url(mail: EmailChannel) -> str:
 
 def channel_block(name: str, channel: ChannelConfig) -> Any:
     """The Prefect notification block of one channel (not saved)."""
-    from prefect.blocks.notifications import (
-        AppriseNotificationBlock,
-        CustomWebhookNotificationBlock,
-        SlackWebhook,
-    )
+    from prefect.blocks.notifications import CustomWebhookNotificationBlock, SlackWebhook
+
+    from deployments.email_block import EmailNotification
 
     if channel.webhook is not None:
         return CustomWebhookNotificationBlock(
@@ -141,7 +140,7 @@ def channel_block(name: str, channel: ChannelConfig) -> Any:
     if channel.slack is not None:
         return SlackWebhook(url=channel.slack)
     assert channel.email is not None
-    return AppriseNotificationBlock(url=mailto_url(channel.email))
+    return EmailNotification(url=mailto_url(channel.email))
 
 
 def save_channels(config: NotificationsConfig) -> dict[str, Any]:
