@@ -104,6 +104,8 @@ def restore_logical(repo: Repository, snap: Snapshot, target: str, *, replace: b
     new_db = o.get("database") or dsn.params.get("dbname")
     if not new_db:
         raise ConfigError("the restore target DSN must name the database (dbname=...)")
+    verify = str(o.get("verify", "true")).lower() not in ("0", "false", "no")
+    gx = verify_mod.gx_choice(o) if verify else False  # before the target is dropped
     admin = dsn.with_db(o.get("maintenance_db", "postgres"))
     with admin.connect() as conn:
         info = server_info(conn)
@@ -138,8 +140,7 @@ def restore_logical(repo: Repository, snap: Snapshot, target: str, *, replace: b
     report: dict[str, Any] = {"snapshot": snap.id, "source_database": source_db,
                               "database": new_db, "server": dsn.where,
                               "restored_at": datetime.now(UTC).isoformat()}
-    if str(o.get("verify", "true")).lower() not in ("0", "false", "no"):
+    if verify:
         report["verification"] = verify_mod.verify_database(
-            dsn.with_db(new_db), meta["databases"][source_db]["tables"], info.version,
-            gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
+            dsn.with_db(new_db), meta["databases"][source_db]["tables"], info.version, gx=gx)
     return report

@@ -168,7 +168,8 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
     """Restore into ``target_dir`` and recover to the target; verify; return a report.
 
     options: target / target_time / target_lsn / target_xid / target_name / target_timeline /
-    inclusive, port, verify (default true), gx (default true), keep_running, spool."""
+    inclusive, port, verify (default true), gx (auto, true or false; default auto: the GX
+    suite when installed), keep_running, spool."""
     o = dict(options or {})
     t0 = time.monotonic()
     target = Target.from_options(o)
@@ -190,6 +191,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
             own.add(wn.segment_name(int(meta["timeline"]), segno, seg))
     wal_check = check_wal(snap, catalog, path, target, own)
 
+    gx = verify_mod.gx_choice(o) if _flag(o, "verify", True) else False  # before any change
     target_dir = Path(target_dir).absolute()
     aside = prepare_target(target_dir, replace)
     like = server_user_kwargs(target_dir.parent)
@@ -234,8 +236,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         report.update(recovered_state(server))
         if _flag(o, "verify", True):
             report["verification"] = verify_mod.verify_restored(
-                server, meta.get("stats") or {}, strict=_strict(snap, target),
-                gx=str(o.get("gx", "true")).lower() not in ("0", "false", "no"))
+                server, meta.get("stats") or {}, strict=_strict(snap, target), gx=gx)
         mark_history_ready(target_dir, tli, report)
         clear_recovery_conf(target_dir)
         if _flag(o, "failover", False):

@@ -1,15 +1,75 @@
-"""Verification of a restored cluster or database: amcheck, row counts and checksums against
-the figures recorded at backup time, and a Great Expectations suite."""
+"""Verification of a restored cluster or database: amcheck, row counts, checksums, ordered
+columns and primary keys against the figures recorded at backup time (the engine's own checks,
+always run), and a Great Expectations suite when GX is installed.
+
+GX is optional (the ``orchestration`` extra): a default ``pip install strongroom`` restores and
+verifies without it. Option ``gx``: ``auto`` (default: run it when installed), ``true`` (it
+must run: a restore without GX stops *before* it changes anything), ``false``.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any
 
-from strongroom.errors import IntegrityError
+from strongroom.errors import ConfigError, IntegrityError
 from strongroom.sources.postgres.cluster import Server
 from strongroom.sources.postgres.conn import Dsn
 from strongroom.sources.postgres.pgbin import binary, run
 from strongroom.sources.postgres.tablestats import compare, databases, table_stats
+
+GX_EXTRA = "orchestration"
+GX_MODULES = ("great_expectations", "sqlalchemy")
+
+
+def gx_missing() -> str | None:
+    """The first module the GX suite needs that cannot be imported, or None."""
+    for name in GX_MODULES:
+        try:
+            if importlib.util.find_spec(name) is None:
+                return name
+        except (ImportError, ValueError):  # a broken or blocked install
+            return name
+    return None
+
+
+def gx_choice(options: dict[str, Any]) -> bool:
+    """Whether to run the GX suite, from option ``gx`` (auto, true or false). Called before
+    a restore changes anything: ``gx=true`` without GX installed is a ConfigError naming the
+    extra to install."""
+    value = str(options.get("gx", "auto")).strip().lower()
+    if value in ("0", "false", "no", "off"):
+        return False
+    missing = gx_missing()
+    if value == "auto":
+        return missing is None
+    if value not in ("1", "true", "yes", "on"):
+        raise ConfigError(f"restore option gx={options.get('gx')!r}: use auto, true or false")
+    if missing:
+        raise ConfigError(f"restore option gx=true needs {missing}, which is not installed: "
+                          f"pip install 'strongroom[{GX_EXTRA}]' (or gx=auto to verify with "
+                          "the engine's own checks only)")
+    return True
+
+
+def _gx_skipped() -> dict[str, Any]:
+    return {"skipped": f"{gx_missing() or 'great_expectations'} is not installed "
+                       f"(pip install 'strongroom[{GX_EXTRA}]'); the engine's own checks ran"}
+
+
+def structure(expected: dict[str, Any], actual: dict[str, Any]) -> dict[str, Any]:
+    """Ordered columns and primary keys per table, compared with the backup-time figures
+    (what the GX suite checks beyond row counts, without GX; a primary key implies NOT NULL)."""
+    problems = []
+    for table, exp in sorted(expected.items()):
+        got = actual.get(table)
+        if got is None:
+            continue  # reported by tablestats.compare
+        if "columns" in exp and got.get("columns") != exp["columns"]:
+            problems.append(f"{table}: columns {got.get('columns')}, expected {exp['columns']}")
+        if "pk" in exp and got.get("pk") != exp["pk"]:
+            problems.append(f"{table}: primary key {got.get('pk')}, expected {exp['pk']}")
+    return {"ok": not problems, "problems": problems[:50]}
 
 
 def amcheck(dsn: Dsn, version: int, dbs: list[str], env: dict[str, str] | None = None
@@ -30,7 +90,8 @@ def amcheck(dsn: Dsn, version: int, dbs: list[str], env: dict[str, str] | None =
 def verify_restored(server: Server, stats: dict[str, Any], *, strict: bool,
                     gx: bool = True) -> dict[str, Any]:
     """Verify every database of a restored cluster; ``strict`` makes checksum differences
-    with the backup-time figures an error (else they are reported)."""
+    with the backup-time figures an error (else they are reported). ``gx`` (see
+    :func:`gx_choice`) adds the GX suite; without it the report says it was skipped."""
     dsn = Dsn.parse(server.conninfo())
     with dsn.connect() as conn:
         dbs = databases(conn)
@@ -42,8 +103,10 @@ def verify_restored(server: Server, stats: dict[str, Any], *, strict: bool,
         entry: dict[str, Any] = {"tables": len(actual)}
         if db in expected:
             entry["compared"] = compare(expected[db], actual)
-        if gx and actual:
-            entry["great_expectations"] = run_gx(dsn.with_db(db), expected.get(db) or actual)
+            entry["structure"] = structure(expected[db], actual)
+        if actual:
+            entry["great_expectations"] = run_gx(dsn.with_db(db), expected.get(db) or actual) \
+                if gx else _gx_skipped()
         out["databases"][db] = entry
     problems = [f"{db}: {p}" for db, e in out["databases"].items()
                 for p in (e.get("compared") or {}).get("problems", [])]
@@ -52,8 +115,10 @@ def verify_restored(server: Server, stats: dict[str, Any], *, strict: bool,
     out["checksum_problems"] = problems[:50]
     if strict and problems:
         raise IntegrityError(f"restored data differs from the backup: {problems[0]}")
+    out["structure_ok"] = all((e.get("structure") or {}).get("ok", True)
+                              for e in out["databases"].values())
     gx_failed = [db for db, e in out["databases"].items()
-                 if e.get("great_expectations") and not e["great_expectations"]["success"]]
+                 if e.get("great_expectations", {}).get("success") is False]
     out["gx_ok"] = not gx_failed
     return out
 
@@ -64,9 +129,9 @@ def verify_database(dsn: Dsn, expected: dict[str, Any], version: int, gx: bool =
     with dsn.connect() as conn:
         actual = table_stats(conn, checksums=True)
     result = {"amcheck": amcheck(dsn, version, [dsn.dbname], env),
-              "compared": compare(expected, actual)}
-    if gx and actual:
-        result["great_expectations"] = run_gx(dsn, expected)
+              "compared": compare(expected, actual), "structure": structure(expected, actual)}
+    if actual:
+        result["great_expectations"] = run_gx(dsn, expected) if gx else _gx_skipped()
     if not result["compared"]["ok"]:
         raise IntegrityError(f"restored database {dsn.dbname} differs from the backup: "
                              f"{result['compared']['problems'][0]}")
