@@ -40,7 +40,7 @@ from tasks.drill_history import INTERVAL_DAYS, record_drill
 from tasks.notify import notify
 from tasks.progress import artifact_key
 from tasks.repos import flow_repositories
-from tasks.scratch import drill_workdir, pick_drill_point, scratch_target
+from tasks.scratch import pick_drill_point, scratch_target
 
 # the simulated disaster restores classes in this order; sources of one class in parallel
 PRIORITY = ("security", "database", "files", "system")
@@ -154,8 +154,8 @@ def drill(source: str, from_target: str = "primary", objectives: str | None = "d
                 record["rpo_met"] = point["rpo_s"] <= record["rpo_objective_s"]
             overrides = {"scratch_uri": scratch_uri} if scratch_uri else {}
             made = time.monotonic()
-            with scratch_target(source, from_target, point["snapshot_id"],
-                                drill_workdir(workdir), overrides) as scratch:
+            with scratch_target(source, from_target, point["snapshot_id"], workdir,
+                                overrides) as scratch:
                 scratch_desc = scratch.description
                 notes.append(f"scratch target created in {human_duration(time.monotonic() - made)}"
                              f": {scratch.description}")

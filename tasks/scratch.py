@@ -73,7 +73,7 @@ def pick_drill_point(source: str, target: str) -> dict[str, Any]:
 
 
 @contextmanager
-def scratch_target(source: str, target: str, snapshot_id: str, workdir: Path,
+def scratch_target(source: str, target: str, snapshot_id: str, workdir: str | None = None,
                    overrides: dict[str, Any] | None = None) -> Iterator[ScratchTarget]:
     """Create the scratch target for ``snapshot_id`` of ``source`` (the kind's
     ``scratch_target``), yield it, remove it. ``overrides`` add settings (a Neo4j
@@ -84,7 +84,7 @@ def scratch_target(source: str, target: str, snapshot_id: str, workdir: Path,
     with repository(target) as repo:
         snap = repo.find_snapshot(snapshot_id)
     try:
-        manager = impl.scratch_target(snap, workdir, settings=settings)
+        manager = impl.scratch_target(snap, drill_workdir(workdir), settings=settings)
         scratch = manager.__enter__()
     except Exception as exc:  # NotSupported, SourceError, OSError: one reason, one line
         reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
