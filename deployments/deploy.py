@@ -70,9 +70,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--work-pool", required=True, help="work pool name")
     parser.add_argument("--create-pool", action="store_true",
                         help="create the pool (type process) if it does not exist")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a platform file whose schedules cannot meet its RPOs")
     args = parser.parse_args(argv)
     try:
-        rows = deploy(load_config(args.config), args.work_pool, args.create_pool)
+        rows = deploy(load_config(args.config, strict=args.strict), args.work_pool,
+                      args.create_pool)
     except StrongroomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

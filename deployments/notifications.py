@@ -156,12 +156,14 @@ def save_channels(config: NotificationsConfig) -> dict[str, Any]:
 def delete_blocks_except(keep: set[str]) -> list[str]:
     """Delete every ``strongroom-alert-*`` block document not named in ``keep``."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import BlockDocumentFilter, BlockDocumentFilterName
 
     removed = []
     with get_client(sync_client=True) as client:
-        docs = client.read_block_documents(block_document_filter=BlockDocumentFilter(
-            name=BlockDocumentFilterName(like_=BLOCK_PREFIX)), include_secrets=False)
+        docs, offset = [], 0
+        while page := client.read_block_documents(offset=offset, limit=200,
+                                                  include_secrets=False):
+            docs += page
+            offset += len(page)
         for doc in docs:
             if doc.name and doc.name.startswith(BLOCK_PREFIX) and doc.name not in keep:
                 client.delete_block_document(doc.id)

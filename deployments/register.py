@@ -17,7 +17,8 @@ def source_refs(config: PlatformConfig) -> dict[str, str]:
 
 def register_platform(config: PlatformConfig) -> dict[str, Any]:
     """Register block types, save one block document per key/target/source/policy, the site
-    block and the objectives; create one concurrency limit per source."""
+    block and the objectives; create one concurrency limit per source; the alerts (notification
+    blocks and automations, see deployments/alerts.py)."""
     import blocks
     from blocks import (
         RecoveryObjectives,
@@ -70,5 +71,8 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
                    tertiary=[n for n in replicas if config.targets[n].role == "tertiary"],
                    objectives="default").save(config.site, overwrite=True)
     limits = ensure_limits(refs.values())
+    from deployments.alerts import apply_alerts
+
+    alerts = apply_alerts(config)  # notification blocks and one automation per alert
     return {"targets": list(config.targets), "sources": list(refs.values()),
-            "site": config.site, "limits": limits}
+            "site": config.site, "limits": limits, "alerts": alerts}

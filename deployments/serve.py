@@ -22,6 +22,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="print the server's deployments with their schedules, then exit")
     parser.add_argument("--register-only", action="store_true",
                         help="register blocks, limits and deployments, then exit")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse a platform file whose schedules cannot meet its RPOs")
     args = parser.parse_args(argv)
     if args.list:
         from deployments.listing import deployment_rows, format_rows
@@ -31,12 +33,17 @@ def main(argv: list[str] | None = None) -> int:
     if not args.config:
         parser.error("--config is required")
     try:
-        config = load_config(args.config)
-        register_platform(config)
+        config = load_config(args.config, strict=args.strict)
+        registered = register_platform(config)
         deployments = build_deployments(config)
     except StrongroomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code
+    alerts = registered.get("alerts") or {}
+    print(f"alerts: {len(alerts.get('created', []))} automations created, "
+          f"{len(alerts.get('updated', []))} updated, {len(alerts.get('kept', []))} unchanged, "
+          f"{len(alerts.get('deleted', []))} removed; channels: "
+          f"{', '.join(alerts.get('channels', [])) or 'none'}", flush=True)
     if args.register_only:
         for dep in deployments:
             dep.apply()
