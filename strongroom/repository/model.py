@@ -35,7 +35,6 @@ class Node:
     nlink: int = 1
     ctime_ns: int = 0
     meta: dict[str, Any] = field(default_factory=dict)
-    atime_ns: int = 0
     xattrs: dict[str, str] = field(default_factory=dict)  # name -> base64 value
     holes: list[list[int]] = field(default_factory=list)  # [offset, length] of sparse holes
     rdev_major: int = 0

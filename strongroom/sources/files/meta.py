@@ -62,10 +62,11 @@ def special_kind(st_mode: int) -> str | None:
 
 def stat_node(st: os.stat_result, kind: str) -> Node:
     """A node of type ``kind`` carrying ``st``'s metadata (owner as number and name, mode
-    with setuid/setgid/sticky, nanosecond times, device numbers)."""
+    with setuid/setgid/sticky, nanosecond mtime, device numbers). Access times are not
+    kept: reading a file moves them, which would make every run store new trees."""
     node = Node(name="", type=kind, mode=stat.S_IMODE(st.st_mode), mtime_ns=st.st_mtime_ns,
-                ctime_ns=st.st_ctime_ns, atime_ns=st.st_atime_ns, uid=st.st_uid,
-                gid=st.st_gid, user=_user(st.st_uid), group=_group(st.st_gid),
+                ctime_ns=st.st_ctime_ns, uid=st.st_uid, gid=st.st_gid,
+                user=_user(st.st_uid), group=_group(st.st_gid),
                 inode=st.st_ino, dev=st.st_dev, nlink=st.st_nlink,
                 size=st.st_size if kind == "file" else 0)
     if kind in ("chardev", "blockdev"):
@@ -186,8 +187,7 @@ class MetaApplier:
                 # the kernel silently drops setgid for a group we are not in
                 if stat.S_IMODE(os.lstat(path).st_mode) != node.mode:
                     self.shortfall.add("mode", path, f"mode {oct(node.mode)} not kept")
-        os.utime(path, ns=(node.atime_ns or node.mtime_ns, node.mtime_ns),
-                 follow_symlinks=False)
+        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
 
     def _chown(self, path: str | Path, node: Node) -> None:
         uid, gid = self.owner(node)
