@@ -106,8 +106,8 @@ def to_markdown(r: dict[str, Any]) -> str:
 STYLE = """body{font-family:system-ui,sans-serif;margin:2em auto;max-width:60em;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}td,th{border:1px solid #ccc;padding:.3em .7em;
 text-align:left}th{background:#f3f3f3}.note{background:#fff8e1;border-left:4px solid #f9a825;
-padding:.4em .8em}.charts{display:grid;grid-template-columns:1fr;gap:1em}
-.charts img{width:100%;max-width:700px;border:1px solid #eee}.MISSED,.ABOVE{color:#c62828;
+padding:.4em .8em}.charts{display:grid;grid-template-columns:1fr 1fr;gap:.5em}
+.charts figure{margin:0}.charts img{width:100%;border:1px solid #eee}.MISSED,.ABOVE{color:#c62828;
 font-weight:bold}"""
 
 
