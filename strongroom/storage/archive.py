@@ -90,6 +90,13 @@ class ArchiveS3Backend(S3Backend):
             super().put(SETTINGS_KEY, json.dumps(self.settings()).encode())  # keep the settings
         super().put(key, data, **{**self.write_options(key), **extra})
 
+    def put_if_absent(self, key: str, data: bytes | memoryview, **extra: Any) -> bool:
+        if key.startswith(LOCKED_PREFIXES):
+            self._check_lock_enabled()
+        elif key == "config" and not self.exists("config"):  # init: keep the settings too
+            super().put(SETTINGS_KEY, json.dumps(self.settings()).encode())
+        return super().put_if_absent(key, data, **{**self.write_options(key), **extra})
+
     def put_readable(self, key: str, data: bytes | memoryview) -> None:
         self.put(key, data, StorageClass="STANDARD")
 

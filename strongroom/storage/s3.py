@@ -115,13 +115,13 @@ class S3Backend(Backend):
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc, "put", key) from None
 
-    def put_if_absent(self, key: str, data: bytes | memoryview) -> bool:
+    def put_if_absent(self, key: str, data: bytes | memoryview, **extra: Any) -> bool:
         """A conditional PUT (``If-None-Match: *``): S3 lets exactly one of two racing
         writers create the object and answers the other 412 (or 409 while the first is
         still being written)."""
         try:
             self.client.put_object(Bucket=self.bucket, Key=self._key(key), Body=bytes(data),
-                                   IfNoneMatch="*")
+                                   IfNoneMatch="*", **extra)
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "")
             status = exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
