@@ -378,6 +378,10 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
     rows = deployment_rows()
     say(format_rows(rows))
     result = run_demo(state, with_redis) if demo else {"runs": {}}
+    if demo:  # a deliberately failing source alerts a local webhook (deployments/alert_demo.py)
+        from deployments.alert_demo import WebhookReceiver, demo_alert
+
+        result["alert"] = demo_alert(config, state, WebhookReceiver(host))
     ui = f"http://{host}:{port}"
     result |= {"ui": ui, "api_url": api, "profile": PROFILE, "state_dir": str(state),
                "config": str(config), "deployments": rows}
@@ -390,6 +394,11 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
             print(f"{label}: {r['deployment']} -> {r['state']} {r['message']}".rstrip())
         for key in result.get("post_mortem_artifacts", []):
             print(f"post-mortem artifact: {key}")
+        if alert := result.get("alert"):
+            print(f"critical alert for {alert['source']} ({alert['run_state']}): " + (
+                f"received by the demo webhook {alert['webhook']} {alert['latency_s']} s "
+                f"after the failure: {alert['subject']}" if alert["received"] else
+                f"NOT received by the demo webhook {alert['webhook']}"))
         print(f"Prefect UI: {ui}")
         print(f"Other shells: {findable_lines(api)[0]}  (or prefect profile use {PROFILE})",
               flush=True)

@@ -47,7 +47,8 @@ def test_failed_backup_alerts_critical_once_by_webhook_and_email(prefect_server,
                     "mail": {"email": {"smtp_host": "127.0.0.1", "smtp_port": smtp.port,
                                        "from": "strongroom@example.com",
                                        "to": "oncall@example.com", "secure": "insecure"},
-                             "levels": ["critical"]}})
+                             "levels": ["critical"]}},
+                   metrics_textfile=str(tmp_path / "textfile" / "strongroom.prom"))
     deploy(doc)
     state = run_backup("files/payroll")
     assert state.is_failed()
@@ -71,6 +72,17 @@ def test_failed_backup_alerts_critical_once_by_webhook_and_email(prefect_server,
     time.sleep(8)
     assert len(webhook.matching(is_critical)) == 1
     assert len([m for m in smtp.messages if "[critical]" in m[1]]) == 1
+
+    # the backups kept the node-exporter textfile up to date: one failure, then a success
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = (tmp_path / "textfile" / "strongroom.prom").read_text()
+    got = {s.name: s for f in text_string_to_metric_families(text) for s in f.samples}
+    assert got["strongroom_backup_failures_total"].labels == {"source": "payroll",
+                                                              "tier": "incremental"}
+    assert got["strongroom_backup_failures_total"].value == 1
+    assert got["strongroom_backup_last_success_timestamp_seconds"].labels["source"] == "payroll"
+    assert got["strongroom_repository_snapshots"].value == 1
 
 
 def test_missing_backup_raises_the_delay_warning_once(prefect_server, webhook, tmp_path):
