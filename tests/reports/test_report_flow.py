@@ -1,0 +1,49 @@
+"""The report flow and ``strongroom report`` against a real Prefect API: backup runs read
+through the client API, the site's repositories, a Markdown artifact and the HTML file."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from tests.prefect.conftest import backup_one, make_tree, save_files_source, save_local_target
+
+
+def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, monkeypatch):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.settings import PREFECT_API_URL
+
+    from blocks import StrongroomSite
+    from flows.reports import report
+
+    monkeypatch.setenv("STRONGROOM_STATE_DIR", str(tmp_path / "state"))
+    target = save_local_target(f"t-{names}", tmp_path / "repo")
+    ref = save_files_source(f"rep-{names}", [make_tree(tmp_path / "data", 5)])
+    backup_one("full", ref, primary=target)
+    backup_one("incremental", ref, primary=target)
+    StrongroomSite(sources=[ref], primary=target).save(f"site-{names}", overwrite=True)
+
+    result = report(period="weekly", site=f"site-{names}", timezone="Europe/Paris")
+
+    assert result["runs"] >= 2 and result["success_rate"] == 1.0
+    html = tmp_path / "state" / "reports"
+    assert [p.name for p in html.iterdir()][0].startswith(f"weekly-site-{names}-")
+    page = (html / next(html.iterdir()).name).read_text()
+    assert page.count("<img class='chart'") == 4 and "Europe/Paris" in page
+    assert f"rep-{names}" in page  # never drilled: listed as overdue
+    with get_client(sync_client=True) as client:
+        art = client.read_artifacts(artifact_filter=ArtifactFilter(
+            key=ArtifactFilterKey(any_=["report-weekly"])))
+    assert art and "## Backups" in art[-1].data and "100.00%" in art[-1].data
+
+    out = tmp_path / "cli.html"
+    env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
+    proc = subprocess.run([sys.executable, "-c", "from strongroom.cli import main; main()",
+                           "report", "--period", "daily",
+                           "--site", f"site-{names}", "--html", str(out), "--markdown"],
+                          capture_output=True, text=True, timeout=300, env=env)
+    assert proc.returncode == 0, proc.stderr
+    assert "# Daily status" in proc.stdout and f"written to {out}" in proc.stdout
+    assert out.read_text().count("<img class='chart'") == 4
