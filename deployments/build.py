@@ -17,7 +17,7 @@ from deployments.seed import RECOVERY_DEPLOYMENTS
 
 DEFAULT_QUEUE = "default"
 # recovery flows that run where the source lives: one deployment per host
-HOST_RECOVERY = ("recover-files", "recover-database")
+HOST_RECOVERY = ("recover-files", "recover-database", "recover-system")
 _DAYS = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")
 
 
@@ -76,7 +76,9 @@ def _on_demand_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                        f"{when(config.retention_cron, config.timezone)}"}}
     for name, flow_name in RECOVERY_DEPLOYMENTS.items():
         params: dict[str, Any] = {"disaster_recovery": {"site": config.site,
-                                                        "from_role": "secondary"}}.get(
+                                                        "from_role": "secondary",
+                                                        "priority": list(
+                                                            config.recovery_priority)}}.get(
             flow_name, {"from_target": config.primary})
         specs[name] = {"flow": flow_name, "schedules": [], "parameters": params,
                        "tags": ["strongroom", "recovery"],
@@ -86,8 +88,9 @@ def _on_demand_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                                "tags": ["strongroom", "verify"],
                                "description": "on-demand repository verification"}
     from deployments.operations import operations_specs  # reports and drills (issue 10)
+    from deployments.recovery_specs import issue11_specs  # replication, incident, system
 
-    return specs | operations_specs(config)
+    return specs | operations_specs(config) | issue11_specs(config)
 
 
 def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
@@ -158,8 +161,9 @@ def flow_for(name: str) -> Any:
              "disaster_recovery": disaster_recovery, "verify_backups": verify_backups,
              "retention": retention}
     from deployments.operations import operation_flows
+    from deployments.recovery_specs import flows as recovery_flows
 
-    return TIER_FLOWS.get(name) or {**named, **operation_flows()}[name]
+    return TIER_FLOWS.get(name) or {**named, **operation_flows(), **recovery_flows()}[name]
 
 
 def to_deployment(name: str, spec: dict[str, Any], work_pool: str | None = None) -> Any:
@@ -176,13 +180,25 @@ def to_deployment(name: str, spec: dict[str, Any], work_pool: str | None = None)
     flow = flow_for(spec["flow"])
     deployment = flow.to_deployment(
         name=name, schedules=schedules or None, parameters=spec["parameters"],
-        tags=spec["tags"], description=spec["description"], **pool)
+        tags=spec["tags"], description=spec["description"], **pool,
+        **concurrency(spec))
     attr = flow_attribute(flow)
     if work_pool is not None:
         deployment.entrypoint = f"{flow.fn.__module__}.{attr}"
     elif deployment.entrypoint:
         deployment.entrypoint = f"{deployment.entrypoint.rpartition(':')[0]}:{attr}"
     return deployment
+
+
+def concurrency(spec: dict[str, Any]) -> dict[str, Any]:
+    """A spec's ``concurrency_limit`` (runs at once; a new run past it is cancelled)."""
+    from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+
+    if not spec.get("concurrency_limit"):
+        return {}
+    return {"concurrency_limit": ConcurrencyLimitConfig(
+        limit=int(spec["concurrency_limit"]),
+        collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)}
 
 
 def flow_attribute(flow: Any) -> str:

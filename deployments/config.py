@@ -92,6 +92,10 @@ class SourceConfig(BaseModel):
     # host whose worker runs this source's backups and restores (a work queue of the pool);
     # None: any worker of the pool's default queue (or the local ``serve`` process)
     runs_on: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    # runbook (issue 11): command a recovery runs before overwriting ("pg_ctl": the managed
+    # cluster), and smoke checks after it ({sql|cypher|redis_key|http: ..., expect: ...})
+    stop_service: str | None = None
+    smoke: list[dict[str, Any]] = []
 
     @field_validator("kind")
     @classmethod
@@ -151,6 +155,10 @@ class PlatformConfig(_Model):
     # when the retention deployment forgets and prunes by the schedules' keep values
     retention_cron: str = "30 3 * * *"
     verify: Literal["structure", "read-data", "subset"] = "subset"
+    # disaster recovery restores classes in this order (same class: at once); WAL reaches the
+    # secondary tier within wal_copy_bound_s of being written
+    recovery_priority: list[ObjectiveClass] = ["security", "database", "files", "system"]
+    wal_copy_bound_s: float = Field(default=60.0, gt=0)
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
     metrics_textfile: str | None = None  # node-exporter textfile the backups rewrite
 

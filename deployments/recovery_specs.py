@@ -34,8 +34,9 @@ def replication_specs(config: Any) -> dict[str, dict[str, Any]]:
             "description": f"continuous WAL replication of {name}: a supervised receiver "
                            f"(restarted with back-off), WAL on the secondary tier within "
                            f"{config.wal_copy_bound_s:.0f} s; lag as "
-                           "strongroom.replication.lag events",
-            "runs_on": src.runs_on}
+                           "strongroom.replication.lag events"}
+        if src.runs_on:  # the receiver runs where the source's backups run
+            specs[f"replication-{name}"]["work_queue"] = src.runs_on
     return specs
 
 

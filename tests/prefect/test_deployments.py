@@ -31,7 +31,9 @@ RECOVERY = {"recover-files": "recover-files", "recover-database": "recover-datab
             "disaster-recovery": "disaster-recovery", "verify-backups": "verify-backups"}
 # reports and drills (deployments/operations.py)
 OPERATIONS = {"report-daily", "report-weekly", "report-monthly", "report-quarterly",
-              "drill-app-files", "drill-platform-config", "drill-orders-db", "disaster-drill"}
+              "drill-app-files", "drill-platform-config", "drill-orders-db", "disaster-drill",
+              # issue 11 (deployments/recovery_specs.py)
+              "replication-orders-db", "recover-incident", "recover-system"}
 
 
 @pytest.fixture
@@ -93,8 +95,15 @@ def test_deployments_registered_with_the_seed_schedules(prefect_harness, example
             dep = client.read_deployment_by_name(f"{flow_name}/{name}")
             assert dep.schedules == []
         assert client.read_deployment_by_name("disaster-recovery/disaster-recovery"
-                                              ).parameters == {"site": "example",
-                                                               "from_role": "secondary"}
+                                              ).parameters == {
+            "site": "example", "from_role": "secondary",
+            "priority": ["security", "database", "files", "system"]}
+        # one supervised WAL replication per PostgreSQL source, at most one run at a time
+        repl = client.read_deployment_by_name("wal-replication/replication-orders-db")
+        assert repl.parameters["source"] == "postgres/orders-db"
+        assert repl.parameters["secondaries"] == ["secondary"]
+        assert repl.global_concurrency_limit.limit == 1
+        assert repl.concurrency_options.collision_strategy == "CANCEL_NEW"
 
 
 def test_example_file_registers_with_the_seed_objectives(prefect_harness, example_env):
@@ -270,5 +279,8 @@ def test_work_pool_deployments_split_by_host():
         "report-monthly": ("default", None), "report-quarterly": ("default", None),
         "drill-a-files": ("host-a", None), "drill-b-files": ("host-b", None),
         "drill-b-etc": ("host-b", None), "drill-shared": ("default", None),
-        "disaster-drill": ("default", None)}
+        "disaster-drill": ("default", None),
+        # issue 11: a host's system files are recovered by that host's worker
+        "recover-incident": ("default", None), "recover-system": ("default", None),
+        "recover-system@host-a": ("host-a", None), "recover-system@host-b": ("host-b", None)}
     assert [len(s["schedules"]) for n, s in specs.items() if n.startswith("daily")] == [1, 1, 1]
