@@ -71,6 +71,9 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
                    tertiary=[n for n in replicas if config.targets[n].role == "tertiary"],
                    objectives="default").save(config.site, overwrite=True)
     limits = ensure_limits(refs.values())
+    from deployments.recovery_specs import save_runbook  # stop commands, smoke checks
+
+    save_runbook(config)
     from deployments.alerts import apply_alerts
 
     alerts = apply_alerts(config)  # notification blocks and one automation per alert
