@@ -42,10 +42,17 @@ def state_dir() -> Path:
 def generate(period: Period, site: str = "default", timezone: str = "UTC",
              now: datetime | None = None, success_target: float = SUCCESS_TARGET,
              duration_target_s: float = DURATION_TARGET_S,
-             capacity_threshold: float = CAPACITY_THRESHOLD,
+             capacity_threshold: float | None = None,
              size_target_bytes: float | None = None) -> dict[str, Any]:
-    """Gather everything and build the report (needs the Prefect API and the blocks)."""
-    from flows.reporting.history import fetch_runs, repository_records, site_targets
+    """Gather everything and build the report (needs the Prefect API and the blocks). The
+    capacity threshold and targets' capacities default to the platform file's (saved at
+    deploy time), else 70% and the file system's size."""
+    from flows.reporting.history import (
+        fetch_runs,
+        operations_settings,
+        repository_records,
+        site_targets,
+    )
     from tasks.drill_history import read_history
 
     if period not in PERIODS:
@@ -54,7 +61,12 @@ def generate(period: Period, site: str = "default", timezone: str = "UTC",
     since = now - PERIODS[period]["trend_window"]
     targets, sources, _objectives = site_targets(site)
     runs = fetch_runs(since)
-    snaps, storage, notes = repository_records(targets)
+    ops = operations_settings()
+    capacities = {name: (info or {}).get("capacity_bytes")
+                  for name, info in (ops.get("targets") or {}).items()}
+    if capacity_threshold is None:
+        capacity_threshold = float(ops.get("capacity_threshold") or CAPACITY_THRESHOLD)
+    snaps, storage, notes = repository_records(targets, capacities)
     drills = read_history()["drills"]
     report = build_report(period, now, runs, snaps, storage, drills,
                           success_target=success_target, duration_target_s=duration_target_s,
@@ -86,7 +98,7 @@ def write_html(html: str, report: dict[str, Any], out: Path | None = None) -> Pa
 @flow(name="report", log_prints=True, timeout_seconds=3600)
 def report(period: Period = "weekly", site: str = "default", timezone: str = "UTC",
            success_target: float = SUCCESS_TARGET, duration_target_h: float = 4.0,
-           capacity_threshold: float = CAPACITY_THRESHOLD,
+           capacity_threshold: float | None = None,
            size_target_bytes: float | None = None,
            html_dir: str | None = None) -> dict[str, Any]:
     """Write the period's operations report: a Markdown artifact and an HTML file with charts.
@@ -97,7 +109,8 @@ def report(period: Period = "weekly", site: str = "default", timezone: str = "UT
         timezone: the platform's time zone, for the times shown
         success_target: backup success rate target (0.995 = 99.5%)
         duration_target_h: backups should finish within this many hours
-        capacity_threshold: storage use above this share of capacity is flagged (0.70)
+        capacity_threshold: storage use above this share of capacity is flagged; empty: the
+            platform file's (default 0.70)
         size_target_bytes: flag a mean backup size above this; empty: no size target
         html_dir: directory for the HTML file; empty: <state dir>/reports
     """

@@ -67,9 +67,20 @@ def capacity(url: str) -> tuple[int | None, int | None]:
     return usage.total, usage.used
 
 
-def repository_records(targets: dict[str, str]) -> tuple[list[dict[str, Any]],
-                                                         list[dict[str, Any]], list[str]]:
-    """Snapshots and storage of each target block (name -> tier); unreadable ones are noted."""
+def operations_settings() -> dict[str, Any]:
+    """The platform's operations settings saved at deploy time (Variable
+    ``strongroom_operations``: capacity_threshold, targets' capacity_bytes); {} when none."""
+    from prefect.variables import Variable
+
+    value = Variable.get("strongroom_operations", default=None)
+    return value if isinstance(value, dict) else {}
+
+
+def repository_records(targets: dict[str, str], capacities: dict[str, int | None] | None = None
+                       ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
+    """Snapshots and storage of each target block (name -> tier); unreadable ones are noted.
+    A target's capacity is its ``capacity_bytes`` from the platform file, else (local) the file
+    system's size, counting the file system's whole use against it."""
     from blocks.loading import load_target
     from tasks.repos import repository
 
@@ -92,6 +103,8 @@ def repository_records(targets: dict[str, str]) -> tuple[list[dict[str, Any]],
             notes.append(f"target {name} ({tier}) not read: {text}")
             continue
         total, used = capacity(url)
+        if (capacities or {}).get(name):
+            total, used = (capacities or {})[name], stored
         storage.append({"target": name, "tier": tier, "bytes": stored,
                         "used_bytes": used, "capacity_bytes": total})
     return snaps, storage, notes
