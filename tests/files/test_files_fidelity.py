@@ -29,6 +29,7 @@ from typing import Any
 import pytest
 
 from strongroom.repository import Node, Repository
+from strongroom.repository.writer import SnapshotWriter
 from strongroom.sources import registry
 from strongroom.sources.files import meta as files_meta
 from strongroom.sources.files.meta import MetaApplier
@@ -390,9 +391,22 @@ def test_incremental_from_a_parent_without_holes_reads_the_file_again(
         fh.truncate(32 * MiB)
         fh.write(secrets.token_bytes(4096))
     repo = Repository.init(str(tmp_path / "repo"), password="pw")
-    with monkeypatch.context() as m:
+
+    def old_meta(self: SnapshotWriter, meta: dict[str, Any]) -> None:
+        self.meta.update({k: v for k, v in meta.items() if k != "holes_recorded"})
+
+    with monkeypatch.context() as m:  # a snapshot written before holes were recorded
         m.setattr("strongroom.sources.files.backup.find_holes", lambda fd, size: [])
+        m.setattr(SnapshotWriter, "set_meta", old_meta)
         _backup(repo, src)
     snap = _backup(repo, src, kind="incremental")
+    assert snap.stats.bytes_read == 32 * MiB  # read again, to find its holes
     node = repo.reader(snap).node(str(src / "img").lstrip("/"))
     assert node.holes == [[4096, 32 * MiB - 4096]]
+    # a file that takes less disk than its size yet has no holes (compressed file systems)
+    # is not re-read by every incremental once its parent recorded holes
+    with monkeypatch.context() as m:
+        m.setattr("strongroom.sources.files.backup.find_holes", lambda fd, size: [])
+        _backup(repo, src, kind="full")
+        again = _backup(repo, src, kind="incremental")
+    assert again.stats.bytes_read == 0

@@ -47,6 +47,8 @@ class _Backup:
                  excludes: list[str], skip_paths: set[str] | None = None) -> None:
         self.w = writer
         self.parent = parent
+        # snapshots before issue 12 recorded no holes: their sparse-looking files are re-read
+        self.parent_has_holes = bool(parent and parent.snap.meta.get("holes_recorded"))
         self.excludes = excludes
         self.skip_paths = skip_paths or set()
         self.errors: list[str] = []
@@ -161,7 +163,8 @@ class _Backup:
         old = self.parent.node_or_none(rel)
         if (old is None or old.type != "file" or old.size != st.st_size
                 or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
-                or old.inode != st.st_ino or (not old.holes and maybe_sparse(st))):
+                or old.inode != st.st_ino
+                or (not self.parent_has_holes and maybe_sparse(st))):
             return False
         index = self.w.repo.index
         if not all(bytes.fromhex(bid) in index for bid in old.content):
@@ -222,6 +225,7 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
         own = {str(Path(repo.backend.url).resolve())} if repo.backend.kind == "local" else set()
         job = _Backup(w, repo.reader(parent) if parent else None, excludes or [], own)
         job.run(roots)
+        w.set_meta({"holes_recorded": True})
         if job.errors:
             w.set_meta({"errors": job.errors[:1000], "error_count": len(job.errors)})
         if job.skipped:
