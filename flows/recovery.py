@@ -146,7 +146,7 @@ def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
                 1 if failed_stage == "verify" else 0):
             out.append(f"{name}: {p['dest']} may hold a partial restore: do not use it")
     if not prepared:
-        out.append("nothing was changed: the recovery stopped before prepare")
+        out.append("nothing was changed: the recovery stopped before it overwrote anything")
     return out
 
 
