@@ -163,7 +163,7 @@ def wal_replication(
               settings.get("password"))
     spool_dir = Path(spool) if spool else DEFAULT_SPOOL / name
     rpo = _rpo_s(objectives, src.objectives_class())
-    repo = load_target(primary).open()
+    repo = load_target(primary).open(create=True)
     supervised = Supervised(lambda: Receiver(repo, dsn, name, spool_dir,
                                              status_interval=check_every_s,
                                              partial_interval=copy_every_s))
