@@ -82,7 +82,13 @@ def test_strongroom_up_once(tmp_path):
     assert ("recover-files/recover-files", None, None, None, None) in schedules
     # one schedule per deployment (no "+1" in the UI), every deployment listed
     assert len(summary["deployments"]) == len({r["deployment"] for r in summary["deployments"]})
-    assert len({r["deployment"] for r in summary["deployments"]}) == 11
+    # + four reports, a drill per demo source and the disaster drill (deployments/operations.py)
+    drills = 2 if with_redis else 1
+    assert len({r["deployment"] for r in summary["deployments"]}) == 11 + 4 + drills + 1
+    assert ("report-weekly/report-weekly", "0 7 * * 1", "America/New_York", True,
+            None) in schedules
+    assert ("drill/drill-demo-files", "0 10 15 1,4,7,10 *", "America/New_York", True,
+            None) in schedules
     assert ("retention/retention", "30 3 * * *", "America/New_York", True, None) in schedules
     data = state / "demo" / "data"
     restored = Path(summary["restored_to"]) / str(data).lstrip("/")
