@@ -36,6 +36,7 @@ from strongroom.crypto.slots import KeySlot, read_keyfile, read_secret_file, wri
 from strongroom.crypto.unlock import Unlocker, unlockers_from_env
 from strongroom.errors import ConfigError
 from strongroom.repository import Repository
+from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.repo import read_password_file
 
 NewPwOpt = Annotated[Path | None, typer.Option(
@@ -171,7 +172,11 @@ def key_list(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
     rows = [{"id": s.id, "type": s.type, "label": s.label, "created": s.created.isoformat(),
              "host": s.host, "user": s.user, "detail": s.detail(),
              "current": s.id == r.slot_id} for s in r.slots()]
+    epochs = epoch_rows(r)
+    current = next((e for e in epochs if e["current"]), None)
     if json:
+        for row in rows:
+            row["epoch"] = current["epoch"] if current else 0
         emit_json(rows)
         return
     table = Table("", "id", "type", "label", "created", "host", "user", "key")
@@ -180,6 +185,16 @@ def key_list(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                       str(row["label"]), str(row["created"])[:19], str(row["host"]),
                       str(row["user"]), str(row["detail"]))
     console.print(table)
+    if current is not None:
+        live = [e for e in epochs if not e["retired"]]
+        console.print(f"data key: epoch {current['epoch']} (created {current['created'][:10]}); "
+                      f"{len(live)} epoch key(s) held, {len(epochs) - len(live)} retired "
+                      "(strongroom key epochs)", markup=False)
+    from strongroom.repository.reencrypt import describe_state
+
+    note = describe_state(r)
+    if note:
+        console.print(f"note: {note}", markup=False)
 
 
 @key_app.command("remove")
@@ -250,3 +265,174 @@ def key_recover(
     else:
         console.print(f"recovered: added {slot.type} key slot {slot.id} (opened with escrow "
                       f"slot {r.slot_id})", markup=False)
+
+
+# ---- epochs: rotate, retire (issue 13 s.1) ---------------------------------------------------
+
+EpochOpt = Annotated[list[int] | None, typer.Option(
+    "--epoch", help="With --reencrypt: only this epoch (repeatable; default every old one).")]
+
+
+def _opening_secrets(password_file: Path | None, key_file: Path | None
+                     ) -> tuple[list[bytes], list[bytes]]:
+    """The password and key file the repository is opened with (they re-wrap their slot)."""
+    password = read_password_file(password_file) if password_file else \
+        os.environ.get("STRONGROOM_PASSWORD")
+    return ([password.encode()] if password else [],
+            [read_keyfile(key_file)] if key_file else [])
+
+
+@key_app.command("rotate")
+def key_rotate(
+        reencrypt: Annotated[bool, typer.Option(
+            "--reencrypt", help="Rewrite every object of the old epochs under the current one "
+            "(resumable; safe next to backups; old packs deleted once the new are verified).")
+        ] = False,
+        epoch: EpochOpt = None,
+        master: Annotated[bool, typer.Option(
+            "--master", help="Replace the master key: re-wrap the keyring and every slot.")
+        ] = False,
+        slot_password_file: Annotated[list[Path] | None, typer.Option(
+            "--slot-password-file", help="--master: password of another password slot "
+            "(repeatable).")] = None,
+        slot_key_file: Annotated[list[Path] | None, typer.Option(
+            "--slot-key-file", help="--master: key file of another key-file slot (repeatable).")
+        ] = None,
+        escrow_public_key: Annotated[list[Path] | None, typer.Option(
+            "--escrow-public-key", help="--master: public key of an escrow slot's holder "
+            "(repeatable).")] = None,
+        drop_slot: Annotated[list[str] | None, typer.Option(
+            "--drop-slot", help="--master: remove this slot instead of re-wrapping it.")] = None,
+        pkcs11_module: Pkcs11ModuleOpt = None, pkcs11_token: Pkcs11TokenOpt = None,
+        pkcs11_key: Pkcs11KeyOpt = None, pkcs11_pin_file: Pkcs11PinFileOpt = None,
+        lock_wait: Annotated[float, typer.Option(
+            "--lock-wait", help="Seconds to wait for other jobs' locks.")] = 120.0,
+        repo: RepoOpt = None, password_file: PasswordFileOpt = None,
+        key_file: KeyFileOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
+    """Start a new data-key epoch (new data is sealed under it; old data stays readable, nothing
+    is re-uploaded); --reencrypt rewrites old epochs' objects; --master replaces the master."""
+    from strongroom.repository import reencrypt as rr
+
+    if epoch and not reencrypt:
+        raise ConfigError("--epoch goes with --reencrypt")
+    if master and reencrypt:
+        raise ConfigError("give --master or --reencrypt, not both (run them one after the other)")
+    r = _open(repo, password_file, key_file, option,
+              _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
+    if master:
+        from strongroom.crypto.escrow import load_public_key
+        from strongroom.repository.rekey import SlotCredentials, report_dict, rotate_master
+
+        passwords, keyfiles = _opening_secrets(password_file, key_file)
+        creds = SlotCredentials(
+            passwords=passwords + [read_password_file(p).encode()
+                                   for p in slot_password_file or []],
+            keyfiles=keyfiles + [read_keyfile(p) for p in slot_key_file or []],
+            escrow_public=[load_public_key(p) for p in escrow_public_key or []],
+            pkcs11_pin=lambda: pin_from(pkcs11_pin_file),
+            pkcs11_module=pkcs11_module or os.environ.get("STRONGROOM_PKCS11_MODULE"),
+            kms_endpoint=os.environ.get("STRONGROOM_KMS_ENDPOINT"), drop=set(drop_slot or []))
+        report = rotate_master(r, creds, lock_wait)
+        if json:
+            emit_json(report_dict(report))
+        else:
+            dropped = f"; dropped {', '.join(report.dropped)}" if report.dropped else ""
+            console.print(f"master key replaced: {len(report.rewrapped)} key slot(s) and "
+                          f"{report.keyring_objects} keyring object(s) re-wrapped{dropped}",
+                          markup=False)
+        return
+    if reencrypt:
+        rr.require_second_factor(r, "key rotate --reencrypt")
+        result = rr.reencrypt(r, set(epoch) if epoch else None, lock_wait)
+        if json:
+            emit_json(result.as_dict())
+            return
+        if not result.targets:
+            console.print(f"nothing to re-encrypt: every object is sealed under epoch "
+                          f"{result.current}", markup=False)
+            return
+        console.print(
+            f"re-encrypted epoch(s) {', '.join(map(str, result.targets))} under epoch "
+            f"{result.current}: {result.packs_rewritten} pack(s) "
+            f"({result.bytes_written / 2**20:.1f} MiB), {len(result.snapshots_resealed)} "
+            f"snapshot(s) (new ids), {result.index_files_rewritten} index file(s), "
+            f"{result.packs_deleted} old pack(s) deleted in {result.duration_s:.1f} s",
+            markup=False)
+        for note in result.skipped:
+            console.print(f"skipped: {note}", markup=False)
+        return
+    import time
+
+    started = time.perf_counter()
+    lock = _shared_lock(r, lock_wait)
+    try:
+        new = r.rotate_epoch()
+    finally:
+        lock.release()
+    took = time.perf_counter() - started
+    if json:
+        emit_json({"epoch": new, "seconds": round(took, 4)})
+    else:
+        console.print(f"rotated: new data is sealed under epoch {new} ({took * 1000:.0f} ms); "
+                      "older epochs stay readable", markup=False)
+
+
+def _shared_lock(r: Repository, wait_s: float) -> RepositoryLock:
+    """A plain rotation runs beside backups but never beside a master rotation (exclusive)."""
+    return RepositoryLock.acquire(r.backend, exclusive=False, purpose="key rotate",
+                                  wait_s=wait_s)
+
+
+@key_app.command("retire")
+def key_retire(epoch: Annotated[int, typer.Argument(help="The epoch whose key is destroyed.")],
+               lock_wait: Annotated[float, typer.Option(
+                   "--lock-wait", help="Seconds to wait for other jobs' locks.")] = 120.0,
+               repo: RepoOpt = None, password_file: PasswordFileOpt = None,
+               key_file: KeyFileOpt = None, option: OptionOpt = None) -> None:
+    """Destroy an old epoch's key; refused while any stored object still needs it."""
+    from strongroom.repository import reencrypt as rr
+
+    r = _open(repo, password_file, key_file, option)
+    rr.require_second_factor(r, "key retire")
+    rr.retire_epoch(r, epoch, lock_wait)
+    console.print(f"retired epoch {epoch}: its key is destroyed", markup=False)
+
+
+@key_app.command("epochs")
+def key_epochs(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
+               key_file: KeyFileOpt = None, option: OptionOpt = None,
+               usage: Annotated[bool, typer.Option(
+                   "--usage", help="Count the stored objects each epoch seals (reads every "
+                   "pack's header).")] = False,
+               json: JsonOpt = False) -> None:
+    """List the data-key epochs: creation, current, retired (and what each still seals)."""
+    r = _open(repo, password_file, key_file, option)
+    rows = epoch_rows(r, usage)
+    if json:
+        emit_json(rows)
+        return
+    table = Table("", "epoch", "created", "state", *(("objects",) if usage else ()))
+    for row in rows:
+        state = f"retired {row['retired'][:10]}" if row["retired"] else \
+            ("format 1" if row["legacy"] else "")
+        table.add_row("*" if row["current"] else "", str(row["epoch"]), row["created"][:19],
+                      state, *((str(row.get("objects", 0)),) if usage else ()))
+    console.print(table)
+
+
+def epoch_rows(r: Repository, usage: bool = False) -> list[dict[str, object]]:
+    """One row per epoch (``key epochs``, ``key list --json``)."""
+    from strongroom.repository import reencrypt as rr
+
+    counts = rr.epoch_usage(r) if usage else {}
+    keyring = r.refresh_keyring()
+    rows: list[dict[str, object]] = []
+    for info in keyring.infos:
+        row: dict[str, object] = {"epoch": info.epoch, "created": info.created,
+                                  "current": info.epoch == keyring.current,
+                                  "retired": info.retired or "", "legacy": info.legacy,
+                                  "other_masters": info.other_masters}
+        if usage:
+            row["objects"] = sum(counts.get(info.epoch, {}).values())
+        rows.append(row)
+    return rows

@@ -116,11 +116,11 @@ def _kek(shared: bytes, ephemeral: bytes, recipient: bytes) -> AESGCM:
 
 
 def make_escrow_slot(master: MasterKey, repo_id: str, recipient: X25519PublicKey,
-                     label: str = "") -> KeySlot:
+                     label: str = "", slot_id: str | None = None) -> KeySlot:
     """Seal ``master`` to ``recipient``; needs no secret of the escrow holder."""
     ephemeral = X25519PrivateKey.generate()
     eph_raw = ephemeral.public_key().public_bytes(*_RAW)
-    slot = new_slot("escrow", label, escrow=EscrowParams(
+    slot = new_slot("escrow", label, slot_id, escrow=EscrowParams(
         ephemeral_public=base64.b64encode(eph_raw).decode(), recipient=fingerprint(recipient)))
     kek = _kek(ephemeral.exchange(recipient), eph_raw, recipient.public_bytes(*_RAW))
     slot.wrapped = base64.b64encode(seal(kek, master.secret, slot.aad(repo_id))).decode()

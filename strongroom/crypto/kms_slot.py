@@ -90,11 +90,12 @@ def _check_state(client: Any, key_id: str) -> None:
 
 
 def make_kms_slot(master: MasterKey, repo_id: str, key_id: str, region: str | None = None,
-                  endpoint: str | None = None, label: str = "") -> KeySlot:
+                  endpoint: str | None = None, label: str = "", slot_id: str | None = None
+                  ) -> KeySlot:
     """Encrypt ``master`` under the KMS key ``key_id`` (ARN, key id or alias)."""
     client = _client(region, endpoint)
     _check_state(client, key_id)
-    slot = new_slot("kms", label, kms=KmsParams(key_id=key_id, region=region or
+    slot = new_slot("kms", label, slot_id, kms=KmsParams(key_id=key_id, region=region or
                                                  client.meta.region_name, endpoint=endpoint))
     resp = _call("encrypt", key_id, client.encrypt, KeyId=key_id, Plaintext=master.secret,
                  EncryptionContext=context(repo_id, slot.id))

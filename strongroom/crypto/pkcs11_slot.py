@@ -140,7 +140,8 @@ def _gcm(iv: bytes, aad: bytes) -> Any:
 
 
 def make_pkcs11_slot(master: MasterKey, repo_id: str, ref: TokenRef, pin: str,
-                     create_key: bool = False, label: str = "") -> KeySlot:
+                     create_key: bool = False, label: str = "", slot_id: str | None = None
+                     ) -> KeySlot:
     """Seal ``master`` with the token's key (created first with ``create_key``)."""
     import pkcs11
     from pkcs11 import Mechanism
@@ -149,7 +150,7 @@ def make_pkcs11_slot(master: MasterKey, repo_id: str, ref: TokenRef, pin: str,
     if not ref.token or not ref.key:
         raise ConfigError("a PKCS#11 slot needs --pkcs11-token and --pkcs11-key")
     iv = os.urandom(12)
-    slot = new_slot("pkcs11", label, pkcs11=Pkcs11Params(
+    slot = new_slot("pkcs11", label, slot_id, pkcs11=Pkcs11Params(
         module=module, token=ref.token, key=ref.key, iv=base64.b64encode(iv).decode()))
     with token_session(module, ref.token, pin, rw=create_key) as session:
         key = _create_key(session, ref.token, ref.key) if create_key else \

@@ -111,9 +111,11 @@ class KeySlot(BaseModel):
         return self.model_dump_json(indent=1, exclude_none=True).encode()
 
 
-def new_slot(slot_type: SlotType, label: str = "", **fields: object) -> KeySlot:
-    """A slot document with a fresh id, creation time, host and user; ``wrapped`` still empty."""
-    return KeySlot(id=secrets.token_hex(8), type=slot_type, label=label,
+def new_slot(slot_type: SlotType, label: str = "", slot_id: str | None = None,
+             **fields: object) -> KeySlot:
+    """A slot document with a fresh id (or ``slot_id``: a slot re-wrapped in place), creation
+    time, host and user; ``wrapped`` still empty."""
+    return KeySlot(id=slot_id or secrets.token_hex(8), type=slot_type, label=label,
                    created=datetime.now(UTC), host=socket.gethostname(),
                    user=getpass.getuser(), wrapped="", **fields)  # type: ignore[arg-type]
 
@@ -173,7 +175,7 @@ def _kek(slot_type: SecretSlotType | SlotType, secret: bytes, kdf: Argon2Params 
 
 
 def make_slot(master: MasterKey, repo_id: str, slot_type: SecretSlotType, secret: bytes,
-              label: str = "") -> KeySlot:
+              label: str = "", slot_id: str | None = None) -> KeySlot:
     """Wrap ``master`` under a password or key file secret."""
     if slot_type not in ("password", "keyfile"):
         raise ValueError(f"make_slot makes password and key file slots, not {slot_type}")
@@ -183,7 +185,7 @@ def make_slot(master: MasterKey, repo_id: str, slot_type: SecretSlotType, secret
         kdf = Argon2Params(salt=_b64(os.urandom(16)), memory_kib=_default_memory_kib())
     else:
         keyfile_salt = _b64(os.urandom(16))
-    slot = new_slot(slot_type, label, kdf=kdf, keyfile_salt=keyfile_salt)
+    slot = new_slot(slot_type, label, slot_id, kdf=kdf, keyfile_salt=keyfile_salt)
     kek = _kek(slot_type, secret, kdf, keyfile_salt)
     slot.wrapped = _b64(seal(AESGCM(kek), master.secret, slot._aad(repo_id)))
     return slot

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import threading
-from typing import Any
+from typing import Any, Protocol
 
 import blake3
 import zstandard
@@ -13,7 +13,8 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.crypto.aead import SealError, open_sealed, seal
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # format 1 is read and written as before until `strongroom migrate`
 CHUNK_MIN = 256 * 1024
 CHUNK_AVG = 1024 * 1024
 CHUNK_MAX = 4 * 1024 * 1024
@@ -30,6 +31,26 @@ RAW, ZSTD = 0, 1
 AAD_PACK_HEADER = b"strongroom/v1/pack-header"
 AAD_INDEX = b"strongroom/v1/index"
 AAD_SNAPSHOT = b"strongroom/v1/snapshot"
+
+
+class Sealer(Protocol):
+    """What seals and opens objects: the repository's keyring (strongroom.crypto.epochs)."""
+
+    def seal(self, plaintext: bytes | memoryview, aad: bytes) -> bytes: ...
+
+    def open(self, sealed: bytes | memoryview, aad: bytes) -> bytes: ...
+
+
+def _seal(sealer: Sealer | AESGCM, plaintext: bytes, aad: bytes) -> bytes:
+    if isinstance(sealer, AESGCM):  # a bare key: format-1 sealing
+        return seal(sealer, plaintext, aad)
+    return sealer.seal(plaintext, aad)
+
+
+def _open(sealer: Sealer | AESGCM, sealed: bytes | memoryview, aad: bytes) -> bytes:
+    if isinstance(sealer, AESGCM):
+        return open_sealed(sealer, sealed, aad)
+    return sealer.open(sealed, aad)
 
 
 def blob_aad(blob_type: str, blob_id: bytes) -> bytes:
@@ -65,22 +86,30 @@ def decompress(data: bytes) -> bytes:
     raise SealError(f"unknown compression flag {data[0]}")
 
 
-def seal_blob(aead: AESGCM, blob_type: str, bid: bytes, data: bytes | memoryview) -> bytes:
-    return seal(aead, compress(data), blob_aad(blob_type, bid))
+def seal_blob(aead: Sealer | AESGCM, blob_type: str, bid: bytes, data: bytes | memoryview
+              ) -> bytes:
+    return _seal(aead, compress(data), blob_aad(blob_type, bid))
 
 
-def open_blob(aead: AESGCM, blob_type: str, bid: bytes, sealed: bytes) -> bytes:
-    return decompress(open_sealed(aead, sealed, blob_aad(blob_type, bid)))
+def open_blob(aead: Sealer | AESGCM, blob_type: str, bid: bytes, sealed: bytes) -> bytes:
+    return decompress(_open(aead, sealed, blob_aad(blob_type, bid)))
 
 
-def seal_document(aead: AESGCM, doc: dict[str, Any], aad: bytes) -> bytes:
+def reseal(old: Sealer | AESGCM, new: Sealer | AESGCM, sealed: bytes | memoryview, aad: bytes
+           ) -> bytes:
+    """The same plaintext (still compressed) sealed again under ``new``'s current key."""
+    return _seal(new, _open(old, sealed, aad), aad)
+
+
+def seal_document(aead: Sealer | AESGCM, doc: dict[str, Any], aad: bytes) -> bytes:
     """A sealed JSON file (index, snapshot, pack header)."""
     raw = json.dumps(doc, separators=(",", ":"), sort_keys=True).encode()
-    return seal(aead, compress(raw), aad)
+    return _seal(aead, compress(raw), aad)
 
 
-def open_document(aead: AESGCM, sealed: bytes, aad: bytes) -> dict[str, Any]:
-    return json.loads(decompress(open_sealed(aead, sealed, aad)))
+def open_document(aead: Sealer | AESGCM, sealed: bytes | memoryview, aad: bytes
+                  ) -> dict[str, Any]:
+    return json.loads(decompress(_open(aead, sealed, aad)))
 
 
 def content_name(data: bytes | memoryview) -> str:

@@ -15,11 +15,13 @@ from typing import Any
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from strongroom.crypto.aead import SealError
+from strongroom.crypto.epochs import epoch_of
 from strongroom.errors import IntegrityError
 from strongroom.repository.format import (
     AAD_PACK_HEADER,
     PACK_MAGIC,
     PACK_TARGET,
+    Sealer,
     content_name,
     open_document,
     pack_key,
@@ -30,20 +32,50 @@ from strongroom.storage.base import Backend
 TRAILER = struct.Struct("<I8s")
 
 
-def build_pack(aead: AESGCM, body: list[bytes], entries: list[list[Any]]
+def build_pack(aead: Sealer | AESGCM, body: list[bytes], entries: list[list[Any]]
                ) -> tuple[str, bytes]:
     """Finish a pack from its sealed blobs (joined once): append the sealed header and
-    trailer; return ``(pack id, bytes)``."""
-    header = seal_document(aead, {"version": 1, "blobs": entries}, AAD_PACK_HEADER)
+    trailer; return ``(pack id, bytes)``. The header lists the epochs sealing the blobs (a
+    repack may mix epochs), so re-encryption finds old blobs from the header alone."""
+    doc: dict[str, Any] = {"version": 1, "blobs": entries}
+    if not isinstance(aead, AESGCM):
+        doc["epochs"] = sorted({epoch_of(b[:8]) for b in body})
+    header = seal_document(aead, doc, AAD_PACK_HEADER)
     data = b"".join([*body, header, TRAILER.pack(len(header), PACK_MAGIC)])
     return content_name(data), data
 
 
-def read_pack_header(aead: AESGCM, pack_id: str, data: bytes,
+def read_pack_header(aead: Sealer | AESGCM, pack_id: str, data: bytes,
                      check_name: bool = True) -> list[list[Any]]:
     """The blob entries of a whole pack file, after checking its name and trailer."""
     if check_name and content_name(data) != pack_id:
         raise IntegrityError(f"pack {pack_id}: contents do not match its name (damaged)")
+    return read_pack_header_doc(aead, pack_id, data)["blobs"]
+
+
+def header_length(pack_id: str, tail: bytes) -> int:
+    """Bytes of sealed header plus trailer at the end of a pack (``tail`` ends the pack)."""
+    if len(tail) < TRAILER.size:
+        raise IntegrityError(f"pack {pack_id}: truncated")
+    hlen, magic = TRAILER.unpack_from(tail, len(tail) - TRAILER.size)
+    if magic != PACK_MAGIC:
+        raise IntegrityError(f"pack {pack_id}: bad trailer")
+    return hlen + TRAILER.size
+
+
+def pack_epochs(aead: Sealer | AESGCM, pack_id: str, tail: bytes) -> set[int]:
+    """Epochs a pack needs (its header's and its blobs'), from the pack's last bytes."""
+    doc = read_pack_header_doc(aead, pack_id, tail)
+    start = len(tail) - header_length(pack_id, tail)
+    header_epoch = epoch_of(tail[start:start + 8])
+    blobs = doc.get("epochs")
+    if blobs is None:  # written before epochs: blobs and header share the format-1 key
+        blobs = [header_epoch]
+    return {header_epoch, *blobs}
+
+
+def read_pack_header_doc(aead: Sealer | AESGCM, pack_id: str, data: bytes) -> dict[str, Any]:
+    """The decrypted header document of a pack (``data``: the whole pack or its end)."""
     if len(data) < TRAILER.size:
         raise IntegrityError(f"pack {pack_id}: truncated")
     hlen, magic = TRAILER.unpack_from(data, len(data) - TRAILER.size)
@@ -54,7 +86,7 @@ def read_pack_header(aead: AESGCM, pack_id: str, data: bytes,
         doc = open_document(aead, data[start:start + hlen], AAD_PACK_HEADER)
     except SealError as exc:
         raise IntegrityError(f"pack {pack_id}: header {exc}") from None
-    return doc["blobs"]
+    return doc
 
 
 class PackWriter:
@@ -63,7 +95,7 @@ class PackWriter:
     Thread-safe. ``on_pack(pack_id, size, entries)`` runs once each pack is stored.
     """
 
-    def __init__(self, backend: Backend, aead: AESGCM,
+    def __init__(self, backend: Backend, aead: Sealer | AESGCM,
                  on_pack: Callable[[str, int, list[list[Any]]], None],
                  target: int = PACK_TARGET, uploaders: int = 2) -> None:
         self.backend = backend

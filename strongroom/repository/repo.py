@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import os
@@ -14,6 +16,16 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strongroom.crypto.aead import SealError
+from strongroom.crypto.epochs import (
+    BASE_KEY,
+    KEYRING_PREFIX,
+    BaseKeys,
+    Keyring,
+    KeyringObject,
+    load_keyring,
+    new_base_object,
+    new_epoch_object,
+)
 from strongroom.crypto.master import MasterKey
 from strongroom.crypto.slots import (
     KeySlot,
@@ -40,6 +52,7 @@ from strongroom.repository.format import (
     CHUNK_MIN,
     FORMAT_VERSION,
     PACK_TARGET,
+    READABLE_VERSIONS,
     blob_id,
     content_name,
     open_blob,
@@ -112,15 +125,24 @@ class Repository:
     """An opened repository: its backend, configuration, master key, index and snapshots."""
 
     def __init__(self, backend: Backend, config: dict[str, Any], master: MasterKey,
-                 slot_id: str) -> None:
+                 slot_id: str, base: BaseKeys | None = None, keyring: Keyring | None = None
+                 ) -> None:
         self.backend = backend
         self.config = config
         self.id: str = config["id"]
         self.master = master
         self.slot_id = slot_id
-        self.aead = master.aead()
-        self.id_key = master.id_key
-        self.chunker_seed = master.chunker_seed
+        self.format_version = int(config.get("version", 1))
+        if base is None or keyring is None:  # format 1: every key derived from the master
+            base, keyring = BaseKeys.of_format1(master), Keyring.format1(master)
+        self.base = base
+        # The keyring seals under the current epoch and opens every epoch it holds; the name
+        # ``aead`` is kept for the codec's callers (writer, packs, prune, copy).
+        self.aead: Keyring = keyring
+        self.keyring = keyring
+        self.id_key = base.id_key
+        self.chunker_seed = base.chunker_seed
+        self._keyring_listing: list[tuple[str, int]] = []
         self.pack_target = int(config.get("pack_target", PACK_TARGET))
         self._index: Index | None = None
         self.index_errors: list[str] = []
@@ -138,8 +160,10 @@ class Repository:
 
     @classmethod
     def init(cls, url: str, password: str | None = None, keyfile: Path | None = None,
-             options: dict[str, Any] | None = None, pack_target: int = PACK_TARGET) -> Repository:
-        """Create a new repository with a random master key and one key slot."""
+             options: dict[str, Any] | None = None, pack_target: int = PACK_TARGET,
+             format_version: int = FORMAT_VERSION) -> Repository:
+        """Create a new repository with a random master key, one key slot and (format 2) a
+        keyring holding the base keys and data-key epoch 1."""
         backend = open_backend(url, options)
         backend.prepare()
         if backend.exists("config"):
@@ -150,16 +174,25 @@ class Repository:
             raise ConfigError("the password is empty; refusing to create a repository with it")
         master = MasterKey.generate()
         config: dict[str, Any] = {
-            "format": "strongroom", "version": FORMAT_VERSION, "id": secrets.token_hex(16),
+            "format": "strongroom", "version": format_version, "id": secrets.token_hex(16),
             "created": datetime.now(UTC).isoformat(),
             "chunker": {"algorithm": "fastcdc2020", "min": CHUNK_MIN, "avg": CHUNK_AVG,
                         "max": CHUNK_MAX, "normalization": 1},
             "compression": "zstd", "aead": "aes-256-gcm", "blob_id": "blake3-keyed",
             "pack_target": pack_target,
         }
+        base: BaseKeys | None = None
+        keyring: Keyring | None = None
+        if format_version >= 2:  # keyring before config: a config always finds its keyring
+            base = BaseKeys.generate()
+            objects = [new_base_object(master, config["id"], base),
+                       new_epoch_object(1, master, config["id"], os.urandom(32))]
+            for obj in objects:
+                backend.put(obj.key, obj.dump())
+            keyring = load_keyring(objects, master, config["id"])[1]
         slot = make_slot(master, config["id"], slot_type, secret, label="initial")
         backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
-        config["mac"] = master.mac(_canonical(config))
+        config["mac"] = config_mac(config, master, base)
         raw = json.dumps(config, indent=1).encode()
         # Create-if-absent: of two inits at one URL exactly one writes the config; the other
         # takes its key slot back and fails. (A retried write that did land reads back ours.)
@@ -167,7 +200,7 @@ class Repository:
             backend.delete(f"keys/{slot.id}")
             raise ConfigError(f"a repository already exists at {url} (another init created "
                               "it just now)")
-        return cls(backend, config, master, slot.id)
+        return cls(backend, config, master, slot.id, base, keyring)
 
     @classmethod
     def open(cls, url: str, password: str | None = None, keyfile: Path | None = None,
@@ -188,9 +221,10 @@ class Repository:
         except ValueError:
             raise IntegrityError(f"config of {url} is damaged or not a strongroom repository"
                                  ) from None
-        if config.get("version") != FORMAT_VERSION:
+        if config.get("version") not in READABLE_VERSIONS:
             raise ConfigError(f"repository format version {config.get('version')} is not "
-                              f"supported (this build reads version {FORMAT_VERSION})")
+                              f"supported (this build reads versions "
+                              f"{', '.join(map(str, READABLE_VERSIONS))})")
         creds = Credentials(password, keyfile)
         wanted = creds.secrets(required=not unlockers)
         slots = list_slots(backend)
@@ -224,11 +258,13 @@ class Repository:
     @classmethod
     def _verified(cls, backend: Backend, config: dict[str, Any], master: MasterKey,
                   slot_id: str, url: str) -> Repository:
-        mac = config.get("mac")
-        body = {k: v for k, v in config.items() if k != "mac"}
-        if mac != master.mac(_canonical(body)):
+        base: BaseKeys | None = None
+        keyring: Keyring | None = None
+        if int(config.get("version", 1)) >= 2:
+            base, keyring = load_keyring(keyring_objects(backend), master, config["id"])
+        if config.get("mac") != config_mac(config, master, base):
             raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
-        return cls(backend, config, master, slot_id)
+        return cls(backend, config, master, slot_id, base, keyring)
 
     @classmethod
     def from_env(cls, url: str | None = None, options: dict[str, Any] | None = None
@@ -253,6 +289,7 @@ class Repository:
 
         A file that vanishes between the listing and its read was superseded by a prune, which
         writes the replacement first: the listing is read again for files not seen yet."""
+        self.refresh_keyring()  # a writer about to seal takes the newest epoch
         index = Index()
         errors: list[str] = []
         seen: set[str] = set()
@@ -471,6 +508,44 @@ class Repository:
 
         return SnapshotReader(self, snap)
 
+    # ---- keyring (format 2) ---------------------------------------------------------------
+    def stable_key(self, label: str, length: int = 32) -> bytes:
+        """A subkey that no key rotation (epoch or master) and no migration changes, e.g. the
+        audit log's MAC key: format 1 derives it from the master (HKDF, info
+        ``strongroom/v1/<label>``), format 2 keeps it with the base keys."""
+        if self.format_version < 2:
+            from strongroom.crypto.epochs import v1_subkey
+
+            return v1_subkey(self.master, label, length)
+        return self.base.stable_key(label, length)
+
+    def refresh_keyring(self) -> Keyring:
+        """Read the keyring again: a rotation since opening makes new objects seal under the
+        newer epoch (every writer shares this keyring object)."""
+        if self.format_version >= 2:
+            listing = sorted(self.backend.list(KEYRING_PREFIX))
+            if listing != self._keyring_listing:  # unchanged names and sizes: nothing new
+                fresh = load_keyring(keyring_objects(self.backend), self.master, self.id)[1]
+                self.keyring.replace(fresh)
+                self._keyring_listing = listing
+        return self.keyring
+
+    def rotate_epoch(self, attempts: int = 5) -> int:
+        """Start a new data-key epoch: one new keyring object, no data touched. Two rotations
+        at once get distinct epochs (create-if-absent)."""
+        if self.format_version < 2:
+            raise ConfigError(f"{self.url} is a format-1 repository: run `strongroom migrate` "
+                              "before rotating its keys")
+        for _ in range(attempts):
+            objects = keyring_objects(self.backend)
+            epoch = 1 + max((o.epoch for o in objects if o.name != "base"), default=0)
+            obj = new_epoch_object(epoch, self.master, self.id, os.urandom(32))
+            if self.backend.put_if_absent(obj.key, obj.dump()):
+                self.refresh_keyring()
+                return epoch
+        raise StorageError(f"could not start a new epoch in {self.url}: other rotations kept "
+                           "taking the next number; retry")
+
     # ---- key slots -----------------------------------------------------------------------
     def slots(self) -> list[KeySlot]:
         return list_slots(self.backend)
@@ -517,6 +592,28 @@ def list_slots(backend: Backend) -> list[KeySlot]:
     if not slots:
         raise StorageError(f"no key slots found in {backend.url}")
     return slots
+
+
+def keyring_objects(backend: Backend) -> list[KeyringObject]:
+    """Every ``keyring/`` object (the base keys and one per epoch)."""
+    out = []
+    for key, _ in backend.list(KEYRING_PREFIX):
+        try:
+            out.append(KeyringObject.parse(key, backend.get(key)))
+        except MissingObject:
+            continue
+    if not any(o.key == BASE_KEY for o in out):
+        raise IntegrityError(f"the keyring of {backend.url} is missing ({BASE_KEY})")
+    return out
+
+
+def config_mac(config: dict[str, Any], master: MasterKey, base: BaseKeys | None) -> str:
+    """The config's MAC: under the format-1 master's subkey, or (format 2) the base keys'
+    config-MAC key, which a master rotation does not change."""
+    body = _canonical({k: v for k, v in config.items() if k != "mac"})
+    if base is None:
+        return master.mac(body)
+    return hmac.new(base.config_mac_key, body, hashlib.sha256).hexdigest()
 
 
 def _stored_config(backend: Backend) -> bytes | None:
