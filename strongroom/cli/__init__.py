@@ -52,8 +52,12 @@ def load_commands(debug: bool = False) -> None:
 
 def main() -> None:
     """Entry point: run the app; any error becomes one line on stderr and a non-zero exit."""
+    from strongroom.cli import _audit, output
     from strongroom.cli.output import run_guarded
 
     debug = bool(os.environ.get("STRONGROOM_DEBUG"))
     load_commands(debug)
-    sys.exit(run_guarded(app, debug=debug))
+    _audit.ACTIVE = True
+    code = run_guarded(app, debug=debug)
+    _audit.command_ended(code, output.last_error)
+    sys.exit(code)

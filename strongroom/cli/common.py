@@ -93,6 +93,10 @@ def repo_url(repo: str | None) -> str:
 def open_repo(repo: str | None, password_file: Path | None = None,
               key_file: Path | None = None, options: list[str] | None = None) -> Repository:
     """Open the repository named on the command line or in the environment."""
+    from strongroom.cli._audit import command_opened
+
     url = repo_url(repo)
-    return Repository.open(url, get_password(password_file, key_file), key_file,
-                           parse_options(options), unlockers_from_env())
+    r = Repository.open(url, get_password(password_file, key_file), key_file,
+                        parse_options(options), unlockers_from_env())
+    command_opened(r)
+    return r

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from strongroom.cli._audit import command_opened
 from strongroom.cli.app import key_app
 from strongroom.cli.common import (
     JsonOpt,
@@ -66,7 +67,9 @@ def _open(repo: str | None, password_file: Path | None, key_file: Path | None,
             os.environ.get("STRONGROOM_PASSWORD")
     else:
         password = get_password(password_file, key_file)
-    return Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
+    r = Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
+    command_opened(r)
+    return r
 
 
 def _open_pkcs11(module: str | None, token: str | None, key: str | None,
@@ -258,6 +261,7 @@ def key_recover(
     slot: a lost password (or token) is recoverable."""
     unlocker = EscrowUnlocker(escrow_key, lambda: passphrase_from(escrow_passphrase_file))
     r = Repository.open(repo_url(repo), None, None, parse_options(option), [unlocker])
+    command_opened(r)
     slot_type, secret = _new_secret(new_password_file, new_key_file)
     slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
     if json:

@@ -44,6 +44,8 @@ else:
     _ABORT += (click.exceptions.Abort,)
     _USAGE += (click.ClickException,)
 
+last_error: str | None = None  # the last ``error:`` line's message (for the audit record)
+
 # Wide enough that nothing is ever cut; soft_wrap: no line is ever broken either.
 PLAIN_WIDTH = 1_000_000
 
@@ -97,6 +99,8 @@ def emit_json(obj: Any) -> None:
 
 def fail(message: str, code: int = 1) -> typer.Exit:
     """Print ``error: message`` and return an Exit to raise."""
+    global last_error
+    last_error = message
     err_console.print(f"error: {message}", markup=False, soft_wrap=True)
     return typer.Exit(code)
 
@@ -159,6 +163,8 @@ def run_guarded(app: typer.Typer, debug: bool = False) -> int:
     except StrongroomError as exc:
         if debug:
             raise
+        global last_error
+        last_error = str(exc)
         err_console.print(f"error: {exc}", markup=False, soft_wrap=True)
         return exc.exit_code
     except KeyboardInterrupt:

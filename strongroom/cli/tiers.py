@@ -214,6 +214,9 @@ def copy_cmd(
         if not init:
             raise
         dst = Repository.init(to, to_password, to_key_file, opts)
+    from strongroom.cli._audit import command_opened
+
+    command_opened(dst, role="target")
     result = copy_snapshots(src, dst, snapshot or None, source_name=source,
                             verify=not no_verify)
     if json:

@@ -66,7 +66,7 @@ def _b64(data: bytes) -> str:
 
 # Subkeys a format-1 master derived for records that must stay verifiable after a migration
 # and a master rotation (the audit log's MAC key): copied into the base keys by the migration.
-V1_STABLE_LABELS = ("audit-mac",)
+V1_STABLE_LABELS = ("audit-mac", "settings")
 
 
 def v1_subkey(master: MasterKey, label: str, length: int = 32) -> bytes:

@@ -19,6 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from typing import Any
 
+from strongroom.audit.operation import recorded
 from strongroom.crypto.aead import SealError
 from strongroom.errors import IntegrityError, SnapshotNotFound
 from strongroom.repository.format import (
@@ -239,6 +240,8 @@ def existing_copies(src: Repository, dst: Repository) -> dict[str, str]:
     return out
 
 
+@recorded("copy", repo_arg="src")
+@recorded("copy", repo_arg="dst")
 def copy_snapshots(src: Repository, dst: Repository, snapshot_ids: list[str] | None = None, *,
                    source_name: str | None = None, verify: bool = True, threads: int = 4,
                    progress: Callable[[str, Snapshot], None] | None = None) -> dict[str, Any]:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from strongroom.audit.operation import recorded
 from strongroom.errors import StorageError
 from strongroom.policy.retention import RetentionPlan, RetentionPolicy, plan_retention, plan_tier
 from strongroom.repository.locks import RepositoryLock
@@ -36,6 +37,7 @@ def plan_for(repo: Repository, policy: RetentionPolicy | None = None, tier: str 
                           holds=holds or set(), now=now)
 
 
+@recorded("forget")
 def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> ForgetReport:
     """Remove the snapshots the plan forgets; object-locked snapshot files are skipped, said why
     (a dry run says so too, so it never announces a removal that would not happen)."""

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from strongroom.audit.operation import recorded
 from strongroom.crypto.aead import SealError
 from strongroom.errors import IntegrityError, LockedError, StorageError, StrongroomError
 from strongroom.repository.format import open_document, pack_key, seal_document
@@ -259,6 +260,7 @@ def sweep(repo: Repository, found: Mark, report: PruneReport,
     repo.reload_index()
 
 
+@recorded("prune")
 def prune(repo: Repository, grace: timedelta = DEFAULT_GRACE,
           repack_threshold: float | None = DEFAULT_REPACK, dry_run: bool = False,
           lock_wait_s: float = 120.0,

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from strongroom import audit
 from strongroom.crypto.aead import SealError
 from strongroom.crypto.epochs import (
     BASE_KEY,
@@ -200,7 +201,9 @@ class Repository:
             backend.delete(f"keys/{slot.id}")
             raise ConfigError(f"a repository already exists at {url} (another init created "
                               "it just now)")
-        return cls(backend, config, master, slot.id, base, keyring)
+        repo = cls(backend, config, master, slot.id, base, keyring)
+        audit.write_record(repo, "init", {"url": url, "slot_type": slot_type}, "ok")
+        return repo
 
     @classmethod
     def open(cls, url: str, password: str | None = None, keyfile: Path | None = None,
@@ -550,16 +553,19 @@ class Repository:
     def slots(self) -> list[KeySlot]:
         return list_slots(self.backend)
 
+    @audit.recorded("key add", repo_arg="self")
     def add_slot(self, slot_type: SlotType, secret: bytes, label: str = "") -> KeySlot:
         slot = make_slot(self.master, self.id, slot_type, secret, label)  # type: ignore[arg-type]
         self.backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())
         return slot
 
+    @audit.recorded("key add", repo_arg="self")
     def put_slot(self, slot: KeySlot) -> KeySlot:
         """Store a slot made by strongroom.crypto (PKCS#11, KMS, escrow) for this master key."""
         self.backend.put(f"keys/{slot.id}", slot.dump())
         return slot
 
+    @audit.recorded("key remove", repo_arg="self")
     def remove_slot(self, slot_id: str) -> None:
         slots = {s.id: s for s in self.slots()}
         matches = [s for s in slots if s.startswith(slot_id)]

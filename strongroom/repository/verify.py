@@ -12,6 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from strongroom.audit.operation import recorded
 from strongroom.errors import IntegrityError, SnapshotNotFound, StrongroomError
 from strongroom.repository.format import content_name, pack_key
 from strongroom.repository.packs import read_pack_header
@@ -42,6 +43,7 @@ class VerifyReport:
                 "damaged_snapshots": self.damaged_snapshots}
 
 
+@recorded("verify")
 def verify(repo: Repository, read_data: bool = False, subset_pct: float | None = None,
            snapshot_ids: list[str] | None = None,
            progress: Callable[[int, int], None] | None = None) -> VerifyReport:

@@ -17,6 +17,7 @@ from typing import IO, TYPE_CHECKING, Any
 
 from pyfastcdc.cy import FastCDC
 
+from strongroom import audit
 from strongroom.errors import StrongroomError
 from strongroom.repository.format import (
     BLOB_DATA,
@@ -96,6 +97,8 @@ class SnapshotWriter:
     def __exit__(self, *exc: object) -> None:
         if not self._done:
             self.abort()
+        if isinstance(exc[1], BaseException):
+            audit.backup_failed(self.repo, self.source_name, self.kind, exc[1])
 
     def stop_reading(self) -> None:
         """Make running :meth:`store_stream` calls give up at their next chunk (Ctrl-C or a
@@ -279,6 +282,7 @@ class SnapshotWriter:
             self._seal_pool.shutdown(wait=True, cancel_futures=True)
             self._packer.close()
             self._lockfile.release()
+        audit.snapshot_written(self.repo, snap)
         return snap
 
 
