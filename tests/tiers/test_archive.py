@@ -55,7 +55,7 @@ def test_archive_copy_locks_stages_and_restores(tmp_path: Path, moto_endpoint: s
         key = obj["Key"][len(prefix) + 1:]
         info = s3.head_object(Bucket=bucket, Key=obj["Key"])
         classes.setdefault(key.split("/")[0], set()).add(info.get("StorageClass", "STANDARD"))
-        if key.split("/")[0] in ("data", "index", "snapshots"):
+        if key.split("/")[0] in ("data", "index", "snapshots", "audit"):
             assert info["ObjectLockMode"] == "COMPLIANCE", key
             assert info["ObjectLockRetainUntilDate"] is not None
         else:
