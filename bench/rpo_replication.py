@@ -57,9 +57,7 @@ def receivewal_pids() -> list[int]:
 
 def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
     url = pgc.make_repo(root)
-    settings = {"synchronous_standby_names": "'pg_receivewal'",
-                "synchronous_commit": "on"} if sync else {}
-    cluster = pgc.initdb(root / "primary", settings=settings)
+    cluster = pgc.initdb(root / "primary")
     cluster.sql("CREATE TABLE ticks (id bigserial PRIMARY KEY, at timestamptz NOT NULL)")
     cluster.pgbench("-i", "-s", "2", "-q", "postgres")
     repo = pgc.open_repo(url)
@@ -70,6 +68,11 @@ def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
     deadline = time.monotonic() + 60
     while not sup.receiver.last_status.get("streaming") and time.monotonic() < deadline:
         time.sleep(0.2)
+    if sync:  # only now: with no standby connected every commit would wait
+        cluster.sql("ALTER SYSTEM SET synchronous_standby_names = 'pg_receivewal'")
+        cluster.sql("SELECT pg_reload_conf()")
+        time.sleep(1)
+        assert cluster.sql("SELECT sync_state FROM pg_stat_replication") == [("sync",)]
     backup_full(repo, dsn, "main")
     acked: dict[str, Any] = {}
     stop = threading.Event()
