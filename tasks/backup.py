@@ -11,6 +11,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from blocks.loading import load_source
+from strongroom.audit import audited
 from strongroom.errors import IntegrityError, StrongroomError
 from tasks import _inspect
 from tasks.progress import Progress, artifact_key
@@ -31,7 +32,8 @@ def dump(source: str, target: str, kind: str, tags: list[str]) -> dict[str, Any]
     """Back up ``source`` into a new ``kind`` snapshot of the ``target`` repository."""
     started = time.monotonic()
     src = load_source(source)
-    with repository(target, create=True) as repo:
+    with repository(target, create=True) as repo, \
+            audited(repo, "backup", source=source, kind=kind, tags=tags):
         snap = src.backup(repo, kind, tags)
     report = snapshot_report(snap) | {"duration_s": round(time.monotonic() - started, 3)}
     get_run_logger().info("snapshot %s of %s: %s files, %s bytes new", snap.short_id,

@@ -14,6 +14,7 @@ from prefect.logging import get_run_logger
 from prefect.variables import Variable
 
 from blocks.loading import load_source, load_target
+from strongroom.audit import audited
 from strongroom.errors import ConfigError, NotSupported, SnapshotNotFound
 from strongroom.sources import registry
 from tasks import runbook
@@ -180,8 +181,11 @@ def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool
     when the kind counts them)."""
     src = load_source(source)
     started = time.monotonic()
-    with repository(target) as repo:
+    with repository(target) as repo, \
+            audited(repo, "restore", source=source, snapshot=snapshot_id, dest=dest,
+                    replace=replace) as op:
         snap = repo.find_snapshot(snapshot_id)
+        op.add_snapshot(snap.id, snap.stats.bytes_total)
         impl = registry.get(snap.source_kind)
         progress = Progress(artifact_key("restore", src.source_name), float(total_bytes),
                             f"Restoring {src.source_name} from snapshot {snap.short_id}")

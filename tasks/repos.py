@@ -25,6 +25,7 @@ from uuid import UUID
 from prefect.context import FlowRunContext, TaskRunContext
 
 from blocks.loading import load_target
+from tasks.audit import run_context
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository
@@ -77,7 +78,8 @@ def repository(target: str, create: bool = False) -> Iterator[Repository]:
     if run_id is None or run_id not in _SCOPES:
         repo = load_target(target).open(create=create)
         try:
-            yield repo
+            with run_context():  # audit records carry the flow run's id
+                yield repo
         finally:
             repo.close()
         return
@@ -94,7 +96,8 @@ def repository(target: str, create: bool = False) -> Iterator[Repository]:
                 else:  # the scope ended meanwhile: do not leak the open repository
                     repo.close()
                     raise RuntimeError(f"flow run {run_id} ended while opening {target}")
-    yield repo
+    with run_context():
+        yield repo
 
 
 def open_count() -> int:

@@ -10,6 +10,7 @@ from prefect.cache_policies import NO_CACHE
 
 from blocks.loading import load_target
 from strongroom.errors import ConfigError
+from tasks.audit import run_context
 from tasks.retry import RETRYING
 
 # Target block role -> repository tier of the retention defaults.
@@ -37,8 +38,11 @@ def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0,
                     policies: dict[str, str] | None = None) -> dict[str, Any]:
     """Forget, per source and schedule, by the configured policy (``policies``: schedule tag ->
     retention policy block) or else the seed's default for the target's tier; then prune
-    (two-phase). Snapshots tagged ``legal-hold`` are never forgotten."""
+    (two-phase). A policy stored in the repository (``strongroom policy set``) replaces both,
+    and its minimum grace applies: no second factor is needed for it. Snapshots tagged
+    ``legal-hold`` are never forgotten."""
     from strongroom.policy.retention import plan_retention, tier_policy
+    from strongroom.policy.stored import load_policy
     from strongroom.repository.forget import forget
     from strongroom.repository.prune import prune
 
@@ -54,16 +58,25 @@ def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0,
 
     repo = block.open()
     try:
-        plan = plan_retention(repo.list_snapshots(), policy_for,
-                              group_by=("source_name", "schedule"))
-        report = forget(repo, plan, dry_run=dry_run)
-        pruned = None if dry_run else prune(repo, grace=timedelta(seconds=grace_s)).as_dict()
+        with run_context():
+            # A policy stored in the repository (strongroom policy set) wins: it is what the
+            # second factor guards, so automation applies it without one.
+            stored = load_policy(repo)
+            grace = timedelta(seconds=grace_s)
+            if stored is not None:
+                grace = max(grace, stored.min_grace_delta())
+            plan = plan_retention(repo.list_snapshots(),
+                                  stored.rule_for if stored is not None else policy_for,
+                                  group_by=("source_name", "schedule"))
+            report = forget(repo, plan, dry_run=dry_run)
+            pruned = None if dry_run else prune(repo, grace=grace).as_dict()
     finally:
         repo.close()
     groups = [{"source": g.key.get("source_name"), "schedule": g.key.get("schedule"),
                "policy": g.policy.describe(), "keep": len(g.keep), "forget": len(g.forget)}
               for g in plan.groups]
-    return {"target": block.describe(), "tier": tier, "keep": len(plan.keep),
+    return {"target": block.describe(), "tier": tier,
+            "policy": "stored" if stored is not None else "configured", "keep": len(plan.keep),
             "forget": len(plan.forget), "removed": len(report.removed),
             "skipped": report.skipped, "groups": groups, "prune": pruned}
 

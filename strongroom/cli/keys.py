@@ -22,6 +22,7 @@ from strongroom.cli.common import (
     parse_options,
     repo_url,
 )
+from strongroom.cli.mfa import OtpOpt, use_code
 from strongroom.cli.output import console, emit_json
 from strongroom.crypto.escrow import (
     EscrowUnlocker,
@@ -36,6 +37,7 @@ from strongroom.crypto.pkcs11_slot import Pkcs11Unlocker, TokenRef, make_pkcs11_
 from strongroom.crypto.slots import KeySlot, read_keyfile, read_secret_file, write_new_keyfile
 from strongroom.crypto.unlock import Unlocker, unlockers_from_env
 from strongroom.errors import ConfigError
+from strongroom.mfa import ask_if_needed
 from strongroom.repository import Repository
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.repo import read_password_file
@@ -202,10 +204,12 @@ def key_list(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
 
 @key_app.command("remove")
 def key_remove(slot_id: Annotated[str, typer.Argument(help="Slot id or unique prefix.")],
+               otp: OtpOpt = None,
                repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                key_file: KeyFileOpt = None, option: OptionOpt = None) -> None:
     """Remove a key slot (never the last one, never the one in use)."""
     r = _open(repo, password_file, key_file, option)
+    ask_if_needed(r, "key remove", otp)
     r.remove_slot(slot_id)
     console.print(f"removed key slot {slot_id}")
 
@@ -311,12 +315,14 @@ def key_rotate(
         pkcs11_key: Pkcs11KeyOpt = None, pkcs11_pin_file: Pkcs11PinFileOpt = None,
         lock_wait: Annotated[float, typer.Option(
             "--lock-wait", help="Seconds to wait for other jobs' locks.")] = 120.0,
+        otp: OtpOpt = None,
         repo: RepoOpt = None, password_file: PasswordFileOpt = None,
         key_file: KeyFileOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
     """Start a new data-key epoch (new data is sealed under it; old data stays readable, nothing
     is re-uploaded); --reencrypt rewrites old epochs' objects; --master replaces the master."""
     from strongroom.repository import reencrypt as rr
 
+    use_code(otp)
     if epoch and not reencrypt:
         raise ConfigError("--epoch goes with --reencrypt")
     if master and reencrypt:
@@ -391,11 +397,13 @@ def _shared_lock(r: Repository, wait_s: float) -> RepositoryLock:
 def key_retire(epoch: Annotated[int, typer.Argument(help="The epoch whose key is destroyed.")],
                lock_wait: Annotated[float, typer.Option(
                    "--lock-wait", help="Seconds to wait for other jobs' locks.")] = 120.0,
+               otp: OtpOpt = None,
                repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                key_file: KeyFileOpt = None, option: OptionOpt = None) -> None:
     """Destroy an old epoch's key; refused while any stored object still needs it."""
     from strongroom.repository import reencrypt as rr
 
+    use_code(otp)
     r = _open(repo, password_file, key_file, option)
     rr.require_second_factor(r, "key retire")
     rr.retire_epoch(r, epoch, lock_wait)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from strongroom.cli import mfa as mfa_checks
 from strongroom.cli.app import app
 from strongroom.cli.common import (
     JsonOpt,
@@ -17,6 +18,7 @@ from strongroom.cli.common import (
     open_repo,
     parse_options,
 )
+from strongroom.cli.mfa import OtpOpt
 from strongroom.cli.output import console, emit_json, err_console, fail, human_bytes
 from strongroom.errors import ConfigError, StrongroomError
 
@@ -66,6 +68,7 @@ def forget(
                                           "and why.")] = False,
     prune: Annotated[bool, typer.Option("--prune", help="Prune right after (grace 0).")
                      ] = False,
+    otp: OtpOpt = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -86,11 +89,15 @@ def forget(
     plan = plan_for(r, policy, tier=tier, source_name=source,
                     group_by=tuple(g.strip() for g in group_by.split(",") if g.strip()),
                     holds=set(_full_ids(r, hold or [])))
-    report = run_forget(r, plan, dry_run=dry_run)
-    pruned = None
+    if not dry_run:
+        mfa_checks.check_forget(r, plan, otp)
     if prune and not dry_run:
         from datetime import timedelta
 
+        mfa_checks.check_prune(r, timedelta(0), otp)
+    report = run_forget(r, plan, dry_run=dry_run)
+    pruned = None
+    if prune and not dry_run:
         from strongroom.repository.prune import prune as run_prune
 
         pruned = run_prune(r, grace=timedelta(0)).as_dict()
@@ -135,6 +142,7 @@ def prune_cmd(
                          ] = 120.0,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only report what would "
                                           "be marked.")] = False,
+    otp: OtpOpt = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -142,6 +150,8 @@ def prune_cmd(
     from strongroom.repository.prune import prune as run_prune
 
     r = open_repo(repo, password_file, key_file, option)
+    if not dry_run:
+        mfa_checks.check_prune(r, _duration(grace), otp)  # type: ignore[arg-type]
     report = run_prune(r, grace=_duration(grace), dry_run=dry_run,  # type: ignore[arg-type]
                        repack_threshold=repack_threshold or None, lock_wait_s=lock_wait)
     if json:
