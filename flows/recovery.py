@@ -154,7 +154,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             incident_at: str | None = None, objective_class: str | None = None,
             notes: list[str] | None = None) -> dict[str, Any]:
     """Run the five stages over ``jobs`` (source, target, dest, snapshot, at, point, replace,
-    include, options, stop_command, smoke, fresh_backup, failover)."""
+    include, options, stop_command, smoke, fresh_backup (default off: a drill into a
+    scratch target must not back the source up), failover)."""
     incident = incident_at or (jobs[0].get("at") if jobs else None) or \
         datetime.now(UTC).isoformat()
     stages: dict[str, float] = {}
@@ -205,7 +206,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
         raise
     fresh = []
     for job in jobs:
-        if not job.get("fresh_backup", True):
+        if not job.get("fresh_backup", False):
             fresh.append({"skipped": "not asked"})
             continue
         try:
