@@ -1,10 +1,15 @@
-"""Files benchmark: strongroom vs restic vs borg on the same tree, in the same run.
+"""Files benchmark: strongroom vs restic 0.18.1, restic 0.14 (Debian) and borg, same tree.
 
-Not a test. Steps per tool: full backup, unchanged re-run, 5% of files changed, restore,
-repository size. Usage:
-    python3 bench/bench_files.py [--data DIR] [--work bench/work] [--tools strongroom,restic,borg]
-By default the data is a copy of this Python's site-packages (about 1 GB, tens of thousands of
-files). Prints a table and writes bench/work/results.json.
+Not a test. Per round and tool, on a fresh repository: full backup, unchanged re-run, 5% of
+files changed and backed up again, restore into tmpfs (``/dev/shm``: the CPU path) and onto
+disk (with a ``sync`` inside the timing: write-back counts), repository size. Rounds alternate
+the tools (a busy machine slows all of them alike) and the table shows medians and ratios
+against restic 0.18.1. Usage:
+    python3 bench/bench_files.py [--data DIR] [--work bench/work] [--runs 3]
+        [--tools strongroom,restic18,restic14,borg] [--restic18 PATH]
+restic 0.18.1 is ``--restic18``, else ``$RESTIC18``, else ``restic18`` on PATH, else
+/work/tools/bin/restic (build it with ``go install github.com/restic/restic/cmd/restic@v0.18.1``).
+The data defaults to a copy of this Python's site-packages. Writes ``work/results.json``.
 """
 
 from __future__ import annotations
@@ -13,23 +18,32 @@ import argparse
 import json
 import os
 import shutil
+import statistics
 import subprocess
 import sys
 import sysconfig
+import tempfile
 import time
 from pathlib import Path
 
 PASSWORD = "bench-password"
+STEPS = ("full_s", "unchanged_s", "changed5_s", "restore_shm_s", "restore_disk_s", "repo_mb")
+BASE = "restic18"
+SHORT = {"strongroom": "sr", "restic14": "r14"}
 
 
 def du(path: Path) -> int:
     return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
 
 
-def run(cmd: list[str], env: dict[str, str], cwd: Path | None = None) -> float:
+def run(cmd: list[str], env: dict[str, str], sync: bool = False) -> float:
     start = time.perf_counter()
-    subprocess.run(cmd, env=env, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.PIPE)
+    done = subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if done.returncode:
+        raise SystemExit(f"error: {' '.join(cmd)} exited {done.returncode}: "
+                         f"{done.stderr.decode(errors='replace')[-500:]}")
+    if sync:
+        os.sync()
     return time.perf_counter() - start
 
 
@@ -42,84 +56,120 @@ def change_5_percent(data: Path) -> int:
     return len(changed)
 
 
-def tool_steps(tool: str, repo: Path, data: Path, restore_to: Path) -> dict[str, list[str]]:
+def find_restic18(option: str | None) -> str:
+    for cand in (option, os.environ.get("RESTIC18"), shutil.which("restic18"),
+                 "/work/tools/bin/restic"):
+        if cand and os.access(cand, os.X_OK):
+            return cand
+    raise SystemExit("error: restic 0.18.1 not found (--restic18, $RESTIC18 or restic18 on "
+                     "PATH; build it with go install github.com/restic/restic/cmd/restic@v0.18.1)")
+
+
+def tool_steps(tool: str, repo: Path, data: Path, restic18: str) -> dict[str, list[str]]:
+    """Commands per step; ``{target}`` in the restore command is the restore directory."""
     if tool == "strongroom":
         return {"init": ["strongroom", "init", "--repo", str(repo)],
                 "backup": ["strongroom", "backup", "files", str(data), "--repo", str(repo)],
                 "restore": ["strongroom", "restore", "latest", "--repo", str(repo), "--target",
-                            str(restore_to)]}
-    if tool == "restic":
-        return {"init": ["restic", "init", "-r", str(repo)],
-                "backup": ["restic", "backup", "-r", str(repo), str(data)],
-                "restore": ["restic", "restore", "latest", "-r", str(repo), "--target",
-                            str(restore_to)]}
+                            "{target}"]}
+    if tool in ("restic18", "restic14"):
+        exe = restic18 if tool == "restic18" else "restic"
+        return {"init": [exe, "init", "-r", str(repo)],
+                "backup": [exe, "backup", "-q", "-r", str(repo), str(data)],
+                "restore": [exe, "restore", "latest", "-q", "-r", str(repo), "--target",
+                            "{target}"]}
     if tool == "borg":
         stamp = "{now:%Y%m%d%H%M%S%f}"
         return {"init": ["borg", "init", "-e", "repokey", str(repo)],
                 "backup": ["borg", "create", "--compression", "zstd,3", f"{repo}::{stamp}",
                            str(data)],
-                "restore": ["sh", "-c", f"cd {restore_to} && borg extract "
+                "restore": ["sh", "-c", f"cd {{target}} && borg extract "
                             f"{repo}::$(borg list --last 1 --short {repo})"]}
-    raise SystemExit(f"unknown tool {tool}")
+    raise SystemExit(f"error: unknown tool {tool}")
+
+
+def one_round(tool: str, work: Path, data: Path, env: dict[str, str], restic18: str
+              ) -> dict[str, float]:
+    repo = work / f"repo-{tool}"
+    shutil.rmtree(repo, ignore_errors=True)
+    steps = tool_steps(tool, repo, data, restic18)
+    r: dict[str, float] = {}
+    run(steps["init"], env)
+    os.sync()
+    r["full_s"] = run(steps["backup"], env)
+    r["unchanged_s"] = run(steps["backup"], env)
+    change_5_percent(data)
+    r["changed5_s"] = run(steps["backup"], env)
+    for key, parent in (("restore_shm_s", Path("/dev/shm")), ("restore_disk_s", work)):
+        dest = Path(tempfile.mkdtemp(prefix=f"restore-{tool}-", dir=parent))
+        os.sync()
+        cmd = [a.replace("{target}", str(dest)) for a in steps["restore"]]
+        r[key] = run(cmd, env, sync=True)
+        shutil.rmtree(dest, ignore_errors=True)
+    r["repo_mb"] = du(repo) / 1e6
+    shutil.rmtree(repo, ignore_errors=True)
+    return r
+
+
+def table(medians: dict[str, dict[str, float]], tools: list[str]) -> str:
+    others = [t for t in tools if t != BASE] if BASE in medians else []
+    lines = [f"{'step':<15}" + "".join(f"{t:>12}" for t in tools)
+             + "".join(f"{SHORT.get(t, t) + '/r18':>13}" for t in others)]
+    for key in STEPS:
+        line = f"{key:<15}" + "".join(f"{medians[t][key]:>12.2f}" for t in tools)
+        line += "".join(f"{medians[t][key] / medians[BASE][key]:>13.2f}" for t in others)
+        lines.append(line)
+    return "\n".join(lines)
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--data", type=Path, default=Path(sysconfig.get_paths()["purelib"]))
     ap.add_argument("--work", type=Path, default=Path(__file__).parent / "work")
-    ap.add_argument("--tools", default="strongroom,restic,borg")
+    ap.add_argument("--tools", default="strongroom,restic18,restic14,borg")
+    ap.add_argument("--runs", type=int, default=3)
+    ap.add_argument("--restic18", help="path of restic 0.18.1")
     args = ap.parse_args()
     work = args.work.absolute()
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir(parents=True)
     tools = args.tools.split(",")
+    restic18 = find_restic18(args.restic18) if "restic18" in tools else ""
     env = dict(os.environ, STRONGROOM_PASSWORD=PASSWORD, RESTIC_PASSWORD=PASSWORD,
                BORG_PASSPHRASE=PASSWORD, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
-               BORG_RELOCATED_REPO_ACCESS_IS_OK="yes", RESTIC_CACHE_DIR=str(work / "cache"),
-               BORG_BASE_DIR=str(work / "borg-base"))
+               BORG_RELOCATED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=str(work / "borg-base"))
     env.pop("STRONGROOM_ARGON2_MEMORY_KIB", None)
 
-    # One data copy per tool, so each sees the same change made the same way.
+    # One data copy per tool, so each sees the same change made the same way each round.
     copies = {}
     for tool in tools:
         copies[tool] = work / f"data-{tool}" / "tree"
         shutil.copytree(args.data, copies[tool], symlinks=True)
     files = sum(1 for p in copies[tools[0]].rglob("*") if p.is_file())
     size = du(copies[tools[0]])
-    print(f"data: {files} files, {size / 1e6:.0f} MB from {args.data}", flush=True)
+    load = os.getloadavg()[0]
+    print(f"data: {files} files, {size / 1e6:.0f} MB from {args.data}; {os.cpu_count()} cores, "
+          f"load {load:.1f}", flush=True)
 
-    results: dict[str, dict[str, float]] = {}
-    for tool in tools:
-        repo = work / f"repo-{tool}"
-        dest = work / f"restore-{tool}"
-        dest.mkdir()
-        steps = tool_steps(tool, repo, copies[tool], dest)
-        r: dict[str, float] = {}
-        run(steps["init"], env)
-        r["full_s"] = run(steps["backup"], env)
-        r["unchanged_s"] = run(steps["backup"], env)
-        change_5_percent(copies[tool])
-        r["changed5_s"] = run(steps["backup"], env)
-        r["restore_s"] = run(steps["restore"], env)
-        r["repo_mb"] = du(repo) / 1e6
-        results[tool] = r
-        print(tool, json.dumps({k: round(v, 2) for k, v in r.items()}), flush=True)
-        shutil.rmtree(dest, ignore_errors=True)
-
-    base = results.get("strongroom")
-    print(f"\n{'step':<14}" + "".join(f"{t:>14}" for t in tools)
-          + "".join(f"{'sr/' + t:>14}" for t in tools if t != "strongroom"))
-    for key in ("full_s", "unchanged_s", "changed5_s", "restore_s", "repo_mb"):
-        line = f"{key:<14}" + "".join(f"{results[t][key]:>14.2f}" for t in tools)
-        if base:
-            line += "".join(f"{base[key] / results[t][key]:>14.2f}" for t in tools
-                            if t != "strongroom")
-        print(line)
-    (work / "results.json").write_text(json.dumps({"files": files, "bytes": size,
-                                                   "results": results}, indent=2))
-    shutil.rmtree(work / "data-strongroom", ignore_errors=True)
-    for tool in tools:
-        shutil.rmtree(work / f"data-{tool}", ignore_errors=True)
+    rounds: dict[str, list[dict[str, float]]] = {t: [] for t in tools}
+    try:
+        for i in range(args.runs):
+            order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
+            for tool in order:
+                tenv = dict(env, RESTIC_CACHE_DIR=str(work / f"cache-{tool}"))
+                r = one_round(tool, work, copies[tool], tenv, restic18)
+                rounds[tool].append(r)
+                print(f"round {i + 1} {tool}", json.dumps({k: round(v, 2) for k, v in r.items()}),
+                      f"load {os.getloadavg()[0]:.1f}", flush=True)
+    finally:
+        for tool in tools:
+            shutil.rmtree(work / f"data-{tool}", ignore_errors=True)
+    medians = {t: {k: statistics.median(r[k] for r in rounds[t]) for k in STEPS} for t in tools}
+    print(f"\nmedians of {args.runs} alternating rounds (seconds, MB); ratios vs restic 0.18.1")
+    print(table(medians, tools))
+    (work / "results.json").write_text(json.dumps(
+        {"files": files, "bytes": size, "load_start": load, "load_end": os.getloadavg()[0],
+         "rounds": rounds, "medians": medians}, indent=2))
     sys.exit(0)
 
 
