@@ -16,7 +16,16 @@ from tasks.storage import apply_retention, storage_status
 def retention(targets: list[str], dry_run: bool = False, grace_s: float = 3600.0,
               policies: dict[str, str] | None = None) -> list[dict[str, Any]]:
     """Forget, then prune, on each target: per source and schedule by the configured policy
-    (``policies``: schedule tag -> retention policy block), else the seed's per-tier default."""
+    (``policies``: schedule tag -> retention policy block), else the seed's per-tier default.
+
+    Args:
+        targets: repository target blocks to apply retention on (primary, secondary, ...)
+        dry_run: only report what would be forgotten and pruned; change nothing
+        grace_s: seconds an unreferenced pack stays before prune deletes it (a backup that
+            is writing it still finds it)
+        policies: schedule tag (incremental, monthly-archive, ...) -> retention policy block;
+            empty: the seed's default per tier
+    """
     results = [apply_retention(t, dry_run, grace_s, policies) for t in targets]
     rows = "\n".join(f"| {r['target']} | {r['tier']} | {r['keep']} | {r['forget']} | "
                      f"{(r['prune'] or {}).get('bytes_freed', 0)} | {len(r['skipped'])} |"
@@ -49,7 +58,13 @@ def status_markdown(report: dict[str, Any]) -> str:
 
 @flow(name="three-two-one", log_prints=True)
 def three_two_one(targets: list[str], home_site: str | None = None) -> dict[str, Any]:
-    """Report copies per source over the targets; fail (after the report) if 3-2-1 is broken."""
+    """Report copies per source over the targets; fail (after the report) if 3-2-1 is broken.
+
+    Args:
+        targets: repository target blocks that hold the copies (every tier)
+        home_site: the site the sources live in (a copy elsewhere counts as off-site); empty:
+            the first target's site
+    """
     report = storage_status(targets, home_site)
     create_markdown_artifact(status_markdown(report), key=artifact_key("status", "3-2-1"))
     if not report["ok"]:
