@@ -35,14 +35,18 @@ def describe_cron(cron: str) -> str:
         return f"hourly at minute {int(minute)}"
     if minute.startswith("*/") and (hour, dom, month, dow) == ("*", "*", "*", "*"):
         return f"every {minute[2:]} minutes"
+    if minute.isdigit() and hour.startswith("*/") and (dom, month, dow) == ("*", "*", "*"):
+        return f"every {hour[2:]} hours at minute {int(minute)}"
     return f"at cron {cron}"
 
 
 def when(cron: str, timezone: str) -> str:
     """The schedule in words with its time zone named plainly (the UI shows next runs in the
-    browser's zone, which may differ)."""
-    return (f"{describe_cron(cron)} {timezone} (cron {cron}); the UI shows next runs in your "
-            "browser's zone")
+    browser's zone, which may differ); the cron is named once."""
+    words = describe_cron(cron)
+    plain = f"(cron {cron}) {timezone}" if words == f"at cron {cron}" \
+        else f"{words} {timezone} (cron {cron})"
+    return f"{plain}; the UI shows next runs in your browser's zone"
 
 
 def _backup_spec(config: PlatformConfig, row: str, sources: list[str]) -> dict[str, Any]:

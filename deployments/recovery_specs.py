@@ -15,6 +15,8 @@ RECOVERY_FLOWS = {"recover-incident": "recover_incident", "recover-system": "rec
 
 def replication_specs(config: Any) -> dict[str, dict[str, Any]]:
     """``replication-<source>`` per physical PostgreSQL source, on its host's queue."""
+    from deployments.build import when  # build imports this module
+
     secondaries = [n for n in config.replicas() if config.targets[n].role == "secondary"]
     specs = {}
     for name, src in config.sources.items():
@@ -34,7 +36,8 @@ def replication_specs(config: Any) -> dict[str, dict[str, Any]]:
             "description": f"continuous WAL replication of {name}: a supervised receiver "
                            f"(restarted with back-off), WAL on the secondary tier within "
                            f"{config.wal_copy_bound_s:.0f} s; lag as "
-                           "strongroom.replication.lag events"}
+                           "strongroom.replication.lag events; supervisor started "
+                           f"{when(REPLICATION_CRON, config.timezone)}"}
         if src.runs_on:  # the receiver runs where the source's backups run
             specs[f"replication-{name}"]["work_queue"] = src.runs_on
     return specs
