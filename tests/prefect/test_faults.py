@@ -281,7 +281,7 @@ def test_corrupted_repository_fails_verify_clearly(prefect_harness, tmp_path, na
 
 
 def test_source_limit_is_strict_one_at_a_time(prefect_harness, names):
-    from prefect.concurrency._asyncio import AcquireConcurrencySlotTimeoutError
+    from prefect.concurrency.asyncio import AcquireConcurrencySlotTimeoutError
 
     from flows.limits import ensure_limits, source_slot
 
