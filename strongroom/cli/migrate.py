@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from strongroom.cli._audit import command_opened
 from strongroom.cli.app import app
 from strongroom.cli.common import (
     JsonOpt,
@@ -35,6 +36,7 @@ def migrate(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
     else:
         password = get_password(password_file, key_file)
     r = Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
+    command_opened(r)  # the audit record of this command
     report = migrate_repository(r)
     if json:
         emit_json({"from": report.from_version, "to": report.to_version,
