@@ -6,6 +6,7 @@ Nothing here imports prefect before the environment points it at the local serve
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import secrets
@@ -16,7 +17,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from contextlib import suppress
+from contextlib import redirect_stderr, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -70,6 +71,27 @@ def save_profile(path: Path, api_url: str, name: str = PROFILE) -> None:
         profiles = load_profiles()
         profiles.update_profile(name, {PREFECT_API_URL: api_url})
         save_profiles(profiles)
+
+
+def announce(config: Path, profiles_path: Path, api_url: str, as_json: bool = False) -> None:
+    """Check the platform file (a bad one fails here, before anything starts), save the
+    profile, then print the ``export PREFECT_API_URL=...`` line first: the file's warnings
+    (schedules missing an RPO) follow it."""
+    from deployments.config import load_config
+
+    said = io.StringIO()
+    try:
+        with redirect_stderr(said):
+            load_config(config)
+    except BaseException:
+        sys.stderr.write(said.getvalue())  # the warnings, then the error
+        raise
+    warnings = said.getvalue()
+    save_profile(profiles_path, api_url)
+    if not as_json:
+        print("\n".join(findable_lines(api_url)), flush=True)
+    sys.stderr.write(warnings)
+    sys.stderr.flush()
 
 
 def findable_lines(api_url: str) -> list[str]:
@@ -326,12 +348,7 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
     os.environ.update(env)  # before prefect is imported in this process
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    from deployments.config import load_config
-
-    load_config(config)  # a bad file fails here, before anything starts
-    save_profile(profiles_path, env["PREFECT_API_URL"])
-    if not as_json:
-        print("\n".join(findable_lines(env["PREFECT_API_URL"])), flush=True)
+    announce(config, profiles_path, env["PREFECT_API_URL"], as_json)
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
