@@ -11,7 +11,14 @@ import typer
 
 from strongroom import mfa
 from strongroom.cli.app import app
-from strongroom.cli.common import JsonOpt, KeyFileOpt, OptionOpt, PasswordFileOpt, RepoOpt
+from strongroom.cli.common import (
+    JsonOpt,
+    KeyFileOpt,
+    OptionOpt,
+    PasswordFileOpt,
+    RepoOpt,
+)
+from strongroom.cli.common import open_repo as _open
 from strongroom.cli.output import console, emit_json, err_console
 
 OtpOpt = Annotated[str | None, typer.Option(
@@ -65,12 +72,6 @@ def check_prune(repo: Any, grace: timedelta, otp: str | None) -> None:
     minimum = (load_policy(repo) or StoredPolicy()).min_grace_delta()
     if grace < minimum:
         mfa.ask_if_needed(repo, f"prune with a grace below the stored minimum ({minimum})", otp)
-
-
-def _open(repo: str | None, password_file: Any, key_file: Any, option: Any) -> Any:
-    from strongroom.cli.keys import _open as open_with_any_key
-
-    return open_with_any_key(repo, password_file, key_file, option)
 
 
 @mfa_app.command("enable")

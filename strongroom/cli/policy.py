@@ -10,7 +10,8 @@ import typer
 from strongroom import mfa
 from strongroom.cli.app import app
 from strongroom.cli.common import JsonOpt, KeyFileOpt, OptionOpt, PasswordFileOpt, RepoOpt
-from strongroom.cli.mfa import OtpOpt, _open
+from strongroom.cli.common import open_repo as _open
+from strongroom.cli.mfa import OtpOpt
 from strongroom.cli.output import console, emit_json
 from strongroom.policy.retention import RetentionPolicy
 from strongroom.policy.stored import load_policy, save_policy, updated_policy
