@@ -34,7 +34,6 @@ if TYPE_CHECKING:
 F = TypeVar("F", bound=Callable[..., Any])
 log = logging.getLogger("strongroom.audit")
 CONTEXT_ENV = "STRONGROOM_AUDIT_CONTEXT"
-DISABLE_ENV = "STRONGROOM_AUDIT"  # "off": write no records (read-only media, tests of others)
 SECRET_WORDS = ("password", "secret", "token", "pin", "passphrase", "otp", "credential")
 
 _CONTEXT: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
@@ -119,17 +118,12 @@ def audit_key(repo: Repository) -> bytes:
     return repo.stable_key("audit-mac")
 
 
-def enabled() -> bool:
-    return os.environ.get(DISABLE_ENV, "").strip().lower() not in ("off", "0", "false", "no")
-
-
 def write_record(repo: Repository, op: str, args: dict[str, Any], outcome: str,
                  error: str | None = None, snapshots: list[str] | None = None,
                  nbytes: int = 0, result: dict[str, Any] | None = None) -> int | None:
-    """Append one record now; returns its number (None when auditing is off). A failure to
-    write the record is logged as a warning, never hides the operation's own outcome."""
-    if not enabled():
-        return None
+    """Append one record now; returns its number (None if it could not be written: that is
+    logged as a warning and never hides the operation's own outcome). There is no switch to
+    turn recording off: a stolen password must not be able to silence the log."""
     body = {
         "time": datetime.now(UTC).isoformat(), "op": op, "args": clean_args(args),
         "user": _user(), "host": socket.gethostname(), "slot": repo.slot_id,
