@@ -99,9 +99,7 @@ def _rewrap(slot: KeySlot, repo_id: str, new: MasterKey, creds: SlotCredentials
 def plan_slots(repo: Repository, new: MasterKey, creds: SlotCredentials,
                slots: Sequence[KeySlot]) -> list[KeySlot]:
     """Every kept slot's new wrapping, or ConfigError naming each slot that cannot be made."""
-    unknown = sorted(d for d in creds.drop if not any(s.id.startswith(d) for s in slots))
-    if unknown:
-        raise ConfigError(f"--drop-slot {', '.join(unknown)}: no such key slot")
+    # a --drop-slot naming no slot is a no-op: a run resumed after a kill already dropped it
     kept = [s for s in slots if not any(s.id.startswith(d) for d in creds.drop)]
     if not kept:
         raise ConfigError("refusing to drop every key slot: the repository would be unreadable")
