@@ -240,3 +240,32 @@ def test_a_backup_run_opens_the_repository_once(toy_kind, tmp_path, names, monke
     opened.clear()
     recover_files(src, str(tmp_path / "out"), from_target=tgt)
     assert opened == [str(tmp_path / "repo")]  # assess, prepare, restore, verify: one open
+
+
+def test_toy_kind_joins_a_disaster_recovery_from_the_secondary(toy_kind, tmp_path, names):
+    """The generic disaster recovery restores a toy source beside a files source, from the
+    secondary tier, once the primary is gone; both verify."""
+    from blocks import RepositoryKey, RepositoryTarget, StrongroomSite
+    from flows.recovery import disaster_recovery
+    from tests.prefect.conftest import make_tree, save_files_source, tree_listing
+
+    docs = _documents(tmp_path / "docs")
+    files = make_tree(tmp_path / "files", files=6)
+    toy = _save_toy(toy_kind, f"toy-dr-{names}", docs)
+    plain = save_files_source(f"files-dr-{names}", [files])
+    primary = save_local_target(f"primary-{names}", tmp_path / "primary")
+    RepositoryTarget(url=str(tmp_path / "secondary"), role="secondary",
+                     key=RepositoryKey(password="pw-secondary")).save(f"secondary-{names}")
+    StrongroomSite(sources=[toy, plain], primary=primary, secondary=[f"secondary-{names}"]
+                   ).save(f"site-{names}")
+    for ref in (toy, plain):
+        backup_one("full", ref, primary=primary, replicas=[f"secondary-{names}"])
+    shutil.rmtree(tmp_path / "primary")
+
+    report = disaster_recovery(site=f"site-{names}", target_root=str(tmp_path / "dr"))
+    assert report["ok"], report
+    assert _tree(tmp_path / "dr" / f"toy-dr-{names}") == _tree(docs)
+    restored = tmp_path / "dr" / f"files-dr-{names}" / str(files).lstrip("/")
+    assert tree_listing(restored) == tree_listing(files)
+    by_source = {r["source"]: r for r in report["results"]}
+    assert by_source[f"toy-dr-{names}"]["verified"] == "byte for byte"
