@@ -91,10 +91,11 @@ def _on_demand_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                                "parameters": {"target": config.primary, "mode": "read-data"},
                                "tags": ["strongroom", "verify"],
                                "description": "on-demand repository verification"}
+    from deployments.key_specs import key_specs  # quarterly key rotation (issue 13)
     from deployments.operations import operations_specs  # reports and drills (issue 10)
     from deployments.recovery_specs import issue11_specs  # replication, incident, system
 
-    return specs | operations_specs(config) | issue11_specs(config)
+    return specs | operations_specs(config) | issue11_specs(config) | key_specs(config)
 
 
 def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
@@ -164,10 +165,12 @@ def flow_for(name: str) -> Any:
     named = {"recover_files": recover_files, "recover_database": recover_database,
              "disaster_recovery": disaster_recovery, "verify_backups": verify_backups,
              "retention": retention}
+    from deployments.key_specs import flows as key_flows
     from deployments.operations import operation_flows
     from deployments.recovery_specs import flows as recovery_flows
 
-    return TIER_FLOWS.get(name) or {**named, **operation_flows(), **recovery_flows()}[name]
+    return TIER_FLOWS.get(name) or {**named, **operation_flows(), **recovery_flows(),
+                                    **key_flows()}[name]
 
 
 def to_deployment(name: str, spec: dict[str, Any], work_pool: str | None = None) -> Any:
