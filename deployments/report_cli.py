@@ -9,7 +9,7 @@ API is the one the shell's Prefect settings name (PREFECT_API_URL or the active 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
@@ -29,9 +29,12 @@ def report_command(
         "<state dir>/reports/.")] = None,
     markdown: Annotated[bool, typer.Option(
         "--markdown", help="Also print the Markdown report.")] = False,
-    site: Annotated[str, typer.Option("--site", help="Site block to report on.")] = "default",
-    timezone: Annotated[str, typer.Option(
-        "--timezone", help="Time zone of the times shown (the platform's).")] = "UTC",
+    site: Annotated[str | None, typer.Option(
+        "--site", help="Site block to report on; default: the deployed report's (the "
+        "platform file's site), else 'default'.")] = None,
+    timezone: Annotated[str | None, typer.Option(
+        "--timezone", help="Time zone of the times shown; default: the deployed report's (the "
+        "platform's), else UTC.")] = None,
 ) -> None:
     """Render the operations report of a period from the Prefect API's run history, the
     site's repositories and the drill history."""
@@ -47,6 +50,9 @@ def report_command(
     from flows.reports import generate, render, write_html
 
     started = time.monotonic()
+    deployed = deployed_parameters(period)
+    site = site or deployed.get("site") or "default"
+    timezone = timezone or deployed.get("timezone") or "UTC"
     data = generate(period, site, timezone)  # type: ignore[arg-type]
     text, page = render(data)
     path = write_html(page, data, html)
@@ -56,3 +62,17 @@ def report_command(
         print(f"note: {note}")
     print(f"{data['title']} of {site} written to {path} in "
           f"{time.monotonic() - started:.1f} s")
+
+
+def deployed_parameters(period: str) -> dict[str, Any]:
+    """The parameters of the deployed ``report-<period>`` deployment (its site and the
+    platform's time zone, saved at deploy time); {} when there is none."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    name = f"report-{period}/report-{period}"
+    with get_client(sync_client=True) as client:
+        try:
+            return dict(client.read_deployment_by_name(name).parameters or {})
+        except ObjectNotFound:
+            return {}

@@ -47,3 +47,15 @@ def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, mo
     assert proc.returncode == 0, proc.stderr
     assert "# Daily status" in proc.stdout and f"written to {out}" in proc.stdout
     assert out.read_text().count("<img class='chart'") == 4
+
+
+def test_report_command_defaults_to_the_deployed_site_and_time_zone(prefect_harness, names):
+    from deployments.report_cli import deployed_parameters
+    from flows.reports import report_monthly
+
+    assert deployed_parameters("quarterly") == {}  # nothing deployed: 'default' and UTC
+    report_monthly.to_deployment(
+        "report-monthly", parameters={"period": "monthly", "site": f"site-{names}",
+                                      "timezone": "Asia/Tokyo"}).apply()
+    params = deployed_parameters("monthly")
+    assert params["site"] == f"site-{names}" and params["timezone"] == "Asia/Tokyo"
