@@ -256,3 +256,30 @@ def test_archive_target_locks_audit_records(moto_endpoint: str) -> None:
     for key in keys:
         assert s3.head_object(Bucket=bucket, Key=key)["ObjectLockMode"] == "COMPLIANCE"
     assert repo.backend.protection("audit/000000000001")  # and strongroom will not delete it
+
+
+def test_writers_in_separate_processes(target) -> None:
+    """Separate processes (no shared memory at all) appending at once: one linear chain."""
+    import subprocess
+    import sys
+
+    url, opts = target
+    new_repo(url, options=opts)
+    script = (
+        "import sys, json\n"
+        "from strongroom import audit\n"
+        "from tests.tiers.helpers import open_repo\n"
+        "url, opts, n = sys.argv[1], json.loads(sys.argv[2]), sys.argv[3]\n"
+        "r = open_repo(url, options=opts)\n"
+        "for i in range(5):\n"
+        "    assert audit.write_record(r, 'race', {'proc': n, 'i': i}, 'ok')\n")
+    procs = [subprocess.Popen([sys.executable, "-c", script, url, json.dumps(opts), str(n)],
+                              cwd=Path(__file__).parents[2]) for n in range(3)]
+    assert [p.wait(300) for p in procs] == [0, 0, 0]
+    repo = open_repo(url, options=opts)
+    result = audit_log.verify(repo.backend, audit.audit_key(repo))
+    assert result.ok and result.records == 16, result.problems
+    per_proc = {}
+    for doc in _records(repo)[1:]:
+        per_proc.setdefault(doc["args"]["proc"], []).append(doc["args"]["i"])
+    assert per_proc == {str(n): [0, 1, 2, 3, 4] for n in range(3)}
