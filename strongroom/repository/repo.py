@@ -528,7 +528,11 @@ class Repository:
         if self.format_version >= 2:
             listing = sorted(self.backend.list(KEYRING_PREFIX))
             if listing != self._keyring_listing:  # unchanged names and sizes: nothing new
-                fresh = load_keyring(keyring_objects(self.backend), self.master, self.id)[1]
+                try:
+                    fresh = load_keyring(keyring_objects(self.backend), self.master, self.id)[1]
+                except WrongKey as exc:  # the master was rotated since we opened: keep ours
+                    log.debug("keyring not refreshed: %s", exc)
+                    return self.keyring
                 self.keyring.replace(fresh)
                 self._keyring_listing = listing
         return self.keyring
