@@ -241,3 +241,22 @@ def verify(backend: Backend, key: bytes, known_head: tuple[int, str] | None = No
             except MissingObject:
                 pass
     return result
+
+
+def summary(backend: Backend, since: datetime | None = None) -> dict[str, Any]:
+    """Counts for reports: records since ``since`` by operation and outcome, and how many of
+    them came from a Prefect flow run."""
+    by_op: dict[str, int] = {}
+    by_outcome: dict[str, int] = {}
+    total = from_flows = 0
+    for rec in read_records(backend):
+        if since is not None and (rec.time is None or rec.time < since):
+            continue
+        total += 1
+        op, outcome = str(rec.doc.get("op")), str(rec.doc.get("outcome"))
+        by_op[op] = by_op.get(op, 0) + 1
+        by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
+        context = rec.doc.get("context")
+        from_flows += bool(isinstance(context, dict) and context.get("flow_run"))
+    return {"records": total, "by_operation": by_op, "by_outcome": by_outcome,
+            "from_flow_runs": from_flows}

@@ -238,6 +238,10 @@ def test_failures_context_and_nesting(target, monkeypatch: pytest.MonkeyPatch) -
     assert docs[2]["context"] == {"flow_run": "1234-flow", "deployment": "nightly",
                                   "task_run": "t-1"}
     assert docs[3]["snapshots"] == [snap.id] and docs[3]["result"]["ok"] is True
+    counts = audit_log.summary(repo.backend)
+    assert counts == {"records": 5, "by_operation": {"init": 1, "backup": 2, "restore": 1,
+                                                     "verify": 1},
+                      "by_outcome": {"ok": 4, "failed": 1}, "from_flow_runs": 1}
 
 
 def test_archive_target_locks_audit_records(moto_endpoint: str) -> None:
