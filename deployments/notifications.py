@@ -17,9 +17,9 @@
 Each channel becomes a block named ``strongroom-alert-<channel>``: a generic webhook a
 ``CustomWebhookNotificationBlock`` (JSON POST of subject and body), Slack a ``SlackWebhook``,
 email an ``EmailNotification`` (deployments/email_block.py: Prefect's Apprise block with a
-``mailto://`` URL; Apprise speaks SMTP). Secrets
-(webhook URLs of Slack, the SMTP password read from ``password_env`` at deploy time) live in the
-blocks' secret fields only; the UI shows them masked.
+``mailto://`` URL; Apprise speaks SMTP). Secrets (webhook URLs, generic and Slack, which
+carry tokens; the SMTP password read from ``password_env`` at deploy time) live in the blocks'
+secret fields only; the UI shows them masked.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ Level = Literal["critical", "warning", "info", "maintenance"]
 LEVELS: tuple[str, ...] = ("critical", "warning", "info", "maintenance")
 DEFAULT_LEVELS: list[str] = ["critical", "warning", "maintenance"]  # info: opt in
 BLOCK_PREFIX = "strongroom-alert-"
+WEBHOOK_URL_SECRET = "webhook_url"
 
 
 class _Model(BaseModel):
@@ -134,8 +135,11 @@ def channel_block(name: str, channel: ChannelConfig) -> Any:
     from deployments.email_block import EmailNotification
 
     if channel.webhook is not None:
+        # the URL is a secret (webhook URLs carry tokens): kept in the masked ``secrets`` and
+        # substituted at send time, so the UI and the API show ``{{webhook_url}}`` only
         return CustomWebhookNotificationBlock(
-            name=f"strongroom {name}", url=channel.webhook,
+            name=f"strongroom {name}", url="{{" + WEBHOOK_URL_SECRET + "}}",
+            secrets={WEBHOOK_URL_SECRET: channel.webhook},
             json_data={"subject": "{{subject}}", "body": "{{body}}", "channel": "{{name}}"})
     if channel.slack is not None:
         return SlackWebhook(url=channel.slack)

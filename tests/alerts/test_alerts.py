@@ -128,7 +128,8 @@ def test_redeploy_is_idempotent_and_removing_a_channel_removes_its_alerts(
     assert {a.id for a in strongroom_automations()} == {a.id for a in autos}
     assert first["channels"] == ["strongroom-alert-oncall", "strongroom-alert-chat"]
 
-    only = deploy(platform(tmp_path, sources, {"oncall": {"webhook": webhook.url}}))
+    only = deploy(platform(tmp_path, sources,
+                           {"oncall": {"webhook": webhook.url + "?token=hook-token-secret"}}))
     assert "strongroom: info: backup completed" in only["deleted"]
     after = {a.name: a for a in strongroom_automations()}
     assert "strongroom: info: backup completed" not in after
@@ -140,6 +141,7 @@ def test_redeploy_is_idempotent_and_removing_a_channel_removes_its_alerts(
     with get_client(sync_client=True) as client:
         docs = client.read_block_documents(include_secrets=False)
     assert not any("XXXX" in str(d.data) for d in docs)
+    assert not any("hook-token-secret" in str(d.data) for d in docs)  # a webhook URL too
 
 
 @pytest.mark.parametrize("channel", [{"webhook": "ftp://x"}, {}, {"webhook": "http://a",
