@@ -8,9 +8,9 @@ import shlex
 import subprocess
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from strongroom.errors import ConfigError, IntegrityError, SourceError
+from strongroom.sources import registry
 
 RUNBOOK_VARIABLE = "strongroom_runbook"
 SMOKE_KINDS = ("sql", "cypher", "redis_key", "http")
@@ -53,31 +53,9 @@ def stop_service(command: str, dest: str) -> str:
 
 def target_settings(kind: str, settings: dict[str, Any], dest: str) -> dict[str, Any] | None:
     """The source's settings pointed at ``dest`` (a URL or DSN), so a snapshot taken with them
-    is of the target about to be overwritten; None when ``dest`` says nothing usable."""
-    out = dict(settings)
-    if "://" in dest:
-        url = urlsplit(dest)
-        if url.scheme in ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc"):
-            out["uri"] = f"{url.scheme}://{url.hostname}:{url.port or 7687}"
-            return out
-        if url.scheme in ("redis", "rediss"):
-            out.update(host=url.hostname or "127.0.0.1", port=url.port or 6379)
-            return out
-        if url.scheme in ("postgres", "postgresql"):
-            out.update(host=url.hostname or "127.0.0.1", port=url.port or 5432)
-            if url.path.strip("/"):
-                out["database"] = url.path.strip("/")
-            return out
-        return None
-    if kind == "postgres" and "=" in dest:
-        from strongroom.sources.postgres.conn import Dsn
-
-        params = Dsn.parse(dest).params
-        out.update({k: params[k] for k in ("host", "port") if k in params})
-        if params.get("dbname"):
-            out["database"] = params["dbname"]
-        return out
-    return None
+    is of the target about to be overwritten; None when ``dest`` says nothing usable. The kind
+    decides (``Source.settings_for_target``): no list of URL schemes here."""
+    return registry.get(kind).settings_for_target(dict(settings), dest)
 
 
 def kept_server(report: dict[str, Any]) -> dict[str, Any] | None:

@@ -115,6 +115,13 @@ class Source:
         caller takes the newest snapshot at or before a time and says so."""
         return None
 
+    def settings_for_target(self, settings: dict[str, Any],
+                            target: str) -> dict[str, Any] | None:
+        """The source's ``settings`` pointed at ``target`` (the URL or DSN a restore is about
+        to overwrite), so a safety snapshot taken with them is of that target. None (the
+        default): this kind cannot read ``target``, and the caller says so."""
+        return None
+
     def is_transient(self, exc: BaseException) -> bool:
         """True when retrying may cure ``exc`` (the source was down, restarting, unreachable)."""
         return isinstance(exc, self.transient)

@@ -14,12 +14,15 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from strongroom.sources.contract import ObjectiveClass, Progress, ScratchTarget, Source
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
+
+BOLT_SCHEMES = ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc")
 
 
 class Neo4jSource(Source):
@@ -45,6 +48,14 @@ class Neo4jSource(Source):
 
         return restore_snapshot(repo, snap, target, replace=replace, include=include,
                                 options=options)
+
+    def settings_for_target(self, settings: dict[str, Any],
+                            target: str) -> dict[str, Any] | None:
+        """A Bolt or neo4j URL's server (scheme, host, port) over the block's settings."""
+        url = urlsplit(target)
+        if url.scheme not in BOLT_SCHEMES:
+            return None
+        return {**settings, "uri": f"{url.scheme}://{url.hostname}:{url.port or 7687}"}
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:

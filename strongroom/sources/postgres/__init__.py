@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from strongroom.sources.contract import Progress, ScratchTarget, Source
 from strongroom.sources.registry import register
@@ -62,6 +63,29 @@ class PostgresSource(Source):
         options = {f"target_{k}": str(v) for k, v in point.items()}
         base = choose_base(physical, Target.from_options(options), name)
         return base, options
+
+    def settings_for_target(self, settings: dict[str, Any],
+                            target: str) -> dict[str, Any] | None:
+        """A ``postgres[ql]://`` URL's or a ``key=value`` DSN's host, port and database over the
+        block's settings; a data directory is not a server this can read: None."""
+        out = dict(settings)
+        if "://" in target:
+            url = urlsplit(target)
+            if url.scheme not in ("postgres", "postgresql"):
+                return None
+            out.update(host=url.hostname or "127.0.0.1", port=url.port or 5432)
+            if url.path.strip("/"):
+                out["database"] = url.path.strip("/")
+            return out
+        if "=" not in target:
+            return None
+        from strongroom.sources.postgres.conn import Dsn
+
+        params = Dsn.parse(target).params
+        out.update({k: params[k] for k in ("host", "port") if k in params})
+        if params.get("dbname"):
+            out["database"] = params["dbname"]
+        return out
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:

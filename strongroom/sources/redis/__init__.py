@@ -15,6 +15,7 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
+from urllib.parse import urlsplit
 
 from strongroom.sources.contract import (
     ObjectiveClass,
@@ -53,6 +54,14 @@ class RedisSource(Source):
 
         return restore_redis(repo, snap, target, replace=replace, include=include,
                              options=options, progress=progress)
+
+    def settings_for_target(self, settings: dict[str, Any],
+                            target: str) -> dict[str, Any] | None:
+        """A ``redis://`` or ``rediss://`` target's host and port over the block's settings."""
+        url = urlsplit(target)
+        if url.scheme not in ("redis", "rediss"):
+            return None
+        return {**settings, "host": url.hostname or "127.0.0.1", "port": url.port or 6379}
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
