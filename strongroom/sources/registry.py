@@ -80,29 +80,3 @@ def all_sources() -> list[Source]:
     """Every registered source implementation, sorted by kind."""
     return [_SOURCES[k] for k in kinds()]
 
-
-# --- transitional shims (removed once every caller uses get(kind)) -------------------------
-_LEGACY: dict[str, object] = {}
-
-
-def register_restorer(kind: str, fn: object) -> None:  # pragma: no cover - transitional
-    _LEGACY[kind] = fn
-
-
-def restorer_for(kind: str):  # type: ignore[no-untyped-def]  # pragma: no cover
-    try:
-        src = get(kind)
-    except NotSupported:
-        src = None
-    if kind in _LEGACY:
-        return _LEGACY[kind]
-    if src is None:
-        raise NotSupported(f"restoring {kind} snapshots is not supported yet")
-
-    def restore(repo, snap, target, *, replace=False, include=None, options=None):  # type: ignore[no-untyped-def]
-        opts = dict(options or {})
-        progress = opts.pop("progress", None)
-        return src.restore(repo, snap, target, replace=replace, include=list(include or []),
-                           options=opts, progress=progress)
-
-    return restore
