@@ -169,8 +169,20 @@ sources:
     port: ${{STRONGROOM_DEMO_REDIS_PORT}}
     password: ${{STRONGROOM_DEMO_PASSWORD}}
     restore_target: redis://127.0.0.1:${{STRONGROOM_DEMO_REDIS_PORT}}
-""" if with_redis else ""))
+""" if with_redis else "") + demo_schedules())
     return config
+
+
+def demo_schedules() -> str:
+    """The seed's schedules plus the example platform's four-hourly files incremental, so the
+    demo meets its own objectives (a daily incremental alone misses the files RPO of 4 h)."""
+    import yaml
+
+    from deployments.seed import SEED_SCHEDULES
+
+    rows = {**SEED_SCHEDULES, "four-hourly-incremental": {
+        "tier": "incremental", "cron": "0 */4 * * *", "classes": ["files"], "keep": "2d"}}
+    return yaml.safe_dump({"schedules": rows}, sort_keys=False)
 
 
 def demo_has_redis(config: Path) -> bool:
@@ -371,6 +383,16 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
         signal.signal(signal.SIGINT, old_int)
 
 
+def automation_names() -> list[str]:
+    """Strongroom's alert automations on the server, by name."""
+    from prefect.client.orchestration import get_client
+
+    from deployments.alerts import PREFIX
+
+    with get_client(sync_client=True) as client:
+        return sorted(a.name for a in client.read_automations() if a.name.startswith(PREFIX))
+
+
 def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bool,
          once: bool, as_json: bool, with_redis: bool = False) -> int:
     say = (lambda *a, **k: None) if as_json else print
@@ -400,6 +422,7 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
 
         result["alert"] = demo_alert(config, state, WebhookReceiver(host))
     ui = f"http://{host}:{port}"
+    result["automations"] = automation_names()
     result |= {"ui": ui, "api_url": api, "profile": PROFILE, "state_dir": str(state),
                "config": str(config), "deployments": rows}
     ok = all(r["state"] == "Completed" for r in result["runs"].values()) and (
@@ -416,6 +439,8 @@ def _run(stack: Stack, state: Path, host: str, port: int, config: Path, demo: bo
                 f"received by the demo webhook {alert['webhook']} {alert['latency_s']} s "
                 f"after the failure: {alert['subject']}" if alert["received"] else
                 f"NOT received by the demo webhook {alert['webhook']}"))
+        print(f"automations ({len(result['automations'])}, the UI's Automations page): "
+              + ", ".join(result["automations"]))
         print(f"Prefect UI: {ui}")
         print(f"Other shells: {findable_lines(api)[0]}  (or prefect profile use {PROFILE})",
               flush=True)
