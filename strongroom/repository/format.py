@@ -80,7 +80,10 @@ def decompress(data: bytes) -> bytes:
     if not data:
         raise SealError("empty payload")
     if data[0] == ZSTD:
-        return zstandard.ZstdDecompressor().decompress(data[1:])
+        dctx = getattr(_local, "dctx", None)
+        if dctx is None:  # one per thread: making one per blob cost more than decompressing
+            dctx = _local.dctx = zstandard.ZstdDecompressor()
+        return dctx.decompress(memoryview(data)[1:])
     if data[0] == RAW:
         return data[1:]
     raise SealError(f"unknown compression flag {data[0]}")

@@ -67,6 +67,7 @@ class SnapshotWriter:
         self.stats = SnapshotStats()
         self.started = time.monotonic()
         self.dirs: dict[str, dict[str, Node]] = {"": {}}
+        self._base_trees: dict[str, str] = {}  # path -> its tree id in the parent snapshot
         self._lock = threading.Lock()
         self._new: set[bytes] = set()
         self._packs: list[tuple[str, int, list[list[Any]]]] = []
@@ -158,6 +159,11 @@ class SnapshotWriter:
     def add_bytes(self, path: str, data: bytes, **kwargs: Any) -> Node:
         return self.add_stream(path, io.BytesIO(data), **kwargs)
 
+    def base_tree(self, path: str, tree_id: str) -> None:
+        """Name directory ``path``'s tree in the parent snapshot: if its nodes come out
+        equal, that tree is reused as it is instead of being serialised and hashed again."""
+        self._base_trees[path.strip("/")] = tree_id
+
     def set_meta(self, meta: dict[str, Any]) -> None:
         """Source-specific facts for the manifest (counts, checksums, positions)."""
         self.meta.update(meta)
@@ -236,15 +242,35 @@ class SnapshotWriter:
     def _store_trees(self) -> str:
         """Serialise directories bottom-up as tree blobs; return the root tree id."""
         for path in sorted(self.dirs, key=lambda p: p.count("/") + bool(p), reverse=True):
-            nodes = [self.dirs[path][name].to_dict() for name in sorted(self.dirs[path])]
-            raw = json.dumps({"nodes": nodes}, sort_keys=True, separators=(",", ":")).encode()
-            tree_id = self.store_chunk(raw, BLOB_TREE)
+            entries = self.dirs[path]
+            names = sorted(entries)
+            tree_id = self._same_tree(path, [entries[name] for name in names])
+            if tree_id is None:
+                nodes = [entries[name].to_dict() for name in names]
+                raw = json.dumps({"nodes": nodes}, sort_keys=True,
+                                 separators=(",", ":")).encode()
+                tree_id = self.store_chunk(raw, BLOB_TREE)
             if path:
                 parent, name = split_path(path)
                 self.dirs[parent][name].subtree = tree_id
             else:
                 root = tree_id
         return root
+
+    def _same_tree(self, path: str, nodes: list[Node]) -> str | None:
+        """The parent's tree id for ``path`` when ``nodes`` (sorted by name) equal its nodes
+        and the repository still has it; else None."""
+        tree_id = self._base_trees.get(path)
+        if tree_id is None or bytes.fromhex(tree_id) not in self.repo.index:
+            return None
+        try:
+            old = self.repo.load_tree(tree_id)
+        except StrongroomError:
+            return None
+        if len(old) != len(nodes):
+            return None
+        same = all(a is b or a == b for a, b in zip(nodes, old, strict=True))
+        return tree_id if same else None
 
     def _checksum(self) -> str:
         """SHA-256 over the sorted logical listing (path, type, size, content hash or target)."""

@@ -124,7 +124,7 @@ class _Backup:
 
     def _visit_one(self, path: str) -> list[str]:
         """Add one entry; return the names inside it if it is a directory."""
-        if path in self.skip_paths or excluded(path, self.excludes):
+        if path in self.skip_paths or (self.excludes and excluded(path, self.excludes)):
             return []
         rel = path.lstrip("/")
         try:
@@ -134,6 +134,9 @@ class _Backup:
             return []
         if stat.S_ISDIR(st.st_mode):
             self.w.add_node(rel, self.xattrs(stat_node(st, "dir"), path, path))
+            old = self.parent.node_or_none(rel) if self.parent else None
+            if old is not None and old.type == "dir" and old.subtree:
+                self.w.base_tree(rel, old.subtree)
             try:
                 return sorted(os.listdir(path))
             except OSError as exc:
@@ -169,6 +172,12 @@ class _Backup:
         index = self.w.repo.index
         if not all(bytes.fromhex(bid) in index for bid in old.content):
             return False  # its data is gone from the repository: read the file again
+        if (old.dev == st.st_dev and old.nlink == st.st_nlink and old.uid == st.st_uid
+                and old.gid == st.st_gid and old.mode == stat.S_IMODE(st.st_mode)):
+            # an unchanged ctime means unchanged owner, mode and extended attributes too:
+            # the parent's node as it is (no listxattr, and its tree can be reused whole)
+            self.w.add_node(rel, old)
+            return True
         node = self.xattrs(stat_node(st, "file"), path, path)
         node.content, node.sha256, node.holes = old.content, old.sha256, old.holes
         self.w.add_node(rel, node)

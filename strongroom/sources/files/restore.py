@@ -10,10 +10,11 @@ report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabil
 
 from __future__ import annotations
 
+import errno
+import itertools
 import logging
 import os
 import stat
-import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,9 @@ from strongroom.sources.files.patterns import included
 from strongroom.sources.files.sparse import write_sparse
 
 WORKERS = 4
+BATCH_FILES = 32  # small files handed to a worker at once
+BATCH_BYTES = 4 * 1024 * 1024
+_TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 log = logging.getLogger("strongroom")
 
@@ -55,27 +59,32 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     except OSError as exc:
         raise ConfigError(f"cannot create restore target {target}: {exc.strerror}") from None
     meta = MetaApplier(numeric_owner)
-    dirs: list[tuple[Path, Node]] = []
-    links: dict[tuple[int, int], Path] = {}
+    names = _TempNames()
+    dirs: list[tuple[str, Node]] = []
+    links: dict[tuple[int, int], str] = {}
+    hardlinks: list[tuple[str, str]] = []
+    root = str(target)
     files = 0
     total = 0
     try:
         with reader.pool(WORKERS, "restore") as pool:  # Ctrl-C: stop at the next chunk
             futures = []
+            batch: list[tuple[str, Node, str]] = []
+            batch_bytes = 0
             for rel, node in reader.walk():
                 if not included(rel, includes):
                     continue
-                dest = target / rel
+                dest = f"{root}/{rel}"
                 if not fresh:  # an empty target holds nothing to make room from
                     _make_room(dest, node)
                 if node.type == "dir":
-                    dest.mkdir(exist_ok=True)
+                    _mkdir(dest)
                     dirs.append((dest, node))
                 elif node.type == "symlink":
                     os.symlink(node.target, dest)
                     meta.apply(dest, node)
                 elif node.nlink > 1 and (node.dev, node.inode) in links:
-                    futures.append((links[(node.dev, node.inode)], dest, None))
+                    hardlinks.append((links[(node.dev, node.inode)], dest))
                 elif node.type in _DEVICE_TYPES:
                     if _make_special(dest, node, meta):
                         if node.nlink > 1:
@@ -84,16 +93,22 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                 else:
                     if node.nlink > 1:
                         links[(node.dev, node.inode)] = dest
-                    futures.append((dest, None, pool.submit(_write_file, reader, rel, node,
-                                                            dest, meta, progress)))
+                    # small files go to the workers in batches: a task per file costs more
+                    # than writing a small one
+                    batch.append((rel, node, dest))
+                    batch_bytes += node.size
+                    if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                        futures.append(pool.submit(_write_files, reader, batch, meta, progress,
+                                                   names))
+                        batch, batch_bytes = [], 0
                     files += 1
                     total += node.size
-            for _first, _dest, fut in futures:
-                if fut is not None:
-                    fut.result()
-            for first, dest, fut in futures:
-                if fut is None:
-                    os.link(first, dest)
+            if batch:
+                futures.append(pool.submit(_write_files, reader, batch, meta, progress, names))
+            for fut in futures:
+                fut.result()
+            for first, dest in hardlinks:
+                os.link(first, dest)
         for dest, node in reversed(dirs):  # after their children: times and modes hold
             meta.apply(dest, node)
     except StrongroomError as exc:
@@ -123,41 +138,95 @@ def _make_special(dest: Path, node: Node, meta: MetaApplier) -> bool:
     return True
 
 
-def _make_room(dest: Path, node: Node) -> None:
+def _make_room(dest: str, node: Node) -> None:
     """Remove what a previous (partial) restore left where ``node`` goes, but never a
-    directory's contents, and never follow a symlink out of the target."""
-    if dest.is_symlink() or (dest.exists() and not dest.is_dir()):
-        dest.unlink()
-    elif dest.is_dir() and node.type != "dir":
+    directory's contents, and never follow a symlink out of the target (one ``lstat``)."""
+    try:
+        st = os.lstat(dest)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        os.unlink(dest)
+    elif node.type != "dir":
         raise TargetNotEmpty(f"{dest} is a directory in the target but a {node.type} in the "
                              "snapshot; move it away first")
 
 
-def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: Path, meta: MetaApplier,
-                progress: Callable[[int], None] | None) -> None:
+def _mkdir(dest: str) -> None:
+    try:
+        os.mkdir(dest)
+    except FileExistsError:
+        if not os.path.isdir(dest):
+            raise
+
+
+class _TempNames:
+    """Short temporary names, unique per restore (a random stem and a counter): they fit
+    beside a 255-byte name and never meet an entry of the snapshot by chance."""
+
+    def __init__(self) -> None:
+        self._stem = os.urandom(6).hex()
+        self._next = itertools.count()
+
+    def __call__(self) -> str:
+        return f".{self._stem}{next(self._next):x}.strongroom-partial"
+
+
+def _create_temp(parent: str, names: _TempNames) -> tuple[int, str]:
+    """Create a fresh temporary file exclusively (never following or clobbering anything)."""
+    for _ in range(100):
+        tmp = f"{parent}/{names()}"
+        try:
+            return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+        except FileExistsError:
+            continue
+    raise FileExistsError(errno.EEXIST, "no free temporary name", parent)
+
+
+def _write_files(reader: SnapshotReader, batch: list[tuple[str, Node, str]], meta: MetaApplier,
+                 progress: Callable[[int], None] | None, names: _TempNames) -> None:
+    for rel, node, dest in batch:
+        _write_file(reader, rel, node, dest, meta, progress, names)
+
+
+def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: str, meta: MetaApplier,
+                progress: Callable[[int], None] | None, names: _TempNames) -> None:
     # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
     # of the snapshot (a symlink or file named like it) is ever followed or clobbered.
-    fd, name = tempfile.mkstemp(prefix=".", suffix=".strongroom-partial", dir=dest.parent)
-    tmp = Path(name)
+    fd, tmp = _create_temp(os.path.dirname(dest), names)
     try:
-        if node.holes:
-            try:
+        try:
+            if node.holes:
                 write_sparse(fd, reader.chunks(node, rel), node.holes, node.size, progress)
-            finally:
-                os.close(fd)
-        else:
-            with open(fd, "wb") as out:
+            else:
                 for chunk in reader.chunks(node, rel):
-                    out.write(chunk)
+                    _write_all(fd, chunk)
                     if progress:
                         progress(len(chunk))
+        finally:
+            os.close(fd)
         os.replace(tmp, dest)
     except OSError as exc:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         if exc.filename is None:  # a failed write (disk full, file too large) names no file
-            raise OSError(exc.errno, exc.strerror, str(dest)) from None
+            raise OSError(exc.errno, exc.strerror, dest) from None
         raise
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        _unlink_quietly(tmp)
         raise
     meta.apply(dest, node)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    written = os.write(fd, data)
+    if written < len(data):  # short writes happen (signals, some file systems): finish
+        view = memoryview(data)
+        while written < len(data):
+            written += os.write(fd, view[written:])
+
+
+def _unlink_quietly(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
