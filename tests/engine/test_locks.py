@@ -97,14 +97,19 @@ def test_heartbeat_renews_the_lease_while_held(tmp_path: Path, monkeypatch) -> N
     from strongroom.repository import locks
     from strongroom.storage.local import LocalBackend
 
-    monkeypatch.setattr(locks, "LEASE", 0.5)
+    monkeypatch.setattr(locks, "LEASE", 5.0)  # a heartbeat every second
     backend = LocalBackend(tmp_path / "r")
     lock = locks.RepositoryLock.acquire(backend, exclusive=True, purpose="prune sweep")
-    first = json.loads(backend.get(lock.key))["time"]
-    time.sleep(1.2)  # over two leases: only heartbeats keep it valid
+    seen = [json.loads(backend.get(lock.key))["time"]]
+    deadline = time.monotonic() + 60  # generous: a loaded machine delays the thread
+    while len(seen) < 3 and time.monotonic() < deadline:  # two heartbeats renewed it
+        time.sleep(0.1)
+        now = json.loads(backend.get(lock.key))["time"]
+        if now != seen[-1]:
+            seen.append(now)
+    assert len(seen) == 3 and seen == sorted(seen), seen
     info = json.loads(backend.get(lock.key))
-    assert info["time"] > first and info["lease"] == 0.5
-    assert not locks.is_gone(info)
+    assert info["lease"] == 5.0 and not locks.is_gone(info)
     lock.ensure_held()
     with pytest.raises(LockedError):  # another host's taker still sees it held
         locks.RepositoryLock.acquire(backend, exclusive=False)
