@@ -67,7 +67,8 @@ class SnapshotWriter:
         self.stats = SnapshotStats()
         self.started = time.monotonic()
         self.dirs: dict[str, dict[str, Node]] = {"": {}}
-        self._base_trees: dict[str, str] = {}  # path -> its tree id in the parent snapshot
+        # path -> its tree id and nodes in the parent snapshot
+        self._base_trees: dict[str, tuple[str, list[Node]]] = {}
         self._lock = threading.Lock()
         self._new: set[bytes] = set()
         self._packs: list[tuple[str, int, list[list[Any]]]] = []
@@ -159,10 +160,11 @@ class SnapshotWriter:
     def add_bytes(self, path: str, data: bytes, **kwargs: Any) -> Node:
         return self.add_stream(path, io.BytesIO(data), **kwargs)
 
-    def base_tree(self, path: str, tree_id: str) -> None:
-        """Name directory ``path``'s tree in the parent snapshot: if its nodes come out
-        equal, that tree is reused as it is instead of being serialised and hashed again."""
-        self._base_trees[path.strip("/")] = tree_id
+    def base_tree(self, path: str, tree_id: str, nodes: list[Node]) -> None:
+        """Name directory ``path``'s tree (and its nodes) in the parent snapshot: if its nodes
+        come out equal, that tree is reused as it is instead of being serialised and hashed
+        again (the nodes are kept, so nothing is decoded twice)."""
+        self._base_trees[path.strip("/")] = (tree_id, nodes)
 
     def set_meta(self, meta: dict[str, Any]) -> None:
         """Source-specific facts for the manifest (counts, checksums, positions)."""
@@ -260,13 +262,10 @@ class SnapshotWriter:
     def _same_tree(self, path: str, nodes: list[Node]) -> str | None:
         """The parent's tree id for ``path`` when ``nodes`` (sorted by name) equal its nodes
         and the repository still has it; else None."""
-        tree_id = self._base_trees.get(path)
-        if tree_id is None or bytes.fromhex(tree_id) not in self.repo.index:
+        base = self._base_trees.get(path)
+        if base is None or bytes.fromhex(base[0]) not in self.repo.index:
             return None
-        try:
-            old = self.repo.load_tree(tree_id)
-        except StrongroomError:
-            return None
+        tree_id, old = base
         if len(old) != len(nodes):
             return None
         same = all(a is b or a == b for a, b in zip(nodes, old, strict=True))

@@ -136,7 +136,7 @@ class _Backup:
             self.w.add_node(rel, self.xattrs(stat_node(st, "dir"), path, path))
             old = self.parent.node_or_none(rel) if self.parent else None
             if old is not None and old.type == "dir" and old.subtree:
-                self.w.base_tree(rel, old.subtree)
+                self.w.base_tree(rel, old.subtree, self.parent.tree(old.subtree, rel))
             try:
                 return sorted(os.listdir(path))
             except OSError as exc:
