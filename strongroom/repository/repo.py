@@ -188,8 +188,15 @@ class Repository:
             base = BaseKeys.generate()
             objects = [new_base_object(master, config["id"], base),
                        new_epoch_object(1, master, config["id"], os.urandom(32))]
-            for obj in objects:
-                backend.put(obj.key, obj.dump())
+            # Create-if-absent from the first object on: a racing init that claimed
+            # keyring/base first wins, and this one stops before overwriting anything of it.
+            for i, obj in enumerate(objects):
+                if not backend.put_if_absent(obj.key, obj.dump()):
+                    for done in objects[:i]:
+                        backend.delete(done.key)
+                    raise ConfigError(f"a repository is being created at {url} by another init "
+                                      f"({obj.key} exists, config not yet; if no init is "
+                                      "running, delete keyring/ and retry)")
             keyring = load_keyring(objects, master, config["id"])[1]
         slot = make_slot(master, config["id"], slot_type, secret, label="initial")
         backend.put(f"keys/{slot.id}", slot.model_dump_json(indent=1).encode())

@@ -14,6 +14,15 @@ from tests.tiers.helpers import backup, new_repo, open_repo, random_files
 
 
 def test_ctrl_c_stops_a_restore_at_the_next_chunk(tmp_path: Path) -> None:
+    # Ctrl-C as Python's default handler delivers it, whatever an earlier test installed
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        _interrupt_a_restore(tmp_path)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _interrupt_a_restore(tmp_path: Path) -> None:
     url = str(tmp_path / "r")
     files = random_files(3, count=16, size=6_000_000)
     total = sum(len(v) for v in files.values())
