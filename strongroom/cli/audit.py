@@ -16,12 +16,9 @@ from strongroom.cli.common import (
     OptionOpt,
     PasswordFileOpt,
     RepoOpt,
-    get_password,
-    parse_options,
-    repo_url,
+    open_unrecorded,
 )
 from strongroom.cli.output import console, emit_json, fail, human_bytes, print_table
-from strongroom.crypto.unlock import unlockers_from_env
 from strongroom.errors import ConfigError
 from strongroom.repository import Repository
 
@@ -63,9 +60,7 @@ def audit_cmd(
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """List the audit log of the repository (every operation: who, when, what, outcome)."""
-    url = repo_url(repo)
-    r = Repository.open(url, get_password(password_file, key_file), key_file,
-                        parse_options(option), unlockers_from_env())
+    r = open_unrecorded(repo, password_file, key_file, option)
     if verify:
         _verify(r, json)
         return

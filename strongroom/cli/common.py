@@ -6,13 +6,14 @@ import getpass
 import os
 import re
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import typer
 
-from strongroom.crypto.unlock import unlock_configured, unlockers_from_env
+from strongroom.crypto.unlock import Unlocker, unlock_configured, unlockers_from_env
 from strongroom.errors import ConfigError
 from strongroom.repository import Repository
 from strongroom.repository.repo import read_password_file
@@ -90,13 +91,28 @@ def repo_url(repo: str | None) -> str:
     return repo
 
 
+def open_unrecorded(repo: str | None, password_file: Path | None = None,
+                    key_file: Path | None = None, options: list[str] | None = None,
+                    extra: Sequence[Unlocker] = ()) -> Repository:
+    """Open the repository named on the command line or in the environment with a password or
+    key file and any token, KMS or escrow key named in ``extra`` or the environment (tried
+    after the password and key file); the command leaves no audit record of its own."""
+    unlockers = [*extra, *unlockers_from_env()]
+    if unlockers:  # the password is optional then: no prompt, no error without one
+        password = read_password_file(password_file) if password_file else \
+            os.environ.get("STRONGROOM_PASSWORD")
+    else:
+        password = get_password(password_file, key_file)
+    return Repository.open(repo_url(repo), password, key_file, parse_options(options),
+                           unlockers)
+
+
 def open_repo(repo: str | None, password_file: Path | None = None,
-              key_file: Path | None = None, options: list[str] | None = None) -> Repository:
-    """Open the repository named on the command line or in the environment."""
+              key_file: Path | None = None, options: list[str] | None = None,
+              extra: Sequence[Unlocker] = ()) -> Repository:
+    """:func:`open_unrecorded`, and the command's audit record names the repository."""
     from strongroom.cli._audit import command_opened
 
-    url = repo_url(repo)
-    r = Repository.open(url, get_password(password_file, key_file), key_file,
-                        parse_options(options), unlockers_from_env())
+    r = open_unrecorded(repo, password_file, key_file, options, extra)
     command_opened(r)
     return r

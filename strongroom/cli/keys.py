@@ -18,7 +18,7 @@ from strongroom.cli.common import (
     OptionOpt,
     PasswordFileOpt,
     RepoOpt,
-    get_password,
+    open_repo,
     parse_options,
     repo_url,
 )
@@ -35,7 +35,7 @@ from strongroom.crypto.escrow import (
 from strongroom.crypto.kms_slot import make_kms_slot
 from strongroom.crypto.pkcs11_slot import Pkcs11Unlocker, TokenRef, make_pkcs11_slot, pin_from
 from strongroom.crypto.slots import KeySlot, read_keyfile, read_secret_file, write_new_keyfile
-from strongroom.crypto.unlock import Unlocker, unlockers_from_env
+from strongroom.crypto.unlock import Unlocker
 from strongroom.errors import ConfigError
 from strongroom.mfa import ask_if_needed
 from strongroom.repository import Repository
@@ -57,21 +57,6 @@ Pkcs11PinFileOpt = Annotated[Path | None, typer.Option(
 EscrowPassOpt = Annotated[Path | None, typer.Option(
     "--escrow-passphrase-file",
     help="File holding the escrow private key's passphrase (or STRONGROOM_ESCROW_PASSPHRASE).")]
-
-
-def _open(repo: str | None, password_file: Path | None, key_file: Path | None,
-          option: list[str] | None, extra: list[Unlocker] | None = None) -> Repository:
-    """Open with a password or key file and any token, KMS or escrow key named in options or
-    the environment (tried after the password and key file)."""
-    unlockers = [*(extra or []), *unlockers_from_env()]
-    if unlockers:
-        password = read_password_file(password_file) if password_file else \
-            os.environ.get("STRONGROOM_PASSWORD")
-    else:
-        password = get_password(password_file, key_file)
-    r = Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
-    command_opened(r)
-    return r
 
 
 def _open_pkcs11(module: str | None, token: str | None, key: str | None,
@@ -142,7 +127,7 @@ def key_add(new_password_file: NewPwOpt = None, new_key_file: NewKeyOpt = None,
         raise ConfigError(f"give options of one slot kind only (got {', '.join(kinds)})")
     if escrow_public_key:  # read before opening: a wrong file fails fast
         recipient = load_public_key(escrow_public_key)
-    r = _open(repo, password_file, key_file, option)
+    r = open_repo(repo, password_file, key_file, option)
     slot: KeySlot
     if kinds == ["pkcs11"]:
         slot = make_pkcs11_slot(r.master, r.id, TokenRef(pkcs11_module, pkcs11_token,
@@ -172,8 +157,8 @@ def key_list(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
              pkcs11_key: Pkcs11KeyOpt = None, pkcs11_pin_file: Pkcs11PinFileOpt = None,
              json: JsonOpt = False) -> None:
     """List key slots: kind, where the key lives, creation; the one in use is marked."""
-    r = _open(repo, password_file, key_file, option,
-              _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
+    r = open_repo(repo, password_file, key_file, option,
+                  _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
     rows = [{"id": s.id, "type": s.type, "label": s.label, "created": s.created.isoformat(),
              "host": s.host, "user": s.user, "detail": s.detail(),
              "current": s.id == r.slot_id} for s in r.slots()]
@@ -208,7 +193,7 @@ def key_remove(slot_id: Annotated[str, typer.Argument(help="Slot id or unique pr
                repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                key_file: KeyFileOpt = None, option: OptionOpt = None) -> None:
     """Remove a key slot (never the last one, never the one in use)."""
-    r = _open(repo, password_file, key_file, option)
+    r = open_repo(repo, password_file, key_file, option)
     ask_if_needed(r, "key remove", otp)
     r.remove_slot(slot_id)
     console.print(f"removed key slot {slot_id}")
@@ -219,7 +204,7 @@ def key_passwd(new_password_file: NewPwOpt = None, repo: RepoOpt = None,
                password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
                option: OptionOpt = None) -> None:
     """Change the password of the slot in use (a new slot replaces it)."""
-    r = _open(repo, password_file, key_file, option)
+    r = open_repo(repo, password_file, key_file, option)
     in_use = next((s.type for s in r.slots() if s.id == r.slot_id), None)
     if in_use != "password":
         kind = "a key file" if in_use == "keyfile" else f"a {in_use} slot"
@@ -327,8 +312,8 @@ def key_rotate(
         raise ConfigError("--epoch goes with --reencrypt")
     if master and reencrypt:
         raise ConfigError("give --master or --reencrypt, not both (run them one after the other)")
-    r = _open(repo, password_file, key_file, option,
-              _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
+    r = open_repo(repo, password_file, key_file, option,
+                  _open_pkcs11(pkcs11_module, pkcs11_token, pkcs11_key, pkcs11_pin_file))
     if master:
         from strongroom.crypto.escrow import load_public_key
         from strongroom.repository.rekey import SlotCredentials, report_dict, rotate_master
@@ -404,7 +389,7 @@ def key_retire(epoch: Annotated[int, typer.Argument(help="The epoch whose key is
     from strongroom.repository import reencrypt as rr
 
     use_code(otp)
-    r = _open(repo, password_file, key_file, option)
+    r = open_repo(repo, password_file, key_file, option)
     rr.require_second_factor(r, "key retire")
     rr.retire_epoch(r, epoch, lock_wait)
     console.print(f"retired epoch {epoch}: its key is destroyed", markup=False)
@@ -418,7 +403,7 @@ def key_epochs(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
                    "pack's header).")] = False,
                json: JsonOpt = False) -> None:
     """List the data-key epochs: creation, current, retired (and what each still seals)."""
-    r = _open(repo, password_file, key_file, option)
+    r = open_repo(repo, password_file, key_file, option)
     rows = epoch_rows(r, usage)
     if json:
         emit_json(rows)

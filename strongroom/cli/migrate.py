@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
-from strongroom.cli._audit import command_opened
 from strongroom.cli.app import app
 from strongroom.cli.common import (
     JsonOpt,
@@ -12,15 +9,10 @@ from strongroom.cli.common import (
     OptionOpt,
     PasswordFileOpt,
     RepoOpt,
-    get_password,
-    parse_options,
-    repo_url,
+    open_repo,
 )
 from strongroom.cli.output import console, emit_json
-from strongroom.crypto.unlock import unlockers_from_env
-from strongroom.repository import Repository
 from strongroom.repository.migrate import migrate as migrate_repository
-from strongroom.repository.repo import read_password_file
 
 
 @app.command("migrate")
@@ -29,14 +21,7 @@ def migrate(repo: RepoOpt = None, password_file: PasswordFileOpt = None,
             ) -> None:
     """Migrate a format-1 repository to format 2 (data-key epochs) in place; the same keys open
     it afterwards, and nothing already stored is rewritten."""
-    unlockers = unlockers_from_env()
-    if unlockers:
-        password = read_password_file(password_file) if password_file else \
-            os.environ.get("STRONGROOM_PASSWORD")
-    else:
-        password = get_password(password_file, key_file)
-    r = Repository.open(repo_url(repo), password, key_file, parse_options(option), unlockers)
-    command_opened(r)  # the audit record of this command
+    r = open_repo(repo, password_file, key_file, option)  # its audit record names it
     report = migrate_repository(r)
     if json:
         emit_json({"from": report.from_version, "to": report.to_version,
