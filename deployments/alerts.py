@@ -18,6 +18,10 @@ threshold). Alerts:
   3-2-1 broken, WAL gaps, drill overdue (also: no drill of a source within its interval).
 
 The proactive triggers start counting at a source's first completed backup after they exist.
+A drill is overdue one interval (quarterly per source, semi-annual for the site) plus
+``drill_grace`` after the last drill; a source never drilled counts from its first backup or
+from the deploy that scheduled its drill (``strongroom.drill.scheduled``, which never restarts
+a count already running), a site never drilled from that deploy.
 """
 
 from __future__ import annotations
@@ -64,6 +68,17 @@ def _silence_body(what: str, window: timedelta) -> str:
             "last run: {{ event.payload.flow_run_url or '-' }}")
 
 
+def _drill_body(scope: str, window: timedelta) -> str:
+    name = ("{{ event.resource['prefect.resource.name'] | replace('source.', '') "
+            "| replace('site.', '') }}")
+    return (f"no {scope} recovery drill of {name} within {_words(window)} of "
+            "{{ 'its last drill' if event.event == 'strongroom.drill.completed' else "
+            "'its first backup' if event.event == 'strongroom.backup.completed' else "
+            "'the deploy that scheduled it' }} ({{ event.occurred }})\n"
+            f"{scope}: {name}\n"
+            "last run: {{ event.payload.flow_run_url or '-' }}")
+
+
 def _words(delta: timedelta) -> str:
     from deployments.objectives import human
 
@@ -95,6 +110,7 @@ def alert_specs(config: PlatformConfig) -> list[dict[str, Any]]:
     from tasks.events import (
         BACKUP_COMPLETED,
         DRILL_COMPLETED,
+        DRILL_SCHEDULED,
         MAINTENANCE_EVENTS,
         WARNING_EVENTS,
     )
@@ -173,15 +189,20 @@ def alert_specs(config: PlatformConfig) -> list[dict[str, Any]]:
         "Key rotation due, capacity, verify damage, 3-2-1 broken, WAL gaps, drill overdue"))
     for scope, interval in DRILL_INTERVAL.items():
         window = interval + notes.duration("drill_grace")
+        # a count starts at a drill, or (never drilled) at the first backup / the deploy;
+        # only a drill restarts one already running (Prefect keeps an open window as it is)
+        starts = {DRILL_COMPLETED, DRILL_SCHEDULED} | ({BACKUP_COMPLETED} if scope == "source"
+                                                       else set())
         specs.append(_spec(
             f"maintenance: {scope} drill overdue", "maintenance",
             {"posture": "Proactive", "threshold": 1, "within": window,
-             "after": {DRILL_COMPLETED}, "expect": {DRILL_COMPLETED},
+             "after": starts, "expect": {DRILL_COMPLETED},
              "for_each": {"prefect.resource.id"},
              "match": {"prefect.resource.id": f"strongroom.{scope}.*"}},
             f"[maintenance] Strongroom: {scope} drill overdue for "
-            "{{ event.resource['prefect.resource.name'] }}",
-            _silence_body(f"{scope} recovery drill", window),
+            "{{ event.resource['prefect.resource.name'] | replace('source.', '') "
+            "| replace('site.', '') }}",
+            _drill_body(scope, window),
             f"No {scope} recovery drill within {_words(window)}"))
     return specs
 
@@ -248,7 +269,25 @@ def apply_alerts(config: PlatformConfig) -> dict[str, Any]:
                 client.create_automation(automation)
                 done["created"].append(name)
     done["channels"] = [block_name(c) for c in config.notifications.channels]
+    if any(name.endswith("drill overdue") for name in wanted):
+        done["drills_announced"] = announce_drills(config)
     return done
+
+
+def announce_drills(config: PlatformConfig) -> list[str]:
+    """Emit ``strongroom.drill.scheduled`` for every source (and the site, when it has a
+    secondary tier to drill from): the drill-overdue count of one never drilled starts here.
+    A count already running is left alone, so re-deploying never postpones an alert."""
+    from tasks.events import DRILL_SCHEDULED, emit
+
+    resources = [(f"strongroom.source.{name}", name, "quarterly recovery drill of "
+                  f"{name} scheduled") for name in config.sources]
+    if any(config.targets[n].role == "secondary" for n in config.replicas()):
+        resources.append((f"strongroom.site.{config.site}", config.site,
+                          f"semi-annual disaster drill of {config.site} scheduled"))
+    for resource_id, name, summary in resources:
+        emit(DRILL_SCHEDULED, resource_id, summary, name=name)
+    return [r[0] for r in resources]
 
 
 def save_operations(config: PlatformConfig) -> None:

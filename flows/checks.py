@@ -12,6 +12,7 @@ from tasks.notify import notify
 from tasks.progress import artifact_key
 from tasks.repos import flow_repositories, repository
 from tasks.verify import Mode, verify
+from tasks.walgaps import check_wal_gaps
 
 
 @flow(name="verify-backups", log_prints=True, timeout_seconds=24 * 3600)
@@ -47,7 +48,26 @@ def _verify(target: str, source: str | None, mode: Mode) -> dict[str, Any]:
         notify("verify.failed", what, f"verify of {what} in {target} failed: {message}",
                level="error")
         raise
+    report = {**report, **_wal_continuity(target, source)}
     rows = "\n".join(f"| {k} | {v} |" for k, v in report.items())
     create_markdown_artifact(f"# Verify {what} in `{target}`: ok\n\n| check | result |\n"
                              f"|---|---|\n{rows}", key=artifact_key("verify", target, what))
     return report
+
+
+def _wal_continuity(target: str, source: str | None) -> dict[str, Any]:
+    """The PostgreSQL WAL archive check (its gaps raise strongroom.wal.gap): every archived
+    cluster of the target, or the one PostgreSQL source; nothing for other kinds."""
+    if source:
+        src = load_source(source)
+        if src.source_kind != "postgres":
+            return {}
+        names: list[str] | None = [src.source_name]
+    else:
+        names = None
+    gaps = check_wal_gaps(target, names)
+    if not gaps:
+        return {}
+    broken = [f"{g['name']}: {g['missing_count']} segment(s) missing from {g['missing'][0]}"
+              for g in gaps if g["missing"]]
+    return {"wal": "; ".join(broken) if broken else f"continuous ({len(gaps)} cluster(s))"}

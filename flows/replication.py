@@ -6,8 +6,10 @@ the primary repository as it completes, the open segment every ``copy_every_s``)
 health every ``check_every_s`` seconds, restarts it with back-off when it dies, reports the lag
 as a ``strongroom.replication.lag`` event (resource ``strongroom.source.<name>``, payload
 ``lag_s``, ``rpo_s``, ``breached``) and copies the WAL to the secondary tier at least every
-``copy_every_s``. Cancelling the run (or SIGTERM) stops the receiver cleanly: the open segment
-is stored and copied before the flow ends.
+``copy_every_s``; every few minutes it checks the archive's continuity and raises
+``strongroom.wal.gap`` once per new gap (:class:`tasks.walgaps.WalGapWatch`). Cancelling the
+run (or SIGTERM) stops the receiver cleanly: the open segment is stored and copied before the
+flow ends.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from blocks.loading import load_source, load_target
 from blocks.policies import RecoveryObjectives
 from strongroom.errors import ConfigError
 from strongroom.sources.postgres.lag import LagClock
+from tasks.walgaps import WalGapWatch
 
 LAG_EVENT = "strongroom.replication.lag"
 BREACH_EVENT = "strongroom.replication.rpo-breached"
@@ -168,6 +171,7 @@ def wal_replication(
                                              status_interval=check_every_s,
                                              partial_interval=copy_every_s))
     clock = LagClock()
+    gaps = WalGapWatch(primary, name)  # strongroom.wal.gap when the archive loses a segment
     targets = list(secondaries or [])
     started = time.monotonic()
     next_copy = started + copy_every_s
@@ -200,6 +204,7 @@ def wal_replication(
                     log.warning("%s: copying WAL to the secondary tier failed (retrying): "
                                 "%s", name, str(exc).splitlines()[0][:300])
                 next_copy = now + copy_every_s
+            gaps.poll(log)
             payload = {"lag_s": lag, "rpo_s": rpo, "breached": lag is not None and lag > rpo,
                        "streaming": bool(status.get("streaming")),
                        "receive_lag_bytes": status.get("receive_lag_bytes"),

@@ -18,14 +18,18 @@ from prefect.logging import get_run_logger
 
 BACKUP_COMPLETED = "strongroom.backup.completed"
 BACKUP_FAILED = "strongroom.backup.failed"
-# maintenance events (some have no emitter yet; the automation listens for them all the same)
-KEY_ROTATION_DUE = "strongroom.key.rotation-due"
-CAPACITY_EXCEEDED = "strongroom.target.capacity-exceeded"
+# maintenance events and their emitters
+KEY_ROTATION_DUE = "strongroom.key.rotation-due"  # flows/keys.py
+CAPACITY_EXCEEDED = "strongroom.target.capacity-exceeded"  # tasks/metrics.py, after a backup
+# a drill overdue is the silence after DRILL_COMPLETED (or, for a source never drilled, after
+# its first backup or the deploy that scheduled its drill): proactive automations in
+# deployments/alerts.py; DRILL_OVERDUE stays in the set for other emitters
 DRILL_OVERDUE = "strongroom.drill.overdue"
 DRILL_COMPLETED = "strongroom.drill.completed"   # emitted by flows/drills.py
+DRILL_SCHEDULED = "strongroom.drill.scheduled"   # emitted by deployments/alerts.py at deploy
 VERIFY_FAILED = "strongroom.verify.failed"       # emitted by flows/checks.py
 RULE_321_BROKEN = "strongroom.storage.321-broken"  # emitted by flows/storage.py
-WAL_GAP = "strongroom.wal.gap"
+WAL_GAP = "strongroom.wal.gap"                   # emitted by tasks/walgaps.py
 MAINTENANCE_EVENTS = (KEY_ROTATION_DUE, CAPACITY_EXCEEDED, DRILL_OVERDUE, VERIFY_FAILED,
                       RULE_321_BROKEN, WAL_GAP)
 # warnings raised by the replication supervisor (flows/replication.py)
