@@ -28,6 +28,7 @@ from blocks.site import StrongroomSite
 from blocks.targets import Role
 from flows.report import human_span, post_mortem_markdown
 from strongroom.errors import ConfigError
+from strongroom.sources import registry
 from tasks import runbook
 from tasks.notify import notify
 from tasks.progress import artifact_key
@@ -219,6 +220,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
         if r.get("failover"):
             anomalies.append(f"{a['source_name']}: failover: repoint clients to "
                              f"{repoint(r)}")
+            print(anomalies[-1])
     report = post_mortem(title, stages, assessed, prepared, restored, verified, incident,
                          objectives, anomalies, fresh=fresh, objective_class=objective_class)
     notify("recovery.completed", title,
@@ -228,23 +230,24 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
 
 
 def restore_options(job: dict[str, Any], assessed: dict[str, Any]) -> dict[str, Any]:
-    """The job's restore options plus a point-in-time replay; a PostgreSQL restore stays up
-    for SQL smoke checks (stopped after them) or as the new primary on failover."""
+    """The job's restore options plus a point-in-time replay; a kind whose restore runs its
+    own server (PostgreSQL physical) keeps it up for SQL smoke checks (stopped after them) or
+    as the new primary on failover (``Source.serving_options``)."""
     options = {**(job.get("options") or {}), **(assessed.get("replay_options") or {})}
-    if assessed["kind"] == "postgres" and "://" not in job["dest"] and "=" not in job["dest"]:
-        if job.get("failover"):
-            options.update(failover=True, keep_running=True)
-        elif any("sql" in c for c in job.get("smoke") or []):
-            options["keep_running"] = True
-    return options
+    kind = registry.get(assessed["kind"])
+    return options | kind.serving_options(
+        job["dest"], failover=bool(job.get("failover")) and kind.fails_over,
+        sql_checks=any("sql" in c for c in job.get("smoke") or []))
 
 
 def repoint(restored: dict[str, Any]) -> str:
-    """Where clients of a promoted PostgreSQL cluster connect now."""
+    """Where clients of a promoted PostgreSQL cluster connect now: host (its socket
+    directory) and port, data directory, timeline."""
     server = restored.get("server") or {}
-    return (f"the cluster in {restored.get('datadir')} (port {server.get('port')}, socket "
-            f"{server.get('socket_dir')}; listen_addresses is empty until you set it), "
-            f"timeline {restored.get('new_timeline')} from LSN {restored.get('promoted_lsn')}")
+    return (f"host={server.get('socket_dir')} port={server.get('port')}: the cluster in "
+            f"{restored.get('datadir')} (listen_addresses is empty until you set it; then "
+            f"host=<this machine>), timeline {restored.get('new_timeline')} from LSN "
+            f"{restored.get('promoted_lsn')}")
 
 
 def runbook_job(source: str, stop_service: str | None,
@@ -455,7 +458,7 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
             jobs.append((rank, ref, "recover-files", common | {"target_dir": dest},
                          src.runs_on))
         else:
-            extra = {"failover": True} if failover and src.source_kind == "postgres" else {}
+            extra = {"failover": True} if failover and src.source().fails_over else {}
             jobs.append((rank, ref, "recover-database",
                          common | {"target": dest, "options": {}} | extra, src.runs_on))
     if not jobs:

@@ -54,6 +54,8 @@ class Source:
       tools           executables a restore needs on the restoring host (checked in prepare)
       transient       exception types worth retrying (besides :class:`SourceUnreachable`)
       target_is_path  True when a restore target is a local directory (files-like kinds)
+      fails_over      True when a restore can promote what it restored as the new primary
+                      (``failover``: see :meth:`serving_options`)
     """
 
     kind: ClassVar[str] = ""
@@ -62,6 +64,7 @@ class Source:
     tools: ClassVar[tuple[str, ...]] = ()
     transient: ClassVar[tuple[type[BaseException], ...]] = (SourceUnreachable,)
     target_is_path: ClassVar[bool] = False
+    fails_over: ClassVar[bool] = False
 
     def backup(self, repo: Repository, *, name: str, kind: str, tags: list[str],
                settings: dict[str, Any]) -> Snapshot:
@@ -114,6 +117,14 @@ class Source:
         that point. None (the default): this kind restores whole snapshots only, so the
         caller takes the newest snapshot at or before a time and says so."""
         return None
+
+    def serving_options(self, target: str, *, failover: bool,
+                        sql_checks: bool) -> dict[str, Any]:
+        """Restore options that leave the server a restore into ``target`` starts running
+        afterwards: promoted as the new primary (``failover``, only when :attr:`fails_over`)
+        or for SQL smoke checks (stopped after them). {} (the default): this kind's restore
+        leaves no server of its own behind."""
+        return {}
 
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:

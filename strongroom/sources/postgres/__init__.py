@@ -28,6 +28,7 @@ class PostgresSource(Source):
     default_class = "database"
     progress_unit = "none"
     tools = ("pg_ctl", "pg_restore")
+    fails_over = True
 
     def backup(self, repo: Repository, *, name: str, kind: str, tags: list[str],
                settings: dict[str, Any]) -> Snapshot:
@@ -63,6 +64,17 @@ class PostgresSource(Source):
         options = {f"target_{k}": str(v) for k, v in point.items()}
         base = choose_base(physical, Target.from_options(options), name)
         return base, options
+
+    def serving_options(self, target: str, *, failover: bool,
+                        sql_checks: bool) -> dict[str, Any]:
+        """A physical restore into a data directory runs its own server: kept running as the
+        new primary on failover, or for SQL smoke checks; a logical restore (a URL or DSN
+        target) goes into a server that runs anyway."""
+        if "://" in target or "=" in target:
+            return {}
+        if failover:
+            return {"failover": True, "keep_running": True}
+        return {"keep_running": True} if sql_checks else {}
 
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:

@@ -240,7 +240,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         mark_history_ready(target_dir, tli, report)
         clear_recovery_conf(target_dir)
         if _flag(o, "failover", False):
-            take_over_archive(repo, name, server, tli, report, o)
+            take_over_archive(repo, name, server, tli, report, o, meta)
         ok = True
     finally:
         keep = bool(o.get("keep_running")) and ok
@@ -294,11 +294,14 @@ def _flag(o: dict[str, Any], key: str, default: bool) -> bool:
 
 
 def take_over_archive(repo: Repository, name: str, server: Server, tli: int,
-                      report: dict[str, Any], o: dict[str, Any]) -> None:
+                      report: dict[str, Any], o: dict[str, Any],
+                      meta: dict[str, Any]) -> None:
     """Failover: the restored cluster becomes the primary of ``name``. Reserve WAL with the
     receiver's replication slot, stop cleanly, archive the new timeline so far (history file,
     complete segments, the current one as ``.partial``), restart when asked to keep running.
-    Only then does a later restore follow the new timeline; a drill leaves the archive alone."""
+    Only then does a later restore follow the new timeline; a drill leaves the archive alone.
+    With no WAL archived yet (a base restored on its own), the base's ``meta`` gives the
+    segment size and system id of the archive this starts."""
     new = report.get("new_timeline")
     if not new or new == tli:
         return
@@ -309,7 +312,7 @@ def take_over_archive(repo: Repository, name: str, server: Server, tli: int,
     server.stop()
     pg_wal = server.datadir / "pg_wal"
     catalog = walstore.WalCatalog.load(repo, name)
-    seg = catalog.seg_size
+    seg = catalog.seg_size or int(meta["wal_segment_size"])
     current = wn.lsn_segno(checkpoint_lsn(server), seg)
     ours = []
     for p in sorted(pg_wal.iterdir()):
@@ -322,7 +325,8 @@ def take_over_archive(repo: Repository, name: str, server: Server, tli: int,
     if ours and wn.parse_segment(ours[-1].name, seg)[1] == current:
         names[ours[-1]] = ours[-1].name + ".partial"  # still being written
     walstore.push(repo, name, [p for p in files if p.exists()], seg_size=seg,
-                  system_id=catalog.system_id, catalog=catalog, as_name=names)
+                  system_id=catalog.system_id or meta.get("system_id"), catalog=catalog,
+                  as_name=names)
     report["failover"] = {"slot": slot, "archived": sorted(names.values())}
     if o.get("keep_running"):
         server.start(timeout=600)

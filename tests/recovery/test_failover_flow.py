@@ -1,0 +1,83 @@
+"""Failover through recover-database on a real PostgreSQL 15: the restored cluster is promoted
+and left running as the new primary (it accepts writes, pg_is_in_recovery() is false), its new
+timeline is archived, and the flow prints and returns where clients must connect (host, port)."""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.support import pg_cluster as pgc
+
+pytestmark = pytest.mark.skipif(not pgc.available(), reason="PostgreSQL 15 not installed")
+
+
+def _stop(datadir: Path, socket_dir: str) -> None:
+    from strongroom.sources.postgres.pgbin import binary, run, server_user_kwargs
+
+    run([binary("pg_ctl", pgc.VERSION), "stop", "-D", str(datadir), "-m", "immediate", "-w"],
+        timeout=120, check=False, **server_user_kwargs(datadir))
+    shutil.rmtree(Path(socket_dir).parent, ignore_errors=True)  # the restore's work dir
+
+
+def test_failover_promotes_the_restored_cluster_and_says_where_to_repoint(
+        prefect_harness, names, capsys):  # noqa: F811
+    import psycopg
+    from pydantic import SecretStr
+
+    from blocks import PostgresSource, RepositoryKey, RepositoryTarget
+    from flows.limits import ensure_limits
+    from flows.recovery import recover_database
+    from strongroom.sources.postgres import walstore
+    from tests.prefect.conftest import backup_one
+
+    with pgc.workdir() as root:
+        cluster = pgc.initdb(root / "primary")
+        promoted = root / "promoted"
+        where = None
+        try:
+            cluster.sql("CREATE TABLE accounts (id int PRIMARY KEY, balance int NOT NULL)")
+            cluster.sql("INSERT INTO accounts SELECT g, 100 FROM generate_series(1, 50) g")
+            name = f"ledger-{names}"
+            PostgresSource(source_name=name, port=cluster.port, user="postgres",
+                           password=SecretStr(pgc.SUPERUSER_PASSWORD)).save(name)
+            ensure_limits([name])
+            RepositoryTarget(url=pgc.make_repo(root), role="primary",
+                             key=RepositoryKey(password=pgc.REPO_PASSWORD)).save(f"p-{names}")
+            backup_one("full", f"postgres/{name}", primary=f"p-{names}")
+            pgc.stop(cluster)  # the primary is lost
+
+            report = recover_database(
+                f"postgres/{name}", target=str(promoted), from_target=f"p-{names}",
+                failover=True, fresh_backup=False,
+                smoke_checks=[{"sql": "SELECT count(*) FROM accounts", "expect": 50}])
+
+            note = next(a for a in report["anomalies"] if "failover: repoint clients" in a)
+            printed = capsys.readouterr()  # log_prints: the run's log, on the console too
+            assert note in printed.out + printed.err
+            found = re.search(r"host=(\S+) port=(\d+)", note)
+            assert found, note
+            where = found[1]
+            assert str(promoted) in note and "timeline 2" in note
+            result = report["results"][0]
+            assert result["smoke"] == ["sql 'SELECT count(*) FROM accounts': ok"]
+            assert result["restored"]["promoted_lsn"]
+
+            # the new primary is up after the flow ended, out of recovery, and takes writes
+            with psycopg.connect(host=found[1], port=int(found[2]), user="postgres",
+                                 dbname="postgres", autocommit=True) as conn:
+                assert conn.execute("SELECT pg_is_in_recovery()").fetchone()[0] is False
+                conn.execute("INSERT INTO accounts VALUES (51, 100)")
+                assert conn.execute("SELECT count(*) FROM accounts").fetchone()[0] == 51
+                slots = [r[0] for r in conn.execute("SELECT slot_name FROM "
+                                                    "pg_replication_slots")]
+            assert slots  # the receiver's slot: WAL reserved from the promotion on
+            archive = walstore.WalCatalog.load(pgc.open_repo(str(root / "repo")), name)
+            assert "00000002.history" in archive.files  # later restores follow timeline 2
+        finally:
+            pgc.stop(cluster)
+            if where:
+                _stop(promoted, where)
