@@ -5,6 +5,7 @@ identity comes from the usual boto3 chain (environment, profile, instance role).
 from __future__ import annotations
 
 import base64
+from collections.abc import Mapping
 from typing import Any
 
 from strongroom.crypto.errors import KeyServiceError, KeyServiceUnreachable
@@ -25,13 +26,17 @@ def context(repo_id: str, slot_id: str) -> dict[str, str]:
     return {"strongroom:repository": repo_id, "strongroom:slot": slot_id}
 
 
-def _client(region: str | None, endpoint: str | None) -> Any:
+def _client(region: str | None, endpoint: str | None,
+            credentials: Mapping[str, str] | None = None) -> Any:
+    """A KMS client; ``credentials`` (aws_access_key_id, aws_secret_access_key,
+    aws_session_token) override the AWS chain."""
     import boto3
     from botocore.config import Config
 
     return boto3.client("kms", region_name=region, endpoint_url=endpoint,
                         config=Config(connect_timeout=5, read_timeout=20,
-                                      retries={"max_attempts": 3, "mode": "standard"}))
+                                      retries={"max_attempts": 3, "mode": "standard"}),
+                        **dict(credentials or {}))
 
 
 def _call(what: str, key_id: str, fn: Any, **kwargs: Any) -> Any:
@@ -106,22 +111,44 @@ def make_kms_slot(master: MasterKey, repo_id: str, key_id: str, region: str | No
 
 
 class KmsUnlocker:
-    """Opens ``kms`` slots with the ambient AWS identity; ``endpoint`` overrides the slot's."""
+    """Opens ``kms`` slots with the ambient AWS identity (or ``credentials``); ``endpoint`` and
+    ``region`` override the slot's; ``key_id`` (ARN, id or alias) limits it to that key's
+    slots."""
 
     kind: SlotType = "kms"
 
-    def __init__(self, endpoint: str | None = None, region: str | None = None) -> None:
+    def __init__(self, endpoint: str | None = None, region: str | None = None,
+                 credentials: Mapping[str, str] | None = None, key_id: str | None = None
+                 ) -> None:
         self.endpoint = endpoint
         self.region = region
+        self.credentials = dict(credentials or {})
+        self.key_id = key_id
+        self._arns: dict[str, str] = {}  # alias -> the key ARN it names now
 
     def describe(self) -> str:
-        return "KMS"
+        return f"KMS key {self.key_id}" if self.key_id else "KMS"
+
+    def _meant_for(self, client: Any, slot_key: str) -> bool:
+        """Whether the slot's key (an ARN) is ``key_id`` (an ARN, a key id or an alias)."""
+        wanted = self.key_id
+        if not wanted or wanted == slot_key or slot_key.endswith(f":key/{wanted}"):
+            return True
+        if "alias/" not in wanted:
+            return False
+        if wanted not in self._arns:
+            meta = _call("describe", wanted, client.describe_key, KeyId=wanted)["KeyMetadata"]
+            self._arns[wanted] = str(meta.get("Arn", ""))
+        return self._arns[wanted] == slot_key
 
     def unwrap(self, slot: KeySlot, repo_id: str) -> MasterKey | None:
         params = slot.kms
         if params is None:
             return None
-        client = _client(self.region or params.region, self.endpoint or params.endpoint)
+        client = _client(self.region or params.region, self.endpoint or params.endpoint,
+                         self.credentials)
+        if not self._meant_for(client, params.key_id):
+            return None
         _check_state(client, params.key_id)
         try:
             blob = base64.b64decode(slot.wrapped)
