@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from deployments.key_specs import KmsKeyConfig, Pkcs11KeyConfig
 from deployments.notifications import NotificationsConfig
 from deployments.seed import SEED_SCHEDULES, SEED_TIMEZONE
 from strongroom.errors import ConfigError, NotSupported
@@ -58,13 +59,20 @@ class _Model(BaseModel):
 
 
 class KeyConfig(_Model):
+    """One key: exactly one of a password, a key file, a PKCS#11 token or a KMS key."""
+
     password: str | None = None
     keyfile: str | None = None
+    pkcs11: Pkcs11KeyConfig | None = None
+    kms: KmsKeyConfig | None = None
 
     @model_validator(mode="after")
     def _one(self) -> KeyConfig:
-        if (self.password is None) == (self.keyfile is None):
-            raise ValueError("give exactly one of password or keyfile")
+        given = [k for k in ("password", "keyfile", "pkcs11", "kms") if getattr(self, k)
+                 is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of password, keyfile, pkcs11 or kms"
+                             + (f" (got {', '.join(given)})" if given else ""))
         return self
 
 
