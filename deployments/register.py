@@ -22,13 +22,13 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
     import blocks
     from blocks import (
         RecoveryObjectives,
-        RepositoryKey,
         RepositoryTarget,
         RetentionPolicy,
         S3Credentials,
         StrongroomSite,
     )
     from blocks.sources import SOURCE_BLOCKS
+    from deployments.key_specs import key_block
     from flows.limits import ensure_limits
 
     blocks.register_all()
@@ -42,7 +42,7 @@ def register_platform(config: PlatformConfig) -> dict[str, Any]:
             url=tgt.url, role=tgt.role,
             credentials=S3Credentials(**s3) if any(v is not None for v in s3.values()) else None,
             options={k: str(v) for k, v in tgt.options.items()},
-            key=RepositoryKey(password=secret(key.password), keyfile=key.keyfile),
+            key=key_block(key),
         ).save(name, overwrite=True)
     for name, src in config.sources.items():
         cls = SOURCE_BLOCKS.get(src.kind)
