@@ -55,7 +55,7 @@ class RepositoryTarget(Block):
         except RepositoryNotFound:
             if not create:
                 raise
-        return Repository.init(self.url, **key, options=options)
+        return Repository.init(self.url, **self.key.init_kwargs(), options=options)
 
     def describe(self) -> str:
         """A one-line, secret-free description for logs and artifacts."""
