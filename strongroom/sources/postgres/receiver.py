@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import logging
+import shutil
 import subprocess
 import threading
 import time
@@ -123,18 +124,19 @@ class Receiver:
                 except subprocess.TimeoutExpired:
                     self.proc.kill()
                     self.proc.wait()
-            self.store_completed()
-            self.store_partial()
+            self._guarded(self.store_completed)
+            self._guarded(self.store_partial)
             self.report()
         return self.last_status
 
     # ---- storing ------------------------------------------------------------------------
     def _guarded(self, fn: Any) -> Any:
-        """Run a store step; a repository failure is reported and retried at the next poll
-        (the files stay in the spool, so nothing is lost)."""
+        """Run a store step; a repository or file system failure is reported and retried at
+        the next poll (the files stay in the spool, so nothing is lost). Never let it end the
+        loop: a receiver that stops storing loses everything after it, with no gap to show."""
         try:
             return fn()
-        except StrongroomError as exc:
+        except (StrongroomError, OSError) as exc:
             self.errors += 1
             self.last_error = str(exc)
             log.warning("storing WAL failed (will retry): %s", exc)
@@ -158,12 +160,28 @@ class Receiver:
         return len(ready)
 
     def store_partial(self) -> bool:
-        """Store the current ``.partial`` (kept locally: pg_receivewal resumes from it)."""
+        """Store the current ``.partial`` (kept locally: pg_receivewal resumes from it).
+
+        pg_receivewal appends to it and renames it when the segment is complete, so it is
+        copied first and the copy stored: any copy is a valid prefix of the segment, and a
+        rename during the store (the segment completed: :meth:`store_completed` stores it)
+        neither fails nor stops the receiver."""
         partials = sorted(self.spool.glob("*.partial"))
         if not partials:
             return False
-        snap = walstore.push(self.repo, self.name, partials[-1:], seg_size=self.seg_size,
-                             system_id=self.system_id)
+        live = partials[-1]
+        work = self.spool / ".partial-copy"  # pg_receivewal ignores subdirectories
+        work.mkdir(exist_ok=True)
+        copy = work / live.name
+        try:
+            shutil.copyfile(live, copy)
+        except FileNotFoundError:  # completed and renamed meanwhile
+            return False
+        try:
+            snap = walstore.push(self.repo, self.name, [copy], seg_size=self.seg_size,
+                                 system_id=self.system_id, as_name={copy: live.name})
+        finally:
+            copy.unlink(missing_ok=True)
         if snap is not None:
             self.partials_stored += 1
         return snap is not None
