@@ -244,20 +244,43 @@ def key_recover(
             "--escrow-key", help="The escrow holder's private key file.")],
         escrow_passphrase_file: EscrowPassOpt = None,
         new_password_file: NewPwOpt = None, new_key_file: NewKeyOpt = None,
+        pkcs11_module: Annotated[str | None, typer.Option(
+            "--pkcs11-module", help="New pkcs11 slot: module of the token.")] = None,
+        pkcs11_token: Annotated[str | None, typer.Option(
+            "--pkcs11-token", help="New pkcs11 slot: token label (e.g. a replacement token)."
+        )] = None,
+        pkcs11_key: Annotated[str | None, typer.Option(
+            "--pkcs11-key", help="New pkcs11 slot: label of the AES-256 key.")] = None,
+        pkcs11_create_key: Annotated[bool, typer.Option(
+            "--pkcs11-create-key", help="Generate the key on the token (non-extractable).")
+        ] = False,
+        pkcs11_pin_file: Pkcs11PinFileOpt = None,
         label: Annotated[str, typer.Option(help="A note for the new slot.")] = "recovered",
         repo: RepoOpt = None, option: OptionOpt = None, json: JsonOpt = False) -> None:
-    """Open the repository with the escrow private key and add a new password or key-file
-    slot: a lost password (or token) is recoverable."""
+    """Open the repository with the escrow private key and add a new password, key-file or
+    PKCS#11 token slot: a lost password or a lost token is recoverable."""
+    hsm = bool(pkcs11_module or pkcs11_token or pkcs11_key)
+    if hsm and (new_password_file or new_key_file):
+        raise ConfigError("give options of one slot kind only (--pkcs11-* or "
+                          "--new-password-file or --new-key-file)")
+    pin = pin_from(pkcs11_pin_file) if hsm else None  # before opening: a missing PIN fails fast
     unlocker = EscrowUnlocker(escrow_key, lambda: passphrase_from(escrow_passphrase_file))
     r = Repository.open(repo_url(repo), None, None, parse_options(option), [unlocker])
     command_opened(r)
-    slot_type, secret = _new_secret(new_password_file, new_key_file)
-    slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
-    if json:
-        emit_json({"id": slot.id, "type": slot.type, "opened_with": r.slot_id})
+    slot: KeySlot
+    if pin is not None:
+        slot = r.put_slot(make_pkcs11_slot(r.master, r.id, TokenRef(
+            pkcs11_module, pkcs11_token, pkcs11_key), pin, pkcs11_create_key, label))
     else:
-        console.print(f"recovered: added {slot.type} key slot {slot.id} (opened with escrow "
-                      f"slot {r.slot_id})", markup=False)
+        slot_type, secret = _new_secret(new_password_file, new_key_file)
+        slot = r.add_slot(slot_type, secret, label)  # type: ignore[arg-type]
+    if json:
+        emit_json({"id": slot.id, "type": slot.type, "detail": slot.detail(),
+                   "opened_with": r.slot_id})
+    else:
+        detail = f" ({slot.detail()})" if slot.detail() else ""
+        console.print(f"recovered: added {slot.type} key slot {slot.id}{detail} (opened with "
+                      f"escrow slot {r.slot_id})", markup=False)
 
 
 # ---- epochs: rotate, retire (issue 13 s.1) ---------------------------------------------------

@@ -78,3 +78,43 @@ def test_escrow_faults(local_cli, tmp_path: Path) -> None:
     cli(*recover, "--escrow-passphrase-file", str(phrase), unset=NO_PW)
     assert cli("snapshots", env={"STRONGROOM_PASSWORD": "new"}).returncode == 0
     assert cli("snapshots").returncode == 0  # the old password still works
+
+
+def test_recover_onto_a_new_token_with_the_escrow_key(local_cli, softhsm, tmp_path: Path
+                                                      ) -> None:
+    """The token (or its PIN) is lost: the escrow key adds a pkcs11 slot on a new token,
+    which then opens the repository on its own; the audit record never holds the PIN."""
+    cli = local_cli
+    cli("init")
+    src = make_tree(tmp_path / "src")
+    cli("backup", "files", str(src))
+    holder = tmp_path / "holder"
+    keygen = json.loads(cli("key", "escrow-keygen", "--out", str(holder), "--json").stdout)
+    cli("key", "add", "--escrow-public-key", keygen["public"])
+    pin = softhsm["STRONGROOM_PKCS11_PIN"]
+    pin_file = tmp_path / "pin"
+    pin_file.write_text(pin + "\n")
+    recover = ("key", "recover", "--escrow-key", keygen["private"],
+               "--pkcs11-module", softhsm["STRONGROOM_PKCS11_MODULE"],
+               "--pkcs11-token", softhsm["STRONGROOM_PKCS11_TOKEN"],
+               "--pkcs11-key", softhsm["STRONGROOM_PKCS11_KEY"], "--pkcs11-create-key")
+    hsm_conf = {"SOFTHSM2_CONF": softhsm["SOFTHSM2_CONF"]}
+    no_pin = cli(*recover, check=False, env=hsm_conf, unset=NO_PW)
+    one_line_error(no_pin, 2, "no PKCS#11 PIN")
+    wrong = tmp_path / "wrong-pin"
+    wrong.write_text("99999999\n")
+    one_line_error(cli(*recover, "--pkcs11-pin-file", str(wrong), check=False, env=hsm_conf,
+                       unset=NO_PW), 11, "wrong PIN", secrets_=("99999999",))
+    mixed = cli(*recover, "--pkcs11-pin-file", str(pin_file), "--new-password-file",
+                str(pin_file), check=False, env=hsm_conf, unset=NO_PW)
+    one_line_error(mixed, 2, "one slot kind")
+
+    rec = json.loads(cli(*recover, "--pkcs11-pin-file", str(pin_file), "--json", env=hsm_conf,
+                         unset=NO_PW).stdout)
+    assert rec["type"] == "pkcs11" and softhsm["STRONGROOM_PKCS11_TOKEN"] in rec["detail"]
+    # the new token alone (no password, no escrow key) opens and restores
+    assert_restored(cli, src, tmp_path / "out", env=softhsm, unset=NO_PW)
+    rows = json.loads(cli("audit", "--json").stdout)
+    ops = [(r["op"], r["outcome"]) for r in rows]
+    assert ("key recover", "ok") in ops and ("key recover", "failed") in ops
+    assert pin not in json.dumps(rows) and "99999999" not in json.dumps(rows)
