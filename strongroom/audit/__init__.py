@@ -16,10 +16,11 @@ from strongroom.audit.operation import (
     known_head,
     recorded,
     remember_head,
+    report_summary,
     snapshot_written,
     write_record,
 )
 
 __all__ = ["CONTEXT_ENV", "Operation", "Record", "VerifyResult", "audit_key", "audited",
            "backup_failed", "context", "current", "known_head", "read_records", "recorded",
-           "remember_head", "snapshot_written", "verify", "write_record"]
+           "remember_head", "report_summary", "snapshot_written", "verify", "write_record"]

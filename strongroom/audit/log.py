@@ -20,7 +20,7 @@ import hashlib
 import hmac
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -173,11 +173,12 @@ class VerifyResult:
                 "problems": self.problems}
 
 
-def verify(backend: Backend, key: bytes, known_head: tuple[int, str] | None = None
-           ) -> VerifyResult:
+def verify(backend: Backend, key: bytes, known_head: tuple[int, str] | None = None,
+           visit: Callable[[Record], None] | None = None) -> VerifyResult:
     """Check every record: numbering without gaps, each MAC, each link to its predecessor;
     ``known_head`` (number, hash) a record this client saw before, which must still be there
-    unchanged (catches a log cut short at its end)."""
+    unchanged (catches a log cut short at its end). ``visit`` sees each record that parses
+    (one pass for a summary that is also a verification)."""
     result = VerifyResult()
     numbers, strays = _numbers(backend)
     for name in strays:
@@ -208,6 +209,8 @@ def verify(backend: Backend, key: bytes, known_head: tuple[int, str] | None = No
             result.problems.append(f"audit record {seq} is damaged (not a record)")
             prev_hash = record_hash(raw)
             continue
+        if visit is not None:
+            visit(Record(seq, raw, doc))
         body = {k: v for k, v in doc.items() if k != "mac"}
         if doc.get("seq") != seq:
             result.problems.append(f"audit record {seq} says it is record {doc.get('seq')} "
@@ -243,20 +246,36 @@ def verify(backend: Backend, key: bytes, known_head: tuple[int, str] | None = No
     return result
 
 
-def summary(backend: Backend, since: datetime | None = None) -> dict[str, Any]:
+def summary(backend: Backend, since: datetime | None = None, key: bytes | None = None,
+            known_head: tuple[int, str] | None = None) -> dict[str, Any]:
     """Counts for reports: records since ``since`` by operation and outcome, and how many of
-    them came from a Prefect flow run."""
+    them came from a Prefect flow run. With the audit ``key``, the same pass verifies the whole
+    chain: ``verified``, ``problems`` (the first few), ``second_factor_refusals`` and
+    ``failed`` (operations that failed) are added."""
     by_op: dict[str, int] = {}
     by_outcome: dict[str, int] = {}
-    total = from_flows = 0
-    for rec in read_records(backend):
+    counts = {"total": 0, "from_flows": 0}
+
+    def count(rec: Record) -> None:
         if since is not None and (rec.time is None or rec.time < since):
-            continue
-        total += 1
+            return
+        counts["total"] += 1
         op, outcome = str(rec.doc.get("op")), str(rec.doc.get("outcome"))
         by_op[op] = by_op.get(op, 0) + 1
         by_outcome[outcome] = by_outcome.get(outcome, 0) + 1
         context = rec.doc.get("context")
-        from_flows += bool(isinstance(context, dict) and context.get("flow_run"))
-    return {"records": total, "by_operation": by_op, "by_outcome": by_outcome,
-            "from_flow_runs": from_flows}
+        counts["from_flows"] += bool(isinstance(context, dict) and context.get("flow_run"))
+
+    if key is None:
+        for rec in read_records(backend):
+            count(rec)
+        checked = None
+    else:
+        checked = verify(backend, key, known_head, visit=count)
+    out: dict[str, Any] = {"records": counts["total"], "by_operation": by_op,
+                           "by_outcome": by_outcome, "from_flow_runs": counts["from_flows"]}
+    if checked is not None:
+        out |= {"verified": checked.ok, "chain_records": checked.records,
+                "problems": checked.problems[:3], "failed": by_outcome.get("failed", 0),
+                "second_factor_refusals": by_op.get("mfa refused", 0)}
+    return out

@@ -25,7 +25,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from strongroom.audit.log import append
+from strongroom.audit.log import append, summary
 from strongroom.errors import StrongroomError
 
 if TYPE_CHECKING:
@@ -116,6 +116,13 @@ class Operation:
 def audit_key(repo: Repository) -> bytes:
     """The MAC key of the audit log: a stable subkey no key rotation or migration changes."""
     return repo.stable_key("audit-mac")
+
+
+def report_summary(repo: Repository, since: datetime | None = None) -> dict[str, Any]:
+    """Audit activity of ``repo`` for a report: counts since ``since`` by operation and
+    outcome, failed operations, refused second-factor codes, records from flow runs, and
+    whether the whole chain verifies (one pass; reading it is not itself recorded)."""
+    return summary(repo.backend, since, audit_key(repo), known_head(repo.id))
 
 
 def write_record(repo: Repository, op: str, args: dict[str, Any], outcome: str,

@@ -121,6 +121,28 @@ def test_verify_names_the_tampered_record(target, how: str) -> None:
     assert any(expected in p for p in result.problems), result.problems
 
 
+def test_report_summary_counts_and_verifies_in_one_pass(tmp_path: Path) -> None:
+    """The reports' numbers: counts per operation and outcome, failures, refused second-factor
+    codes, records of flow runs, and whether the chain verifies (tampering flips it)."""
+    repo = _seeded(str(tmp_path / "r"), {})
+    audit.write_record(repo, "mfa refused", {"action": "key remove"}, "refused", "wrong code")
+    audit.write_record(repo, "backup", {}, "failed", "source down")
+    with audit.context(flow_run="run-1"):
+        audit.write_record(repo, "backup", {}, "ok")
+    got = audit.report_summary(repo)
+    assert got == {"records": 8, "by_operation": {"init": 1, "test": 4, "mfa refused": 1,
+                                                  "backup": 2},
+                   "by_outcome": {"ok": 6, "refused": 1, "failed": 1}, "from_flow_runs": 1,
+                   "verified": True, "chain_records": 8, "problems": [], "failed": 1,
+                   "second_factor_refusals": 1}
+    since = audit_log.read_records(repo.backend)
+    sixth = next(r for r in since if r.seq == 6).time
+    assert audit.report_summary(repo, since=sixth)["records"] == 3  # the chain still whole
+    _tamper(repo, "altered")
+    bad = audit.report_summary(repo)
+    assert bad["verified"] is False and "audit record 2 fails its MAC" in bad["problems"][0]
+
+
 def test_verify_catches_a_log_cut_short(target) -> None:
     url, opts = target
     repo = _seeded(url, opts)
