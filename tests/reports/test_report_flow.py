@@ -37,6 +37,12 @@ def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, mo
         art = client.read_artifacts(artifact_filter=ArtifactFilter(
             key=ArtifactFilterKey(any_=["report-weekly"])))
     assert art and "## Backups" in art[-1].data and "100.00%" in art[-1].data
+    # audit activity of the period: the two flow backups, all from flow runs, chain verified
+    assert "## Audit log" in art[-1].data and "<h2>Audit log</h2>" in page
+    row = next(line for line in art[-1].data.splitlines() if line.startswith(f"| {target} |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert "backup 2" in cells[2] and cells[3] == "0" and cells[4] == "0", cells
+    assert int(cells[5]) == int(cells[1]) >= 3 and cells[6] == "yes", cells
 
     out = tmp_path / "cli.html"
     env = {**os.environ, "PREFECT_API_URL": PREFECT_API_URL.value()}
