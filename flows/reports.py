@@ -66,7 +66,9 @@ def generate(period: Period, site: str = "default", timezone: str = "UTC",
                   for name, info in (ops.get("targets") or {}).items()}
     if capacity_threshold is None:
         capacity_threshold = float(ops.get("capacity_threshold") or CAPACITY_THRESHOLD)
-    snaps, storage, notes = repository_records(targets, capacities)
+    audit: dict[str, dict[str, Any]] = {}  # per target: audit activity in the period
+    snaps, storage, notes = repository_records(targets, capacities, audit=audit,
+                                               audit_since=now - PERIODS[period]["window"])
     drills = read_history()["drills"]
     report = build_report(period, now, runs, snaps, storage, drills,
                           success_target=success_target, duration_target_s=duration_target_s,
@@ -74,6 +76,7 @@ def generate(period: Period, site: str = "default", timezone: str = "UTC",
                           size_target_bytes=size_target_bytes, site=site, timezone=timezone,
                           sources=sources)
     report["notes"] += notes
+    report["audit"] = audit
     return report
 
 

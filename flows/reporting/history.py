@@ -76,11 +76,14 @@ def operations_settings() -> dict[str, Any]:
     return value if isinstance(value, dict) else {}
 
 
-def repository_records(targets: dict[str, str], capacities: dict[str, int | None] | None = None
+def repository_records(targets: dict[str, str], capacities: dict[str, int | None] | None = None,
+                       audit: dict[str, dict[str, Any]] | None = None,
+                       audit_since: datetime | None = None
                        ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[str]]:
     """Snapshots and storage of each target block (name -> tier); unreadable ones are noted.
     A target's capacity is its ``capacity_bytes`` from the platform file, else (local) the file
-    system's size, counting the file system's whole use against it."""
+    system's size, counting the file system's whole use against it. ``audit``: filled with each
+    target's audit activity since ``audit_since`` (``strongroom.audit.report_summary``)."""
     from blocks.loading import load_target
     from tasks.repos import repository
 
@@ -98,6 +101,8 @@ def repository_records(targets: dict[str, str], capacities: dict[str, int | None
                                   "bytes_stored": s.stats.bytes_stored})
                 stored = sum(size for prefix in ("data/", "index/", "snapshots/", "keys/")
                              for _, size in repo.backend.list(prefix))
+                if audit is not None:
+                    audit[name] = _audit_summary(repo, audit_since, notes, name)
         except Exception as exc:  # noqa: BLE001 - a report notes it and goes on
             text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
             notes.append(f"target {name} ({tier}) not read: {text}")
@@ -108,6 +113,18 @@ def repository_records(targets: dict[str, str], capacities: dict[str, int | None
         storage.append({"target": name, "tier": tier, "bytes": stored,
                         "used_bytes": used, "capacity_bytes": total})
     return snaps, storage, notes
+
+
+def _audit_summary(repo: Any, since: datetime | None, notes: list[str], name: str
+                   ) -> dict[str, Any]:
+    from strongroom.audit import report_summary
+
+    try:
+        return report_summary(repo, since)
+    except Exception as exc:  # noqa: BLE001 - a report notes it and goes on
+        text = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+        notes.append(f"audit log of target {name} not read: {text}")
+        return {}
 
 
 def site_targets(site: str) -> tuple[dict[str, str], list[str], str]:

@@ -72,11 +72,32 @@ def sections(r: dict[str, Any]) -> list[tuple[str, list[str], list[list[str]]]]:
             ["next drill due", rec["next_due"] or "not scheduled yet"],
             ["overdue or never drilled", ", ".join(rec["overdue"]) or "none"]]
     out.append(("Recovery testing", ["", ""], rows))
+    if r.get("audit"):
+        out.append(("Audit log", ["target", "records", "operations", "failed",
+                                  "second factor refused", "from flow runs", "chain verified"],
+                    audit_rows(r["audit"])))
     if r["failures"]:
         out.append(("Failures", ["run", "state", "started", "message"], [
             [f["name"], f["state"], _local(f["start"], r["timezone"]), f["message"][:120]]
             for f in r["failures"]]))
     return out
+
+
+def audit_rows(audit: dict[str, dict[str, Any]]) -> list[list[str]]:
+    """One row per target: its audit records in the period, by operation, failures, refused
+    second-factor codes, records from flow runs, and whether the whole chain verifies."""
+    rows = []
+    for target, a in audit.items():
+        if not a:
+            rows.append([target, "not read", "", "", "", "", ""])
+            continue
+        ops = sorted(a["by_operation"].items(), key=lambda kv: (-kv[1], kv[0]))
+        verdict = "yes" if a.get("verified") else \
+            f"NO: {(a.get('problems') or ['?'])[0]}"
+        rows.append([target, str(a["records"]), ", ".join(f"{op} {n}" for op, n in ops) or "-",
+                     str(a.get("failed", 0)), str(a.get("second_factor_refusals", 0)),
+                     str(a["from_flow_runs"]), verdict])
+    return rows
 
 
 def _parse(text: str | None) -> datetime | None:
