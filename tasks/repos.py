@@ -76,7 +76,8 @@ def repository(target: str, create: bool = False) -> Iterator[Repository]:
     initialise it when there is none). Do not close it: the run's scope does."""
     run_id = _flow_run_id()
     if run_id is None or run_id not in _SCOPES:
-        repo = load_target(target).open(create=create)
+        with run_context():  # an init on first use carries the flow run's id too
+            repo = load_target(target).open(create=create)
         try:
             with run_context():  # audit records carry the flow run's id
                 yield repo
@@ -89,7 +90,8 @@ def repository(target: str, create: bool = False) -> Iterator[Repository]:
     with opening:  # concurrent tasks of the run wait for one open, not one each
         repo = _OPEN.get(key)
         if repo is None:
-            repo = load_target(target).open(create=create)
+            with run_context():
+                repo = load_target(target).open(create=create)
             with _GUARD:
                 if run_id in _SCOPES:
                     _OPEN[key] = repo
