@@ -63,6 +63,7 @@ from strongroom.repository.format import (
 )
 from strongroom.repository.index import BlobLocation, Index
 from strongroom.repository.model import Node, Snapshot
+from strongroom.repository.tree import decode_tree
 from strongroom.storage.base import Backend, MissingObject
 from strongroom.storage.registry import open_backend
 
@@ -72,6 +73,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("strongroom")
 READ_WINDOW = 4 * 1024 * 1024
+TREE_CACHE_NODES = 200_000  # decoded tree nodes kept for readers (about 100 MB)
 RELIST_ATTEMPTS = 5  # listings of index/ while files vanish under a prune's rewrite
 
 
@@ -150,6 +152,7 @@ class Repository:
         self.damaged_snapshots: dict[str, str] = {}
         self._snapshot_cache: dict[str, Snapshot] = {}
         self._tree_cache: OrderedDict[bytes, list[Node]] = OrderedDict()
+        self._tree_cache_nodes = 0
         self._windows: OrderedDict[tuple[str, int], bytes] = OrderedDict()
         self._lock = threading.Lock()
         self._reload_lock = threading.Lock()
@@ -422,12 +425,14 @@ class Repository:
             if cached is not None:
                 self._tree_cache.move_to_end(bid)
                 return cached
-        doc = json.loads(self.load_blob(bid, "T"))
-        nodes = [Node.from_dict(n) for n in doc["nodes"]]
+        nodes = decode_tree(self.load_blob(bid, "T"))
         with self._lock:
-            self._tree_cache[bid] = nodes
-            if len(self._tree_cache) > 4096:
-                self._tree_cache.popitem(last=False)
+            if bid not in self._tree_cache:  # another thread may have loaded it meanwhile
+                self._tree_cache[bid] = nodes
+                self._tree_cache_nodes += len(nodes)
+            # bounded by nodes, not trees: 4096 directories of 1000 files would be 4M nodes
+            while self._tree_cache_nodes > TREE_CACHE_NODES and len(self._tree_cache) > 1:
+                self._tree_cache_nodes -= len(self._tree_cache.popitem(last=False)[1])
         return nodes
 
     # ---- snapshots -----------------------------------------------------------------------

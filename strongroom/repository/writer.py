@@ -5,7 +5,6 @@ from __future__ import annotations
 import getpass
 import hashlib
 import io
-import json
 import os
 import socket
 import threading
@@ -15,6 +14,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import UTC, datetime
 from typing import IO, TYPE_CHECKING, Any
 
+import zstandard
 from pyfastcdc.cy import FastCDC
 
 from strongroom import audit
@@ -32,6 +32,7 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.repository.model import Node, Snapshot, SnapshotStats
 from strongroom.repository.packs import PackWriter
+from strongroom.repository.tree import encode_tree
 
 if TYPE_CHECKING:
     from strongroom.repository.repo import Repository
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
 SEAL_WORKERS = max(2, os.cpu_count() or 2)
 SEAL_WINDOW = 2 * SEAL_WORKERS  # chunks of one stream hashed, compressed, sealed in parallel
 INDEX_EVERY = 32  # packs per intermediate index file, so long backups leave reusable data
+INDEX_BLOBS = 65536  # ...or fewer when they hold this many blobs (many small files)
 
 
 def split_path(path: str) -> tuple[str, str]:
@@ -69,9 +71,15 @@ class SnapshotWriter:
         self.dirs: dict[str, dict[str, Node]] = {"": {}}
         # path -> its tree id and nodes in the parent snapshot
         self._base_trees: dict[str, tuple[str, list[Node]]] = {}
+        # directories whose tree is stored already (finish_dir): their nodes are let go, their
+        # lines of the snapshot checksum kept compressed
+        self._finished: set[str] = set()
+        self._sums: dict[str, bytes] = {}
+        self._zstd = zstandard.ZstdCompressor(level=1)
         self._lock = threading.Lock()
         self._new: set[bytes] = set()
         self._packs: list[tuple[str, int, list[list[Any]]]] = []
+        self._packs_blobs = 0
         self._local = threading.local()
         self._packer = PackWriter(repo.backend, repo.aead, self._on_pack, repo.pack_target)
         self._seal_pool = ThreadPoolExecutor(max_workers=SEAL_WORKERS,
@@ -124,6 +132,8 @@ class SnapshotWriter:
             path = split_path(path)[0]
             entries = self.dirs.get(path)
         for path in reversed(missing):
+            if path in self._finished:
+                raise StrongroomError(f"{path}: directory added to after its tree was stored")
             name = split_path(path)[1]
             entries.setdefault(name, Node(name=name, type="dir", mode=0o755))
             entries = self.dirs[path] = {}
@@ -165,6 +175,35 @@ class SnapshotWriter:
         come out equal, that tree is reused as it is instead of being serialised and hashed
         again (the nodes are kept, so nothing is decoded twice)."""
         self._base_trees[path.strip("/")] = (tree_id, nodes)
+
+    def finish_dir(self, path: str) -> None:
+        """Store directory ``path``'s tree now and let its nodes go: nothing more will be
+        added under it, and every directory under it is finished (or has no tree yet, then it
+        is stored first). Keeps memory bounded by the directories in progress, not the whole
+        snapshot (a million files)."""
+        path = path.strip("/")
+        if not path:
+            raise StrongroomError("the root directory is stored by commit()")
+        with self._lock:
+            entries = self.dirs[path]
+            pending = [f"{path}/{name}" for name, node in entries.items()
+                       if node.type == "dir" and f"{path}/{name}" in self.dirs]
+        for sub in pending:  # e.g. a directory skipped by the caller: finished with its parent
+            self._finish_below(sub)
+        with self._lock:
+            del self.dirs[path]
+            self._finished.add(path)
+        tree_id = self._tree_id(path, entries)
+        self._sums[path] = self._zstd.compress(self._sum_lines(path, entries))
+        parent, name = split_path(path)
+        with self._lock:
+            self.dirs[parent][name].subtree = tree_id
+
+    def _finish_below(self, path: str) -> None:
+        subs = sorted((p for p in self.dirs if p.startswith(path + "/")),
+                      key=lambda p: p.count("/"), reverse=True)
+        for sub in [*subs, path]:
+            self.finish_dir(sub)
 
     def set_meta(self, meta: dict[str, Any]) -> None:
         """Source-specific facts for the manifest (counts, checksums, positions)."""
@@ -234,24 +273,37 @@ class SnapshotWriter:
     def _on_pack(self, pack_id: str, size: int, entries: list[list[Any]]) -> None:
         with self._lock:
             self._packs.append((pack_id, size, entries))
-            batch = self._packs if len(self._packs) >= INDEX_EVERY else None
-            if batch:
-                self._packs = []
+            self._packs_blobs += len(entries)
+            batch = None
+            if len(self._packs) >= INDEX_EVERY or self._packs_blobs >= INDEX_BLOBS:
+                batch, self._packs, self._packs_blobs = self._packs, [], 0
         if batch:
-            self.repo.save_index(index_document(batch))
+            self._save_index(batch)
+
+    def _save_index(self, batch: list[tuple[str, int, list[list[Any]]]]) -> None:
+        """Store an index file; its blobs are then known from the repository's index, and
+        no longer need a place among this writer's own new blobs (memory)."""
+        self.repo.save_index(index_document(batch))
+        indexed = [bytes.fromhex(entry[1]) for _pid, _size, entries in batch
+                   for entry in entries]
+        with self._lock:
+            self._new.difference_update(indexed)
 
     # ---- commit --------------------------------------------------------------------------
+    def _tree_id(self, path: str, entries: dict[str, Node]) -> str:
+        """Store a directory's tree blob (or reuse the parent's equal one); its id."""
+        nodes = [entries[name] for name in sorted(entries)]
+        tree_id = self._same_tree(path, nodes)
+        self._base_trees.pop(path, None)
+        if tree_id is None:
+            tree_id = self.store_chunk(encode_tree(nodes), BLOB_TREE)
+        return tree_id
+
     def _store_trees(self) -> str:
-        """Serialise directories bottom-up as tree blobs; return the root tree id."""
+        """Serialise the directories not finished yet bottom-up as tree blobs; return the
+        root tree id."""
         for path in sorted(self.dirs, key=lambda p: p.count("/") + bool(p), reverse=True):
-            entries = self.dirs[path]
-            names = sorted(entries)
-            tree_id = self._same_tree(path, [entries[name] for name in names])
-            if tree_id is None:
-                nodes = [entries[name].to_dict() for name in names]
-                raw = json.dumps({"nodes": nodes}, sort_keys=True,
-                                 separators=(",", ":")).encode()
-                tree_id = self.store_chunk(raw, BLOB_TREE)
+            tree_id = self._tree_id(path, self.dirs[path])
             if path:
                 parent, name = split_path(path)
                 self.dirs[parent][name].subtree = tree_id
@@ -271,17 +323,26 @@ class SnapshotWriter:
         same = all(a is b or a == b for a, b in zip(nodes, old, strict=True))
         return tree_id if same else None
 
+    @staticmethod
+    def _sum_lines(path: str, entries: dict[str, Node]) -> bytes:
+        """One directory's part of the snapshot checksum: a line per entry, sorted by name."""
+        prefix = f"{path}/" if path else ""
+        # Names that are not UTF-8 carry their raw bytes as lone surrogates (os.fsdecode);
+        # hash those bytes back, as the file system has them.
+        return "".join(
+            f"{prefix}{name}\0{node.type}\0{node.size}\0{node.sha256 or node.target}\n"
+            for name, node in sorted(entries.items())).encode("utf-8", "surrogateescape")
+
     def _checksum(self) -> str:
-        """SHA-256 over the sorted logical listing (path, type, size, content hash or target)."""
+        """SHA-256 over the sorted logical listing (path, type, size, content hash or target):
+        directories in path order, each one's entries in name order."""
         sha = hashlib.sha256()
-        for path in sorted(self.dirs):
-            for name in sorted(self.dirs[path]):
-                node = self.dirs[path][name]
-                full = f"{path}/{name}" if path else name
-                # Names that are not UTF-8 carry their raw bytes as lone surrogates
-                # (os.fsdecode); hash those bytes back, as the file system has them.
-                sha.update(f"{full}\0{node.type}\0{node.size}\0{node.sha256 or node.target}\n"
-                           .encode("utf-8", "surrogateescape"))
+        unzip = zstandard.ZstdDecompressor()
+        for path in sorted([*self.dirs, *self._sums]):
+            if path in self._sums:
+                sha.update(unzip.decompress(self._sums[path]))
+            else:
+                sha.update(self._sum_lines(path, self.dirs[path]))
         return sha.hexdigest()
 
     def commit(self) -> Snapshot:
@@ -291,8 +352,8 @@ class SnapshotWriter:
             root = self._store_trees()
             self._packer.flush()
             if self._packs:
-                self.repo.save_index(index_document(self._packs))
-                self._packs = []
+                self._save_index(self._packs)
+                self._packs, self._packs_blobs = [], 0
             self.stats.bytes_stored = self._packer.bytes_stored
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
             snap = Snapshot(

@@ -6,6 +6,10 @@ inode, without reading them; every snapshot is still complete on its own. Small 
 reader threads in batches. Every entry keeps its owner, mode, times and extended attributes
 (ACLs and capabilities included); fifos and devices are kept as nodes, sparse files with their
 holes.
+
+Memory stays bounded by the directories in progress, not the tree: each directory's tree blob
+is stored as soon as it and its files are done (post-order), and the parent snapshot's nodes
+are read one directory at a time, while it is walked.
 """
 
 from __future__ import annotations
@@ -13,15 +17,17 @@ from __future__ import annotations
 import os
 import stat
 import threading
+from collections import deque
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import ConfigError, SourceError
+from strongroom.errors import ConfigError, IntegrityError, SourceError
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
+from strongroom.repository.tree import decode_tree
 from strongroom.repository.writer import SnapshotWriter
 from strongroom.sources.files.meta import read_xattrs, special_kind, stat_node
 from strongroom.sources.files.patterns import excluded
@@ -32,6 +38,7 @@ WORKERS = 4
 IN_FLIGHT = 64  # batches queued for the reader threads
 BATCH_FILES = 32
 BATCH_BYTES = 4 * 1024 * 1024
+HOLD_NODES = 100_000  # entries of walked directories waiting on their files before we wait
 
 
 @dataclass
@@ -44,7 +51,8 @@ class BackupResult:
 
 class _Backup:
     def __init__(self, writer: SnapshotWriter, parent: SnapshotReader | None,
-                 excludes: list[str], skip_paths: set[str] | None = None) -> None:
+                 excludes: list[str], skip_paths: set[str] | None = None,
+                 stream: bool = True) -> None:
         self.w = writer
         self.parent = parent
         # snapshots before issue 12 recorded no holes: their sparse-looking files are re-read
@@ -57,9 +65,19 @@ class _Backup:
         self._lock = threading.Lock()
         self._slots = threading.BoundedSemaphore(IN_FLIGHT)
         self.pool = ThreadPoolExecutor(max_workers=WORKERS, thread_name_prefix="file-read")
-        self.futures: list[Future[Any]] = []
+        self.futures: deque[Future[Any]] = deque()
         self._batch: list[tuple[str, str, os.stat_result]] = []
         self._batch_bytes = 0
+        # Directory trees are stored as soon as a directory is walked and its files are in
+        # (``stream``; not when roots overlap: a later root would add to a stored tree).
+        self.stream = stream
+        self._pending: dict[str, int] = {}  # directory -> its files not added yet
+        self._walked: deque[tuple[str, int]] = deque()  # walked directories, post-order
+        self._held = 0  # entries of those directories
+        self._done = threading.Condition(self._lock)
+        self._failure: BaseException | None = None
+        # directory being walked -> its entries in the parent snapshot, by name
+        self._old: dict[str, dict[str, Node]] = {}
 
     def error(self, path: str, exc: OSError, what: str = "") -> None:
         with self._lock:
@@ -82,12 +100,33 @@ class _Backup:
         batch, self._batch, self._batch_bytes = self._batch, [], 0
         self._slots.acquire()
         fut = self.pool.submit(self._files, batch)
-        fut.add_done_callback(lambda _f: self._slots.release())
+        fut.add_done_callback(self._batch_done)
         self.futures.append(fut)
+        while self.futures and self.futures[0].done():  # keep only those running
+            self.futures.popleft().result()
+
+    def _batch_done(self, fut: Future[Any]) -> None:
+        self._slots.release()
+        if not fut.cancelled() and fut.exception() is not None:
+            with self._done:
+                self._failure = fut.exception()
+                self._done.notify_all()
 
     def _files(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
-        for path, rel, st in batch:
-            self.file(path, rel, st)
+        try:
+            for path, rel, st in batch:
+                self.file(path, rel, st)
+        finally:  # every file of the batch is in (or failed, or abandoned on a failure)
+            if self.stream:
+                with self._done:
+                    for _path, rel, _st in batch:
+                        parent = rel.rpartition("/")[0]
+                        left = self._pending[parent] - 1
+                        if left:
+                            self._pending[parent] = left
+                        else:
+                            del self._pending[parent]
+                            self._done.notify_all()
 
     def run(self, roots: list[Path]) -> None:
         try:
@@ -97,6 +136,7 @@ class _Backup:
             self._submit_batch()
             for fut in self.futures:
                 fut.result()
+            self._finish_ready(wait=True)
         except BaseException:
             self.w.stop_reading()  # Ctrl-C: do not wait for big files to be read to the end
             raise
@@ -115,38 +155,70 @@ class _Backup:
 
     def visit(self, root: Path | str) -> None:
         """Walk ``root`` depth first in name order, with a stack rather than recursion:
-        a tree deeper than Python's recursion limit is still a tree to back up."""
-        stack = [str(root)]
+        a tree deeper than Python's recursion limit is still a tree to back up. A directory's
+        end (after all its entries) is a tuple on the stack."""
+        root = str(root)
+        stack: list[str | tuple[str, int]] = [root]
         while stack:
             path = stack.pop()
-            names = self._visit_one(path)
-            stack.extend(os.path.join(path, name) for name in reversed(names))
+            if isinstance(path, tuple):
+                self._walked_dir(*path)
+                continue
+            names = self._visit_one(path, path == root)
+            if names is not None:
+                stack.append((path, len(names)))
+                stack.extend(os.path.join(path, name) for name in reversed(names))
 
-    def _visit_one(self, path: str) -> list[str]:
-        """Add one entry; return the names inside it if it is a directory."""
+    def _old_node(self, rel: str, is_root: bool) -> Node | None:
+        """``rel``'s node in the parent snapshot, if any (from its directory's entries)."""
+        if self.parent is None:
+            return None
+        if is_root:
+            return self.parent.node_or_none(rel)
+        parent, _, name = rel.rpartition("/")
+        old = self._old.get(parent)
+        return old.get(name) if old is not None else None
+
+    def _parent_tree(self, tree_id: str, rel: str) -> list[Node]:
+        """A tree of the parent snapshot, read once (not cached: each is needed once)."""
+        try:
+            return decode_tree(self.w.repo.load_blob(bytes.fromhex(tree_id), "T"))
+        except IntegrityError as exc:
+            raise IntegrityError(f"snapshot {self.parent.snap.short_id}: {rel or '/'}: "
+                                 f"{exc}") from None
+
+    def _visit_one(self, path: str, is_root: bool = False) -> list[str] | None:
+        """Add one entry; return the names inside it if it is a directory, else None."""
         if path in self.skip_paths or (self.excludes and excluded(path, self.excludes)):
-            return []
+            return None
         rel = path.lstrip("/")
         try:
             st = os.lstat(path)
         except OSError as exc:
             self.error(path, exc)
-            return []
+            return None
         if stat.S_ISDIR(st.st_mode):
             self.w.add_node(rel, self.xattrs(stat_node(st, "dir"), path, path))
-            old = self.parent.node_or_none(rel) if self.parent else None
+            old = self._old_node(rel, is_root)
             if old is not None and old.type == "dir" and old.subtree:
-                self.w.base_tree(rel, old.subtree, self.parent.tree(old.subtree, rel))
+                nodes = self._parent_tree(old.subtree, rel)
+                self.w.base_tree(rel, old.subtree, nodes)
+                self._old[rel] = {n.name: n for n in nodes}
             try:
                 return sorted(os.listdir(path))
             except OSError as exc:
                 self.error(path, exc)
+                return []
         elif stat.S_ISLNK(st.st_mode):
             node = self.xattrs(stat_node(st, "symlink"), path, path)
             node.target = os.readlink(path)
             self.w.add_node(rel, node)
         elif stat.S_ISREG(st.st_mode):
-            if not self.unchanged(path, rel, st):
+            if not self.unchanged(path, rel, st, self._old_node(rel, is_root)):
+                if self.stream:
+                    parent = rel.rpartition("/")[0]
+                    with self._lock:
+                        self._pending[parent] = self._pending.get(parent, 0) + 1
                 self._batch.append((path, rel, st))
                 self._batch_bytes += st.st_size
                 if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
@@ -156,14 +228,41 @@ class _Backup:
         else:  # sockets are made by their servers, not restored: noted, not an error
             with self._lock:
                 self.skipped.append(path)
-        return []
+        return None
 
-    def unchanged(self, path: str, rel: str, st: os.stat_result) -> bool:
-        """Reuse the parent's node when size, mtime, ctime and inode are unchanged (and a
-        possibly sparse file has its holes recorded: older snapshots did not)."""
-        if self.parent is None:
-            return False
-        old = self.parent.node_or_none(rel)
+    def _walked_dir(self, path: str, entries: int) -> None:
+        """Every entry of directory ``path`` was visited: its tree is stored once its files
+        are in (those of earlier directories first)."""
+        rel = path.lstrip("/")
+        self._old.pop(rel, None)
+        if not self.stream:
+            return
+        self._walked.append((rel, entries))
+        self._held += entries
+        self._finish_ready()
+
+    def _finish_ready(self, wait: bool = False) -> None:
+        """Store the trees of walked directories whose files are all in, in walk order (a
+        directory after those under it). Waits for the oldest one's files when ``wait`` or
+        when too many entries are held."""
+        while self._walked:
+            rel, entries = self._walked[0]
+            if self._pending.get(rel):
+                if not wait and self._held <= HOLD_NODES:
+                    return
+                self._submit_batch()  # its last files may be in the batch being gathered
+                with self._done:
+                    while self._pending.get(rel) and self._failure is None:
+                        self._done.wait(1.0)
+                    if self._failure is not None:
+                        raise self._failure
+            self._walked.popleft()
+            self._held -= entries
+            self.w.finish_dir(rel)
+
+    def unchanged(self, path: str, rel: str, st: os.stat_result, old: Node | None) -> bool:
+        """Reuse the parent's node ``old`` when size, mtime, ctime and inode are unchanged
+        (and a possibly sparse file has its holes recorded: older snapshots did not)."""
         if (old is None or old.type != "file" or old.size != st.st_size
                 or old.mtime_ns != st.st_mtime_ns or old.ctime_ns != st.st_ctime_ns
                 or old.inode != st.st_ino
@@ -232,7 +331,10 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
                      progress) as w:
         # A local repository inside a backed-up folder would back itself up, growing each run.
         own = {str(Path(repo.backend.url).resolve())} if repo.backend.kind == "local" else set()
-        job = _Backup(w, repo.reader(parent) if parent else None, excludes or [], own)
+        # overlapping roots would add to a directory whose tree is stored: trees at the end
+        overlap = len(set(roots)) < len(roots) or any(a in b.parents for a in roots for b in roots)
+        job = _Backup(w, repo.reader(parent) if parent else None, excludes or [], own,
+                      stream=not overlap)
         job.run(roots)
         w.set_meta({"holes_recorded": True})
         if job.errors:
