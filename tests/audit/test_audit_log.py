@@ -66,6 +66,23 @@ def test_cli_operations_are_recorded(cli, repo_env: dict[str, str], tmp_path: Pa
     assert json.loads(cli("audit", "--json").stdout)[-1]["op"] == "audit verify"
 
 
+def test_status_reads_are_recorded(cli, tmp_path: Path) -> None:
+    """`status` reads snapshots and storage like `snapshots` does: it leaves a record (with
+    its 3-2-1 verdict's exit code) in each repository it opened."""
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a.txt").write_text("hello")
+    cli("init")
+    cli("backup", "files", str(src))
+    status = cli("status", "--json", check=False)
+    assert status.returncode in (0, 4), status.stderr  # one copy: 3-2-1 broken, exit 4
+    rows = json.loads(cli("audit", "--json").stdout)
+    last = rows[-1]
+    assert last["op"] == "status" and last["result"]["exit"] == status.returncode
+    assert last["outcome"] == ("ok" if status.returncode == 0 else "failed")
+    assert PASSWORD not in json.dumps(rows)
+
+
 def _seeded(url: str, opts: dict[str, Any], n: int = 5) -> Any:
     repo = new_repo(url, options=opts)
     for i in range(n - 1):
