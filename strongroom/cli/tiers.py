@@ -331,17 +331,20 @@ def _default_password(password_file: Path | None) -> str | None:
 def _open_spec(spec: RepoSpec, refused: list[StrongroomError]) -> Repository:
     """Open one repository of a status report; a wrong key or a bad option is remembered so
     the command fails with its own exit code (11, 2) rather than as a broken 3-2-1 rule."""
+    from strongroom.cli._audit import command_opened
     from strongroom.crypto.unlock import unlockers_from_env
     from strongroom.errors import WrongKey
     from strongroom.repository import Repository
 
     try:
-        return Repository.open(spec.url, spec.password,
+        repo = Repository.open(spec.url, spec.password,
                                Path(spec.keyfile) if spec.keyfile else None, spec.options,
                                unlockers_from_env())
     except (WrongKey, ConfigError) as exc:
         refused.append(exc)
         raise
+    command_opened(repo)  # each repository the report read records the status command
+    return repo
 
 
 @archive_app.command("stage")
