@@ -12,10 +12,16 @@ is the synchronous standby: ``synchronous_standby_names = pg_receivewal``), and 
 with the receiver's pg_receivewal killed (-9) mid-load and restarted by the supervisor.
 
     python -m bench.rpo_replication            # prints one line per scenario
+    python -m bench.rpo_replication --runs 3 --only async
+
+A run that loses rows also prints what the archive held (last complete segment, the
+``.partial``), the LSN of the last acknowledged row and where the restore's replay ended, so a
+loss can be told apart from a measurement error.
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import signal
 import subprocess
@@ -43,16 +49,31 @@ def writer(cluster: pgc.Cluster, acked: dict[str, Any], stop: threading.Event) -
         with psycopg.connect(cluster.dsn(), autocommit=True) as conn:
             while not stop.is_set():
                 row = conn.execute("INSERT INTO ticks (at) VALUES (clock_timestamp()) "
-                                   "RETURNING id, at").fetchone()
-                acked["id"], acked["at"] = row
+                                   "RETURNING id, at, pg_current_wal_insert_lsn()::text"
+                                   ).fetchone()
+                acked["id"], acked["at"], acked["lsn"] = row
     except psycopg.Error:
         pass  # the server was killed
 
 
-def receivewal_pids() -> list[int]:
-    out = subprocess.run(["pgrep", "-f", "pg_receivewal .*-D"], capture_output=True,
+def receivewal_pids(spool: Path) -> list[int]:
+    """This scenario's pg_receivewal (never another test's: the pattern names our spool)."""
+    out = subprocess.run(["pgrep", "-f", f"pg_receivewal .*-D {spool} "], capture_output=True,
                          text=True).stdout
     return [int(p) for p in out.split()]
+
+
+def archive_state(url: str, seg: int) -> dict[str, Any]:
+    """What the archive holds at the end: newest complete segment, the partials."""
+    from strongroom.sources.postgres import walnames as wn
+    from strongroom.sources.postgres.walstore import WalCatalog
+
+    catalog = WalCatalog.load(pgc.open_repo(url), "main")
+    segs = sorted(n for n in catalog.files if wn.classify(n) == "segment")
+    return {"wal_snapshots": len(catalog.snapshots), "segments": len(segs),
+            "last_segment": segs[-1] if segs else None,
+            "partials": sorted(n for n in catalog.files if n.endswith(".partial"))[-3:],
+            "seg_size": seg}
 
 
 def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
@@ -65,6 +86,16 @@ def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
     sup = Supervised(lambda: Receiver(pgc.open_repo(url), dsn, "main", root / "spool",
                                       status_interval=1.0, partial_interval=5.0))
     sup.start()
+    supervising = threading.Event()
+    events: list[str] = []
+
+    def supervise() -> None:  # as the wal-replication flow does between its health checks
+        while not supervising.wait(0.5):
+            if (what := sup.check()) is not None:
+                events.append(what)
+
+    checker = threading.Thread(target=supervise, daemon=True)
+    checker.start()
     deadline = time.monotonic() + 60
     while not sup.receiver.last_status.get("streaming") and time.monotonic() < deadline:
         time.sleep(0.2)
@@ -86,7 +117,7 @@ def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
     time.sleep(LOAD_S / 2)
     killed_receiver = 0
     if kill_receiver:
-        for pid in receivewal_pids():
+        for pid in receivewal_pids(root / "spool"):
             os.kill(pid, signal.SIGKILL)
             killed_receiver += 1
     time.sleep(LOAD_S / 2)
@@ -97,6 +128,8 @@ def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
     w.join(30)
     bench.wait(60)
     time.sleep(3)  # the receiver notices the lost stream and stores the open segment
+    supervising.set()
+    checker.join(5)
     final = sup.stop()
     subprocess.run(["pkill", "-9", "-f", f"postgres -D {cluster.datadir}"], check=False)
     for leftover in ("postmaster.pid",):
@@ -110,23 +143,38 @@ def scenario(root: Path, sync: bool, kill_receiver: bool) -> dict[str, Any]:
         got = conn.execute("SELECT coalesce(max(id), 0), max(at) FROM ticks").fetchone()
     subprocess.run([str(binary("pg_ctl", pgc.VERSION)), "stop", "-D", str(root / "restored"),
                     "-m", "immediate"], capture_output=True, **cluster.server.user_kwargs)
-    lost_rows = int(acked.get("id", 0)) - int(got[0])
+    # a commit in flight at the kill may be durable but never acknowledged: restored, not lost
+    lost_rows = max(0, int(acked.get("id", 0)) - int(got[0]))
+    unacked = max(0, int(got[0]) - int(acked.get("id", 0)))
     lost_s = (acked["at"] - got[1]).total_seconds() if got[1] and lost_rows > 0 else 0.0
+    diagnosis = {}
+    if lost_rows:
+        diagnosis = {"acked_lsn": acked.get("lsn"), "replay_ended": report.get("promoted_lsn"),
+                     "wal_check": report.get("wal_check"), "final_status": final,
+                     "archive": archive_state(url, int(sup.receiver.seg_size))}
     return {"mode": "synchronous" if sync else "asynchronous",
             "receiver_killed": killed_receiver, "acked_rows": int(acked.get("id", 0)),
-            "restored_rows": int(got[0]), "lost_rows": lost_rows, "lost_s": round(lost_s, 3),
+            "restored_rows": int(got[0]), "lost_rows": lost_rows,
+            "unacknowledged_restored": unacked, "lost_s": round(lost_s, 3),
             "restarts": sup.restarts, "receiver_errors": final.get("errors"),
+            "receiver_failure": sup.failure, "supervisor": events[-3:],
             "restore_s": report.get("duration_s"),
-            "after_kill_s": round(time.monotonic() - killed_at, 1)}
+            "after_kill_s": round(time.monotonic() - killed_at, 1), **diagnosis}
 
 
 def main() -> int:
-    rows = []
-    for sync in (False, True):
-        for kill_receiver in (False, True):
-            with pgc.workdir() as root:
-                rows.append(scenario(root, sync, kill_receiver))
-                print(rows[-1], flush=True)
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=1, help="runs of each scenario")
+    ap.add_argument("--only", choices=("async", "sync"), help="only this mode")
+    ap.add_argument("--receiver-kill", choices=("no", "yes", "both"), default="both")
+    args = ap.parse_args()
+    modes = {"async": (False,), "sync": (True,)}.get(args.only or "", (False, True))
+    kills = {"no": (False,), "yes": (True,)}.get(args.receiver_kill, (False, True))
+    for _ in range(args.runs):
+        for sync in modes:
+            for kill_receiver in kills:
+                with pgc.workdir() as root:
+                    print(scenario(root, sync, kill_receiver), flush=True)
     return 0
 
 
