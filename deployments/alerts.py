@@ -26,6 +26,7 @@ a count already running), a site never drilled from that deploy.
 
 from __future__ import annotations
 
+import time
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -42,6 +43,7 @@ CRITICAL_TAGS = ["backup", "retention", "copy", "recovery", "replication"]
 TERMINAL = ["Completed", "Failed", "Crashed", "Cancelled", "TimedOut"]
 DRILL_INTERVAL = {"source": timedelta(days=92), "site": timedelta(days=183)}
 MIN_WITHIN = timedelta(seconds=10)
+SETTLE_S = 2.0  # time for the server to load changed automations before announcing drills
 
 _RUN_BODY = (
     "{% set p = flow_run.parameters %}"
@@ -269,7 +271,12 @@ def apply_alerts(config: PlatformConfig) -> dict[str, Any]:
                 client.create_automation(automation)
                 done["created"].append(name)
     done["channels"] = [block_name(c) for c in config.notifications.channels]
-    if any(name.endswith("drill overdue") for name in wanted):
+    drills = [name for name in wanted if name.endswith("drill overdue")]
+    if drills:
+        if set(drills) - set(done["kept"]):
+            # a SQLite server loads a created/updated automation in a task of its own after
+            # answering: an event that came first would meet the old trigger (or none)
+            time.sleep(SETTLE_S)
         done["drills_announced"] = announce_drills(config)
     return done
 
