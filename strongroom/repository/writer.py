@@ -45,7 +45,8 @@ INDEX_BLOBS = 65536  # ...or fewer when they hold this many blobs (many small fi
 
 def split_path(path: str) -> tuple[str, str]:
     path = path.strip("/")
-    if not path or any(p in ("", ".", "..") for p in path.split("/")):
+    framed = f"/{path}/"  # an empty, "." or ".." component shows as "//", "/./" or "/../"
+    if not path or "//" in framed or "/./" in framed or "/../" in framed:
         raise StrongroomError(f"invalid path in snapshot: {path!r}")
     parent, _, name = path.rpartition("/")
     return parent, name
@@ -67,6 +68,9 @@ class SnapshotWriter:
         self.progress = progress
         self.meta: dict[str, Any] = {}
         self.stats = SnapshotStats()
+        # counted per entry in plain integers (a pydantic field assignment costs more than
+        # the rest of an unchanged file's bookkeeping); into ``stats`` at commit
+        self._files = self._dirs = self._bytes_total = 0
         self.started = time.monotonic()
         self.dirs: dict[str, dict[str, Node]] = {"": {}}
         # path -> its tree id and nodes in the parent snapshot
@@ -146,10 +150,10 @@ class SnapshotWriter:
         with self._lock:
             if node.type == "dir":
                 self._ensure_dir(path)
-                self.stats.dirs += 1
+                self._dirs += 1
             else:
-                self.stats.files += 1
-                self.stats.bytes_total += node.size
+                self._files += 1
+                self._bytes_total += node.size
             self._ensure_dir(parent)[name] = node
         return node
 
@@ -354,6 +358,8 @@ class SnapshotWriter:
             if self._packs:
                 self._save_index(self._packs)
                 self._packs, self._packs_blobs = [], 0
+            self.stats.files, self.stats.dirs = self._files, self._dirs
+            self.stats.bytes_total = self._bytes_total
             self.stats.bytes_stored = self._packer.bytes_stored
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
             snap = Snapshot(

@@ -193,7 +193,7 @@ def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: str, meta: M
                 progress: Callable[[int], None] | None, names: _TempNames) -> None:
     # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
     # of the snapshot (a symlink or file named like it) is ever followed or clobbered.
-    fd, tmp = _create_temp(os.path.dirname(dest), names)
+    fd, tmp = _create_temp(dest.rpartition("/")[0], names)  # dest is absolute
     try:
         try:
             if node.holes:
