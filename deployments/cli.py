@@ -28,6 +28,8 @@ def up_command(
     config: Annotated[Path | None, typer.Option("--config", help="Serve this platform file "
                                                 "instead of the demo.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Machine-readable summary.")] = False,
+    strict: Annotated[bool, typer.Option("--strict", help="Refuse a platform file whose "
+                                         "schedules cannot meet a source's RPO.")] = False,
 ) -> None:
     """Start a local Prefect server with Strongroom's flows, run a demo backup and recovery.
 
@@ -42,6 +44,7 @@ def up_command(
                            "pip install -e '.[orchestration]'")
     from deployments.up import up
 
-    code = up(state_dir, port=port, once=once, config_path=config, as_json=as_json)
+    code = up(state_dir, port=port, once=once, config_path=config, as_json=as_json,
+              strict=strict)
     if code:
         raise typer.Exit(code)

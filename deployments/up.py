@@ -73,16 +73,17 @@ def save_profile(path: Path, api_url: str, name: str = PROFILE) -> None:
         save_profiles(profiles)
 
 
-def announce(config: Path, profiles_path: Path, api_url: str, as_json: bool = False) -> None:
-    """Check the platform file (a bad one fails here, before anything starts), save the
-    profile, then print the ``export PREFECT_API_URL=...`` line first: the file's warnings
-    (schedules missing an RPO) follow it."""
+def announce(config: Path, profiles_path: Path, api_url: str, as_json: bool = False,
+             strict: bool = False) -> None:
+    """Check the platform file (a bad one fails here, before anything starts; ``strict``: a
+    schedule missing its RPO too), save the profile, then print the ``export
+    PREFECT_API_URL=...`` line first: the file's warnings (schedules missing an RPO) follow it."""
     from deployments.config import load_config
 
     said = io.StringIO()
     try:
         with redirect_stderr(said):
-            load_config(config)
+            load_config(config, strict=strict)
     except BaseException:
         sys.stderr.write(said.getvalue())  # the warnings, then the error
         raise
@@ -338,8 +339,10 @@ def run_demo(state: Path, with_redis: bool = False) -> dict[str, Any]:
 
 
 def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
-       once: bool = False, config_path: Path | None = None, as_json: bool = False) -> int:
-    """Start the stack, run the demo, print the UI address; stop on Ctrl-C or after ``once``."""
+       once: bool = False, config_path: Path | None = None, as_json: bool = False,
+       strict: bool = False) -> int:
+    """Start the stack, run the demo, print the UI address; stop on Ctrl-C or after ``once``
+    (``strict``: refuse a platform file whose schedules miss an RPO)."""
     if host not in ("127.0.0.1", "localhost", "::1"):
         raise ConfigError(f"strongroom up listens on loopback only, not {host!r}")
     state = (state_dir or default_state_dir()).expanduser().absolute()
@@ -360,7 +363,7 @@ def up(state_dir: Path | None = None, host: str = "127.0.0.1", port: int = 4200,
     os.environ.update(env)  # before prefect is imported in this process
     from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
 
-    announce(config, profiles_path, env["PREFECT_API_URL"], as_json)
+    announce(config, profiles_path, env["PREFECT_API_URL"], as_json, strict)
 
     def on_signal(signum: int, frame: Any) -> None:
         raise KeyboardInterrupt
@@ -462,10 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--once", action="store_true")
     parser.add_argument("--config", type=Path)
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--strict", action="store_true")
     args = parser.parse_args(argv)
     try:
         return up(args.state_dir, port=args.port, once=args.once, config_path=args.config,
-                  as_json=args.json)
+                  as_json=args.json, strict=args.strict)
     except StrongroomError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code

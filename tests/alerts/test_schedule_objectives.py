@@ -90,3 +90,19 @@ def test_serve_strict_refuses_with_one_error_line(tmp_path):
     assert proc.returncode == 2, proc.stderr
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and "missing the RPO" in lines[0]
+
+
+def test_up_strict_refuses_before_starting_anything(tmp_path):
+    """``strongroom up --strict --config`` checks the file first: one error line, exit 2, no
+    server started."""
+    import shutil
+
+    state = tmp_path / "state"
+    proc = subprocess.run([shutil.which("strongroom") or "strongroom", "up", "--strict",
+                           "--config", str(write(tmp_path, doc(DAILY))), "--state-dir",
+                           str(state), "--port", "0", "--once"],
+                          capture_output=True, text=True, timeout=120, cwd=ROOT)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "missing the RPO" in lines[0]
+    assert not list(state.rglob("*.db")) and "PREFECT_API_URL" not in proc.stdout  # no server
