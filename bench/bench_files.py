@@ -139,6 +139,11 @@ def main() -> None:
                BORG_PASSPHRASE=PASSWORD, BORG_UNKNOWN_UNENCRYPTED_REPO_ACCESS_IS_OK="yes",
                BORG_RELOCATED_REPO_ACCESS_IS_OK="yes", BORG_BASE_DIR=str(work / "borg-base"))
     env.pop("STRONGROOM_ARGON2_MEMORY_KIB", None)
+    # An installed package has its bytecode compiled (pip does it): never time compiling it.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    env["PYTHONPYCACHEPREFIX"] = str(work / "pycache")
+    if "strongroom" in tools:
+        subprocess.run(["strongroom", "--help"], env=env, stdout=subprocess.DEVNULL, check=True)
 
     # One data copy per tool, so each sees the same change made the same way each round.
     copies = {}
