@@ -15,7 +15,8 @@ threshold). Alerts:
   also a replication RPO breach reported by the replication supervisor;
 * info ``backup completed`` (channels opt in);
 * maintenance: key rotation due, target above its capacity threshold, verify found damage,
-  3-2-1 broken, WAL gaps, drill overdue (also: no drill of a source within its interval).
+  3-2-1 broken, WAL gaps, a drill failed, drill overdue (no drill of a source or the site
+  within its interval).
 
 The proactive triggers start counting at a source's first completed backup after they exist.
 A drill is overdue one interval (quarterly per source, semi-annual for the site) plus
@@ -188,7 +189,8 @@ def alert_specs(config: PlatformConfig) -> list[dict[str, Any]]:
         {"posture": "Reactive", "threshold": 1, "within": timedelta(0),
          "expect": set(MAINTENANCE_EVENTS), "match": {"prefect.resource.id": "strongroom.*"}},
         "[maintenance] Strongroom: {{ event.event }}", _EVENT_BODY,
-        "Key rotation due, capacity, verify damage, 3-2-1 broken, WAL gaps, drill overdue"))
+        "Key rotation due, capacity, verify damage, 3-2-1 broken, WAL gaps, drill failed or "
+        "overdue"))
     for scope, interval in DRILL_INTERVAL.items():
         window = interval + notes.duration("drill_grace")
         # a count starts at a drill, or (never drilled) at the first backup / the deploy;

@@ -27,11 +27,12 @@ CAPACITY_EXCEEDED = "strongroom.target.capacity-exceeded"  # tasks/metrics.py, a
 DRILL_OVERDUE = "strongroom.drill.overdue"
 DRILL_COMPLETED = "strongroom.drill.completed"   # emitted by flows/drills.py
 DRILL_SCHEDULED = "strongroom.drill.scheduled"   # emitted by deployments/alerts.py at deploy
+DRILL_FAILED = "strongroom.drill.failed"         # emitted by flows/drills.py
 VERIFY_FAILED = "strongroom.verify.failed"       # emitted by flows/checks.py
 RULE_321_BROKEN = "strongroom.storage.321-broken"  # emitted by flows/storage.py
 WAL_GAP = "strongroom.wal.gap"                   # emitted by tasks/walgaps.py
-MAINTENANCE_EVENTS = (KEY_ROTATION_DUE, CAPACITY_EXCEEDED, DRILL_OVERDUE, VERIFY_FAILED,
-                      RULE_321_BROKEN, WAL_GAP)
+MAINTENANCE_EVENTS = (KEY_ROTATION_DUE, CAPACITY_EXCEEDED, DRILL_OVERDUE, DRILL_FAILED,
+                      VERIFY_FAILED, RULE_321_BROKEN, WAL_GAP)
 # warnings raised by the replication supervisor (flows/replication.py)
 REPLICATION_RPO_BREACHED = "strongroom.replication.rpo-breached"
 WARNING_EVENTS = (REPLICATION_RPO_BREACHED,)

@@ -53,7 +53,8 @@ def test_alert_specs_start_the_drill_count_without_a_first_drill(tmp_path):
     assert site["after"] == {"strongroom.drill.completed", "strongroom.drill.scheduled"}
     assert set(specs["strongroom: maintenance: events"]["expect"]) >= {
         "strongroom.key.rotation-due", "strongroom.target.capacity-exceeded",
-        "strongroom.verify.failed", "strongroom.storage.321-broken", "strongroom.wal.gap"}
+        "strongroom.verify.failed", "strongroom.storage.321-broken", "strongroom.wal.gap",
+        "strongroom.drill.failed"}
 
 
 def test_maintenance_emitters_reach_the_webhook(prefect_server, webhook, tmp_path):
