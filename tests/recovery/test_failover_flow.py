@@ -98,3 +98,25 @@ def test_failover_promotes_the_restored_cluster_and_says_where_to_repoint(
             pgc.stop(cluster)
             if where:
                 _stop(promoted, where)
+
+
+def test_serving_options_are_the_kinds_not_the_flows() -> None:
+    """The recovery flow asks the kind (Source.fails_over / serving_options) whether a restore
+    leaves a server running, for failover or SQL smoke checks; it names no kind itself."""
+    from strongroom.sources import registry
+
+    pg = registry.get("postgres")
+    assert pg.fails_over and not registry.get("files").fails_over
+    assert pg.serving_options("/srv/pg", failover=True, sql_checks=True) == {
+        "failover": True, "keep_running": True}
+    assert pg.serving_options("/srv/pg", failover=False, sql_checks=True) == {
+        "keep_running": True}
+    assert pg.serving_options("/srv/pg", failover=False, sql_checks=False) == {}
+    for logical in ("postgresql://db:5432/app", "host=db dbname=app"):
+        assert pg.serving_options(logical, failover=True, sql_checks=True) == {}
+    for kind in registry.kinds():
+        if kind != "postgres":
+            assert registry.get(kind).serving_options("x", failover=True, sql_checks=True) \
+                == {}, kind
+    flow = Path(__file__).resolve().parents[2] / "flows" / "recovery.py"
+    assert '"postgres"' not in flow.read_text()  # the flow names no kind
