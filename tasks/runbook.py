@@ -143,11 +143,15 @@ def _cypher(check: dict[str, Any], dest: str, report: dict[str, Any],
     import neo4j
 
     auth = (login["user"], login.get("password") or "") if login.get("user") else None
-    with neo4j.GraphDatabase.driver(dest, auth=auth) as driver:
-        records, _, _ = driver.execute_query(check["cypher"],
-                                             database_=check.get("database") or None)
-    values = [list(r.values()) for r in records]
-    return values
+    try:
+        with neo4j.GraphDatabase.driver(dest, auth=auth) as driver:
+            records, _, _ = driver.execute_query(check["cypher"],
+                                                 database_=check.get("database") or None)
+    except (neo4j.exceptions.Neo4jError, neo4j.exceptions.DriverError) as exc:
+        message = getattr(exc, "message", None) or str(exc)
+        raise IntegrityError(f"smoke check cypher {check['cypher'][:60]!r} failed: "
+                             f"{message.strip().splitlines()[0][:200]}") from None
+    return [list(r.values()) for r in records]
 
 
 def _redis_key(check: dict[str, Any], dest: str, report: dict[str, Any],

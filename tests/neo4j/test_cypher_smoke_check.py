@@ -21,3 +21,8 @@ def test_cypher_smoke_check_on_a_restored_graph(neo4j_db: Neo4jServer) -> None:
         "cypher 'MATCH (a:Account) RETURN count(a)': ok"]
     with pytest.raises(IntegrityError, match=r"smoke check cypher .* gave .*expected '4'"):
         smoke_checks([{**check, "expect": 4}], neo4j_db.uri, {}, login)
+    with pytest.raises(IntegrityError, match=r"smoke check cypher 'MATCH \(a:Account\) RETURN"
+                                             r" nonsense\(a\)' failed: ") as exc:
+        smoke_checks([{"cypher": "MATCH (a:Account) RETURN nonsense(a)", "expect": 3}],
+                     neo4j_db.uri, {}, login)
+    assert "\n" not in str(exc.value) and neo4j_db.password not in str(exc.value)
