@@ -37,3 +37,18 @@ def s3_bucket(moto_endpoint: str) -> str:
     name = f"test-{secrets.token_hex(6)}"
     s3_client(moto_endpoint).create_bucket(Bucket=name)
     return name
+
+
+# Directories whose tests share one expensive session server (a JVM, a `prefect server`):
+# under pytest-xdist (`./scripts/test` runs two workers) they stay on one worker, so the
+# server starts once; any other test file is its own group (module fixtures set up once).
+ONE_WORKER_DIRS = ("alerts", "neo4j")
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.get_closest_marker("xdist_group"):
+            continue
+        parts = item.path.relative_to(config.rootpath).parts
+        shared = len(parts) > 2 and parts[0] == "tests" and parts[1] in ONE_WORKER_DIRS
+        item.add_marker(pytest.mark.xdist_group("/".join(parts[:2] if shared else parts)))

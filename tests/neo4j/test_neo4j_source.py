@@ -90,7 +90,7 @@ def test_every_property_type_round_trips_exactly(neo4j_db: Neo4jServer, repo: Re
 
 @pytest.mark.slow
 def test_large_graph_round_trips(neo4j_db: Neo4jServer, repo: Repository) -> None:
-    n = 100_000
+    n = 30_000  # several import batches and transactions of each kind; 100k took 72 s
     run(neo4j_db, "CREATE CONSTRAINT person_id FOR (p:Person) REQUIRE p.id IS UNIQUE")
     run_auto(neo4j_db, "UNWIND range(0, $n - 1) AS i CALL (i) { CREATE (:Person {id: i, "
                   "name: 'p' + i, score: i * 0.5}) } IN TRANSACTIONS OF 20000 ROWS", n=n)
@@ -101,7 +101,7 @@ def test_large_graph_round_trips(neo4j_db: Neo4jServer, repo: Repository) -> Non
     snap = backup_neo4j(repo, neo4j_db.uri, **_creds(neo4j_db), name="big")
     assert snap.meta["nodes"] == n and snap.meta["relationships"] == 2 * n
     report = restore_neo4j(repo, snap, neo4j_db.uri, replace=True, **_creds(neo4j_db),
-                           batch=10_000)
+                           batch=4_000)
     assert (report["nodes"], report["relationships"]) == (n, 2 * n)
     assert report["checksum"] == snap.meta["checksum"]
     assert run(neo4j_db, "MATCH (a:Person {id: 41})-[:LIKES]->(c) RETURN c.id AS c"

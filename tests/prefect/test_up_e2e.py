@@ -39,7 +39,7 @@ def _pids_mentioning(text: str) -> list[int]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(150)
+@pytest.mark.timeout(330)
 def test_strongroom_up_once(tmp_path):
     state = tmp_path / "state"
     port = free_port()
@@ -49,7 +49,7 @@ def test_strongroom_up_once(tmp_path):
     proc = subprocess.run(
         [sys.executable, "-c", "from strongroom.cli import main; main()", "up", "--once",
          "--json", "--port", str(port), "--state-dir", str(state)],
-        env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
+        env=env, capture_output=True, text=True, timeout=300, stdin=subprocess.DEVNULL)
     elapsed = time.monotonic() - started
     assert proc.returncode == 0, proc.stderr[-2000:] + (state / "serve.log").read_text()[-2000:]
     summary = json.loads(proc.stdout)
