@@ -199,7 +199,7 @@ def test_engine_words_for_a_source_that_is_down_are_transient(tmp_path):
 
 
 @pytest.mark.skipif(not shutil.which("redis-server"), reason="redis-server not installed")
-def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names):
+def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names, monkeypatch):
     """A Redis that is down when the snapshot starts and comes back: retried, completes."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
@@ -207,6 +207,11 @@ def test_source_server_restarting_is_retried(prefect_harness, tmp_path, names):
     from blocks import RedisSource
     from flows.backup import TIER_FLOWS
     from flows.limits import ensure_limits
+    from tasks.backup import dump
+
+    # the suite's 1 s base gives retries as soon as 0.5, 1 and 2 s apart: on a loaded machine
+    # the restart below (seen through the API) can come later than all three
+    monkeypatch.setattr(dump, "retry_delay_seconds", [3.0, 6.0, 12.0])
 
     port = free_port()
     RedisSource(source_name=f"cache-{names}", port=port).save(f"cache-{names}")
