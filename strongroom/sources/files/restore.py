@@ -43,6 +43,8 @@ BATCH_FILES = 32  # small files handed to a worker at once
 BATCH_BYTES = 4 * 1024 * 1024
 PROCESS_MIN_FILES = 256  # fewer files: threads (forking workers costs more than it saves)
 MAX_PROCESSES = 8
+PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
+PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per chunk
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 log = logging.getLogger("strongroom")
@@ -110,7 +112,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                     # than writing a small one
                     batch.append((rel, node, dest))
                     batch_bytes += node.size
-                    if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
+                    if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
                         workers.submit(batch)
                         batch, batch_bytes = [], 0
                     files += 1
@@ -158,6 +160,7 @@ class _Workers:
         self._done = 0  # bytes of the worker processes already reported
         self._counter: Any = None
         self._stop: Any = None
+        self.batch_files = BATCH_FILES
 
     def __enter__(self) -> _Workers:
         return self
@@ -200,6 +203,7 @@ class _Workers:
                     _process_count(), mp_context=ctx, initializer=_child_init,
                     initargs=(self.reader, self.meta.numeric_owner, self._counter, self._stop))
                 self._procs = True
+                self.batch_files = PROCESS_BATCH_FILES
                 for batch in self._held:  # forks the workers at the first submit
                     self._submit(batch)
             finally:
@@ -289,11 +293,19 @@ def _child_init(reader: SnapshotReader, numeric_owner: bool, counter: Any, stop:
     reader.repo.after_fork()
     reader.share_stop(stop)
 
-    def progress(n: int) -> None:
-        with counter.get_lock():
-            counter.value += n
+    unreported = [0]
 
-    _child.update(reader=reader, numeric_owner=numeric_owner, progress=progress,
+    def flush() -> None:
+        with counter.get_lock():
+            counter.value += unreported[0]
+        unreported[0] = 0
+
+    def progress(n: int) -> None:
+        unreported[0] += n
+        if unreported[0] >= PROGRESS_STEP:
+            flush()
+
+    _child.update(reader=reader, numeric_owner=numeric_owner, progress=progress, flush=flush,
                   names=_TempNames())
 
 
@@ -301,7 +313,10 @@ def _child_write_files(batch: list[tuple[str, Node, str]]
                        ) -> tuple[dict[str, int], str, bool] | None:
     """One batch in a worker process; what it could not apply goes back to the parent."""
     meta = MetaApplier(_child["numeric_owner"])
-    _write_files(_child["reader"], batch, meta, _child["progress"], _child["names"])
+    try:
+        _write_files(_child["reader"], batch, meta, _child["progress"], _child["names"])
+    finally:
+        _child["flush"]()
     short = meta.shortfall
     return (short.counts, short.first, short.unsupported) if short.counts else None
 
