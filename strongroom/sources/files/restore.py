@@ -10,6 +10,7 @@ report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabil
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import gc
 import itertools
@@ -44,6 +45,7 @@ BATCH_BYTES = 4 * 1024 * 1024
 PROCESS_MIN_FILES = 256  # fewer files: threads (forking workers costs more than it saves)
 MAX_PROCESSES = 8
 PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
+_PR_SET_PDEATHSIG = 1
 PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per chunk
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
@@ -201,7 +203,8 @@ class _Workers:
             try:
                 self._pool = ProcessPoolExecutor(
                     _process_count(), mp_context=ctx, initializer=_child_init,
-                    initargs=(self.reader, self.meta.numeric_owner, self._counter, self._stop))
+                    initargs=(os.getpid(), self.reader, self.meta.numeric_owner,
+                              self._counter, self._stop))
                 self._procs = True
                 self.batch_files = PROCESS_BATCH_FILES
                 for batch in self._held:  # forks the workers at the first submit
@@ -288,8 +291,17 @@ def _process_count() -> int:
 _child: dict[str, Any] = {}
 
 
-def _child_init(reader: SnapshotReader, numeric_owner: bool, counter: Any, stop: Any) -> None:
+def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, counter: Any,
+                stop: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # A worker dies with its parent (kill -9 of the restore): it would otherwise wait for
+    # work forever, since it holds the task pipe's write end itself.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
     reader.repo.after_fork()
     reader.share_stop(stop)
 
