@@ -6,6 +6,11 @@ children are written). Fifos and devices are made with mknod, sparse files get t
 back. What a non-root restore cannot apply (owners, devices, some attributes) is counted in the
 report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabilities``,
 ``_mode``) and summed up in one warning, not a failure.
+
+Files are written by worker processes (one per CPU, forked from the CLI's main thread: they
+inherit the opened repository, keys and index) in batches in snapshot order, so a pack's blobs
+are read by one worker in a row; this process walks the trees, makes directories first and
+applies their metadata last. Few files, or a caller with other threads (flows), use threads.
 """
 
 from __future__ import annotations
