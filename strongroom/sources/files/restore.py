@@ -9,7 +9,7 @@ report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabil
 
 Files are written by worker processes (one per CPU, forked from the CLI's main thread: they
 inherit the opened repository, keys and index) in batches in snapshot order, so a pack's blobs
-are read by one worker in a row; this process walks the trees, makes directories first and
+are mostly read by one worker in a row; this process walks the trees, makes directories first and
 applies their metadata last. Few files, or a caller with other threads (flows), use threads.
 """
 
