@@ -24,6 +24,7 @@ import multiprocessing
 import os
 import signal
 import stat
+import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import (
@@ -277,7 +278,8 @@ class _SharedFlag:
 def _can_fork() -> bool:
     """Worker processes only from the main thread of a single-threaded caller (the CLI): a
     fork copies locks other threads may hold. Elsewhere (flows, servers) threads do it."""
-    return ("fork" in multiprocessing.get_all_start_methods()
+    return (sys.platform == "linux"  # fork is unsafe with macOS system frameworks
+            and "fork" in multiprocessing.get_all_start_methods()
             and threading.current_thread() is threading.main_thread()
             and not [t for t in threading.enumerate()
                      if t is not threading.main_thread() and not t.daemon
