@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 import threading
 from collections import deque
 from collections.abc import Iterator
@@ -20,6 +21,15 @@ PREFETCH = 8
 _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-fetch")
 
 
+def _new_pool_after_fork() -> None:
+    # A forked child has none of the parent's threads: a copied executor would queue forever.
+    global _pool
+    _pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blob-fetch")
+
+
+os.register_at_fork(after_in_child=_new_pool_after_fork)
+
+
 class SnapshotReader:
     def __init__(self, repo: Repository, snap: Snapshot) -> None:
         self.repo = repo
@@ -32,6 +42,11 @@ class SnapshotReader:
         """Make every running :meth:`chunks` give up at its next chunk (Ctrl-C, a failure
         elsewhere: no need to finish files of a restore that stopped)."""
         self._stopping.set()
+
+    def share_stop(self, flag: Any) -> None:
+        """Take the stop signal from ``flag`` (anything with ``is_set()``, e.g. a flag shared
+        with the process that forked this one) instead of this process's own."""
+        self._stopping = flag
 
     def pool(self, workers: int, name: str) -> ReaderPool:
         """Worker threads for reading this snapshot's files: leaving the ``with`` block on an

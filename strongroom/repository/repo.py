@@ -598,6 +598,16 @@ class Repository:
     def close(self) -> None:
         self.backend.close()
 
+    def after_fork(self) -> None:
+        """In a child process made by ``fork`` (restore workers): locks and connections of its
+        own; the keys and the index loaded before the fork are kept (no key derivation)."""
+        self._lock = threading.Lock()
+        self._reload_lock = threading.Lock()
+        self._windows = OrderedDict()
+        self._tree_cache = OrderedDict()
+        self._tree_cache_nodes = 0
+        self.backend.after_fork()
+
 
 def list_slots(backend: Backend) -> list[KeySlot]:
     slots = []

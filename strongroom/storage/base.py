@@ -76,6 +76,10 @@ class Backend(ABC):
     def close(self) -> None:  # noqa: B027 (optional hook)
         """Release connections and file handles."""
 
+    def after_fork(self) -> None:  # noqa: B027 (optional hook)
+        """In a child process made by ``fork``: open connections of its own (the parent's
+        sockets and connection pools must not be shared)."""
+
     def describe(self) -> dict[str, Any]:
         """Where and on what medium the data lives (for 3-2-1 reports)."""
         return {"url": self.url, "kind": self.kind}

@@ -72,14 +72,19 @@ class S3Backend(Backend):
             response_checksum_validation="when_required",
         )
         region = region or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
+        self._client_args: dict[str, Any] = {
+            "endpoint_url": self.endpoint, "region_name": region,
+            "aws_access_key_id": access_key_id, "aws_secret_access_key": secret_access_key,
+            "config": config}
         try:
-            self.client = boto3.session.Session().client(
-                "s3", endpoint_url=self.endpoint, region_name=region,
-                aws_access_key_id=access_key_id, aws_secret_access_key=secret_access_key,
-                config=config)
+            self.client = boto3.session.Session().client("s3", **self._client_args)
         except ValueError:  # botocore's InvalidRegionError, or an endpoint from the environment
             raise ConfigError(f"S3 region {region!r} or endpoint {self.endpoint!r} is not "
                               "valid") from None
+
+    def after_fork(self) -> None:
+        """A client of this process's own: the parent's pooled connections stay the parent's."""
+        self.client = boto3.session.Session().client("s3", **self._client_args)
 
     def _key(self, key: str) -> str:
         return self.prefix + key

@@ -6,16 +6,35 @@ children are written). Fifos and devices are made with mknod, sparse files get t
 back. What a non-root restore cannot apply (owners, devices, some attributes) is counted in the
 report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabilities``,
 ``_mode``) and summed up in one warning, not a failure.
+
+Files are written by worker processes (one per CPU, forked from the CLI's main thread: they
+inherit the opened repository, keys and index) in batches in snapshot order, so a pack's blobs
+are mostly read by one worker in a row; this process walks the trees, makes directories first and
+applies their metadata last. Few files, or a caller with other threads (flows), use threads.
 """
 
 from __future__ import annotations
 
+import ctypes
 import errno
+import gc
 import itertools
 import logging
+import multiprocessing
 import os
+import signal
 import stat
+import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import (
+    FIRST_EXCEPTION,
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+)
+from concurrent.futures import wait as futures_wait
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +48,11 @@ from strongroom.sources.files.sparse import write_sparse
 WORKERS = 4
 BATCH_FILES = 32  # small files handed to a worker at once
 BATCH_BYTES = 4 * 1024 * 1024
+PROCESS_MIN_FILES = 256  # fewer files: threads (forking workers costs more than it saves)
+MAX_PROCESSES = 8
+PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
+_PR_SET_PDEATHSIG = 1
+PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per chunk
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 log = logging.getLogger("strongroom")
@@ -67,8 +91,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     files = 0
     total = 0
     try:
-        with reader.pool(WORKERS, "restore") as pool:  # Ctrl-C: stop at the next chunk
-            futures = []
+        with _Workers(reader, meta, progress, names) as workers:  # Ctrl-C: stop at next chunk
             batch: list[tuple[str, Node, str]] = []
             batch_bytes = 0
             for rel, node in reader.walk():
@@ -97,20 +120,21 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                     # than writing a small one
                     batch.append((rel, node, dest))
                     batch_bytes += node.size
-                    if len(batch) >= BATCH_FILES or batch_bytes >= BATCH_BYTES:
-                        futures.append(pool.submit(_write_files, reader, batch, meta, progress,
-                                                   names))
+                    if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
+                        workers.submit(batch)
                         batch, batch_bytes = [], 0
                     files += 1
                     total += node.size
             if batch:
-                futures.append(pool.submit(_write_files, reader, batch, meta, progress, names))
-            for fut in futures:
-                fut.result()
+                workers.submit(batch)
+            workers.wait()
             for first, dest in hardlinks:
                 os.link(first, dest)
         for dest, node in reversed(dirs):  # after their children: times and modes hold
             meta.apply(dest, node)
+    except BrokenProcessPool:
+        raise StorageError(f"restore into {target} failed: a restore worker process died "
+                           "(out of memory?); re-run with --replace") from None
     except StrongroomError as exc:
         raise type(exc)(f"{exc}; restore stopped: files already written to {target} are "
                         "verified, re-run with --replace once the cause is fixed") from None
@@ -124,6 +148,196 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
         report |= {f"not_restored_{k}": n for k, n in sorted(meta.shortfall.counts.items())}
         log.warning("warning: %s", meta.shortfall.summary())
     return report
+
+
+class _Workers:
+    """Writes batches of files: in worker processes (forked: they inherit the opened
+    repository, its keys and index, so nothing is derived again) once more than
+    ``PROCESS_MIN_FILES`` files are to be written, else in threads of this process. Batches
+    before that are held back until the choice is made. Left on an exception, running files
+    stop at their next chunk and queued ones never start (Ctrl-C)."""
+
+    def __init__(self, reader: SnapshotReader, meta: MetaApplier,
+                 progress: Callable[[int], None] | None, names: _TempNames) -> None:
+        self.reader, self.meta, self.progress, self.names = reader, meta, progress, names
+        self._held: list[list[tuple[str, Node, str]]] = []
+        self._held_files = 0
+        self._pool: Executor | None = None
+        self._procs = False
+        self._futures: list[Future[Any]] = []
+        self._done = 0  # bytes of the worker processes already reported
+        self._counter: Any = None
+        self._stop: Any = None
+        self.batch_files = BATCH_FILES
+
+    def __enter__(self) -> _Workers:
+        return self
+
+    def submit(self, batch: list[tuple[str, Node, str]]) -> None:
+        if self._pool is None:
+            self._held.append(batch)
+            self._held_files += len(batch)
+            if self._held_files >= PROCESS_MIN_FILES:
+                self._start(processes=_can_fork())
+            return
+        self._submit(batch)
+        if self._procs:
+            self._report()
+
+    def wait(self) -> None:
+        if self._pool is None:
+            self._start(processes=False)
+        if not self._procs:
+            for fut in self._futures:
+                fut.result()
+            return
+        pending: set[Future[Any]] = set(self._futures)
+        while pending:
+            done, pending = futures_wait(pending, timeout=0.1, return_when=FIRST_EXCEPTION)
+            self._report()
+            for fut in done:
+                self._merge(fut.result())
+        self._report()
+
+    def _start(self, processes: bool) -> None:
+        if processes:
+            ctx = multiprocessing.get_context("fork")
+            self._counter = ctx.Value("q", 0)
+            self._stop = _SharedFlag(ctx.RawValue("b", 0))
+            self.reader.repo.index  # noqa: B018 (loaded once here, inherited by the workers)
+            gc.freeze()  # the inherited objects stay shared: the collector does not touch them
+            try:
+                self._pool = ProcessPoolExecutor(
+                    _process_count(), mp_context=ctx, initializer=_child_init,
+                    initargs=(os.getpid(), self.reader, self.meta.numeric_owner,
+                              self._counter, self._stop))
+                self._procs = True
+                self.batch_files = PROCESS_BATCH_FILES
+                for batch in self._held:  # forks the workers at the first submit
+                    self._submit(batch)
+            finally:
+                gc.unfreeze()
+        else:
+            self._pool = self.reader.pool(WORKERS, "restore")
+            for batch in self._held:
+                self._submit(batch)
+        self._held = []
+
+    def _submit(self, batch: list[tuple[str, Node, str]]) -> None:
+        assert self._pool is not None
+        if self._procs:
+            self._futures.append(self._pool.submit(_child_write_files, batch))
+        else:
+            self._futures.append(self._pool.submit(_write_files, self.reader, batch, self.meta,
+                                                   self.progress, self.names))
+
+    def _report(self) -> None:
+        if self.progress:
+            now = self._counter.value
+            if now > self._done:
+                self.progress(now - self._done)
+                self._done = now
+
+    def _merge(self, short: tuple[dict[str, int], str, bool] | None) -> None:
+        if short is None:
+            return
+        counts, first, unsupported = short
+        mine = self.meta.shortfall
+        with mine._lock:
+            for kind, n in counts.items():
+                mine.counts[kind] = mine.counts.get(kind, 0) + n
+            mine.first = mine.first or first
+            mine.unsupported = mine.unsupported or unsupported
+
+    def __exit__(self, exc_type: Any, exc: Any, tb: Any) -> Any:
+        if self._pool is None:
+            return False
+        if exc_type is not None:
+            self.reader.stop()
+            if self._stop is not None:
+                self._stop.set()
+            self._pool.shutdown(wait=True, cancel_futures=True)
+            return False
+        self._pool.shutdown(wait=True)
+        return False
+
+
+class _SharedFlag:
+    """A stop flag every forked worker sees (one shared byte, read without a lock)."""
+
+    def __init__(self, value: Any) -> None:
+        self._value = value
+
+    def is_set(self) -> bool:
+        return bool(self._value.value)
+
+    def set(self) -> None:
+        self._value.value = 1
+
+
+def _can_fork() -> bool:
+    """Worker processes only from the main thread of a single-threaded caller (the CLI): a
+    fork copies locks other threads may hold. Elsewhere (flows, servers) threads do it."""
+    return (sys.platform == "linux"  # fork is unsafe with macOS system frameworks
+            and "fork" in multiprocessing.get_all_start_methods()
+            and threading.current_thread() is threading.main_thread()
+            and not [t for t in threading.enumerate()
+                     if t is not threading.main_thread() and not t.daemon
+                     and not t.name.startswith(("blob-fetch", "restore"))]
+            and _process_count() > 1)
+
+
+def _process_count() -> int:
+    try:
+        cpus = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cpus = os.cpu_count() or 1
+    return max(1, min(cpus, MAX_PROCESSES))
+
+
+_child: dict[str, Any] = {}
+
+
+def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, counter: Any,
+                stop: Any) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    # A worker dies with its parent (kill -9 of the restore): it would otherwise wait for
+    # work forever, since it holds the task pipe's write end itself.
+    try:
+        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass
+    if os.getppid() != parent:
+        os._exit(1)
+    reader.repo.after_fork()
+    reader.share_stop(stop)
+
+    unreported = [0]
+
+    def flush() -> None:
+        with counter.get_lock():
+            counter.value += unreported[0]
+        unreported[0] = 0
+
+    def progress(n: int) -> None:
+        unreported[0] += n
+        if unreported[0] >= PROGRESS_STEP:
+            flush()
+
+    _child.update(reader=reader, numeric_owner=numeric_owner, progress=progress, flush=flush,
+                  names=_TempNames())
+
+
+def _child_write_files(batch: list[tuple[str, Node, str]]
+                       ) -> tuple[dict[str, int], str, bool] | None:
+    """One batch in a worker process; what it could not apply goes back to the parent."""
+    meta = MetaApplier(_child["numeric_owner"])
+    try:
+        _write_files(_child["reader"], batch, meta, _child["progress"], _child["names"])
+    finally:
+        _child["flush"]()
+    short = meta.shortfall
+    return (short.counts, short.first, short.unsupported) if short.counts else None
 
 
 def _make_special(dest: Path, node: Node, meta: MetaApplier) -> bool:
