@@ -44,6 +44,8 @@ def processes(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
     monkeypatch.setattr(restore_mod, "PROCESS_MIN_FILES", 1)
     monkeypatch.setattr(restore_mod, "ProcessPoolExecutor", _CountingPool)
     monkeypatch.setattr(restore_mod, "_process_count", lambda: 2)
+    # pytest's process has threads of its own (moto's server): fork anyway, as the CLI would
+    monkeypatch.setattr(restore_mod, "_can_fork", lambda: True)
     pools.clear()
     yield
     assert pools, "the restore did not use worker processes"

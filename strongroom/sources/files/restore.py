@@ -276,15 +276,21 @@ class _SharedFlag:
 
 
 def _can_fork() -> bool:
-    """Worker processes only from the main thread of a single-threaded caller (the CLI): a
-    fork copies locks other threads may hold. Elsewhere (flows, servers) threads do it."""
+    """Worker processes only from the main thread of a caller whose other threads are known
+    (the CLI: our readers, rich's screen refresh): a fork copies locks other threads may hold.
+    Anywhere else (a Prefect flow, a server, a library caller with threads of its own) threads
+    do the work."""
     return (sys.platform == "linux"  # fork is unsafe with macOS system frameworks
             and "fork" in multiprocessing.get_all_start_methods()
             and threading.current_thread() is threading.main_thread()
-            and not [t for t in threading.enumerate()
-                     if t is not threading.main_thread() and not t.daemon
-                     and not t.name.startswith(("blob-fetch", "restore"))]
+            and all(_known_thread(t) for t in threading.enumerate())
             and _process_count() > 1)
+
+
+def _known_thread(thread: threading.Thread) -> bool:
+    return (thread is threading.main_thread()
+            or thread.name.startswith(("blob-fetch", "restore"))
+            or type(thread).__name__ == "_RefreshThread")  # rich.live: draws, holds nothing
 
 
 def _process_count() -> int:
