@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from deployments.key_specs import KmsKeyConfig, Pkcs11KeyConfig
 from deployments.notifications import NotificationsConfig
 from deployments.seed import SEED_SCHEDULES, SEED_TIMEZONE
+from strongroom.crypto.key_models import KeyModel
 from strongroom.errors import ConfigError, NotSupported
 from strongroom.sources import registry
 
@@ -58,22 +58,14 @@ class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
-class KeyConfig(_Model):
-    """One key: exactly one of a password, a key file, a PKCS#11 token or a KMS key."""
+class KeyConfig(KeyModel):
+    """``keys.<name>``: exactly one of a password, a key file, a PKCS#11 token (``pkcs11:``:
+    token and key labels, module, and the PIN as ``pin_env``, ``pin_file`` or ``pin: ${VAR}``;
+    none: the host's STRONGROOM_PKCS11_PIN(_FILE)) or a KMS key (``kms:``: key id, endpoint,
+    region and an optional key pair; empty fields: the slot's values and the AWS chain). The
+    fields and checks are the key block's (:mod:`strongroom.crypto.key_models`)."""
 
-    password: str | None = None
-    keyfile: str | None = None
-    pkcs11: Pkcs11KeyConfig | None = None
-    kms: KmsKeyConfig | None = None
-
-    @model_validator(mode="after")
-    def _one(self) -> KeyConfig:
-        given = [k for k in ("password", "keyfile", "pkcs11", "kms") if getattr(self, k)
-                 is not None]
-        if len(given) != 1:
-            raise ValueError("give exactly one of password, keyfile, pkcs11 or kms"
-                             + (f" (got {', '.join(given)})" if given else ""))
-        return self
+    model_config = ConfigDict(extra="forbid")
 
 
 class TargetConfig(_Model):

@@ -186,3 +186,25 @@ def test_key_blocks_and_platform_keys_validate_in_one_line(tmp_path):
             load_config(bad)
         text = str(exc.value)
         assert needle in text and "\n" not in text, text
+
+
+def test_platform_keys_and_key_block_share_the_engine_key_models():
+    """One definition of a key: the block and the platform file subclass the engine's models
+    (saved blocks keep their type slug and fields); the platform file loads without prefect."""
+    import subprocess
+    import sys
+
+    from blocks.keys import KmsKey, Pkcs11Key, RepositoryKey
+    from deployments.config import KeyConfig
+    from strongroom.crypto import key_models
+
+    assert issubclass(RepositoryKey, key_models.KeyModel)
+    assert issubclass(KeyConfig, key_models.KeyModel)
+    assert (Pkcs11Key, KmsKey) == (key_models.Pkcs11Key, key_models.KmsKey)
+    assert RepositoryKey.get_block_type_slug() == "strongroom-repository-key"
+    assert list(RepositoryKey.model_fields) == ["password", "keyfile", "pkcs11", "kms"]
+    assert KeyConfig.model_config["extra"] == "forbid"
+    assert RepositoryKey.model_config["extra"] == "allow"  # Prefect's, as before
+    code = ("import sys, deployments.config, strongroom.crypto.key_models; "
+            "sys.exit(1 if 'prefect' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
