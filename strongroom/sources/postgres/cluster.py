@@ -102,6 +102,7 @@ class Server:
         """Wait until connections are accepted (and recovery has ended when ``promoted``)."""
         deadline = time.monotonic() + timeout
         last = ""
+        pause = 0.02  # promotion often follows within a fraction of a second: look soon
         while time.monotonic() < deadline:
             if not self.running():
                 raise SourceError(f"PostgreSQL on {self.datadir} stopped: {self.log_error()}")
@@ -113,7 +114,8 @@ class Server:
                     last = "still in recovery"
             except psycopg.OperationalError as exc:
                 last = str(exc).strip().splitlines()[0] if str(exc).strip() else "not ready"
-            time.sleep(0.3)
+            time.sleep(pause)
+            pause = min(pause * 1.5, 0.3)
         raise SourceError(f"PostgreSQL on {self.datadir} not ready after {timeout:.0f} s "
                           f"({last})")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import threading
 from collections import deque
+from collections.abc import Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, Any
 
@@ -77,50 +78,66 @@ def store_parts(w: Any, sniff: TarSniffer, jobs: int, part_size: int = PART_SIZE
     return count
 
 
-class _Concat(io.RawIOBase):
-    """The parts read back in order, ``ahead`` of them fetched in parallel."""
+def base_chunks(repo: Any, snap: Snapshot, ahead: int = 2) -> Generator[bytes, None, None]:
+    """The base backup's tar stream as verified chunks, in order, with no copy: ``ahead``
+    parts are read at once, each on its own thread (blobs decrypted and checked, then the
+    part's SHA-256), so checking one part overlaps with the caller writing the previous."""
+    reader = repo.reader(snap)
+    names = sorted(p for p, n in reader.walk() if p.startswith(PREFIX) and n.type == "file")
+    if not names:
+        yield from reader.chunks(reader.node("base.tar"), "base.tar")
+        return
 
-    def __init__(self, reader: Any, names: list[str], ahead: int) -> None:
-        self.reader = reader
-        self.names = deque(names)
-        self.pool = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="pg-read")
-        self.window: deque[Future[bytes]] = deque()
-        self.ahead = max(1, ahead)
+    def whole(name: str) -> list[bytes]:
+        return list(reader.chunks(reader.node(name), name))
+
+    pool = ThreadPoolExecutor(max_workers=max(1, ahead), thread_name_prefix="pg-read")
+    window: deque[Future[list[bytes]]] = deque()
+    todo = deque(names)
+    try:
+        while todo or window:
+            while todo and len(window) < max(1, ahead):
+                window.append(pool.submit(whole, todo.popleft()))
+            chunks = window.popleft().result()
+            chunks.reverse()
+            while chunks:
+                yield chunks.pop()  # let go of each chunk once written
+    finally:
+        reader.stop()  # a caller that gave up: parts still being read stop at their next chunk
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
+class _ChunkReader(io.RawIOBase):
+    """A file object over an iterator of byte chunks."""
+
+    def __init__(self, chunks: Iterator[bytes]) -> None:
+        self.chunks = chunks
         self.current = memoryview(b"")
-        self._fill()
-
-    def _fill(self) -> None:
-        while self.names and len(self.window) < self.ahead:
-            self.window.append(self.pool.submit(self.reader.read_bytes, self.names.popleft()))
 
     def readable(self) -> bool:
         return True
 
     def readinto(self, buf: Any) -> int:
         while not self.current:
-            if not self.window:
+            nxt = next(self.chunks, None)
+            if nxt is None:
                 return 0
-            self.current = memoryview(self.window.popleft().result())
-            self._fill()
+            self.current = memoryview(nxt)
         n = min(len(buf), len(self.current))
         buf[:n] = self.current[:n]
         self.current = self.current[n:]
         return n
 
     def close(self) -> None:
-        for fut in self.window:
-            fut.cancel()
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        close = getattr(self.chunks, "close", None)
+        if close is not None:
+            close()
         super().close()
 
 
 def open_base(repo: Any, snap: Snapshot, ahead: int = 2) -> IO[bytes]:
-    """The base backup's tar stream (parts concatenated, or a single ``base.tar``)."""
-    reader = repo.reader(snap)
-    names = [p for p, n in reader.walk() if p.startswith(PREFIX) and n.type == "file"]
-    if not names:
-        return reader.open("base.tar")
-    return io.BufferedReader(_Concat(reader, sorted(names), ahead), buffer_size=1 << 20)
+    """The base backup's tar stream as a file object (see :func:`base_chunks`)."""
+    return io.BufferedReader(_ChunkReader(base_chunks(repo, snap, ahead)), buffer_size=1 << 20)
 
 
 def base_paths(reader: Any) -> list[str]:

@@ -92,6 +92,16 @@ def run(args: Sequence[str], *, timeout: float, env: dict[str, str] | None = Non
     return proc
 
 
+def widen_pipe(pipe: Any) -> None:
+    """A 1 MiB pipe instead of 64 KiB: fewer wake-ups between a tool and us (Linux)."""
+    try:
+        import fcntl
+
+        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ
+    except (OSError, ImportError, AttributeError):
+        pass
+
+
 def last_error(stderr: str) -> str:
     """The most telling line of a PostgreSQL tool's stderr."""
     lines = [ln.strip() for ln in (stderr or "").splitlines() if ln.strip()]

@@ -16,7 +16,7 @@ from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres.backups import BASE_KINDS, KIND, physical_snapshots
 from strongroom.sources.postgres.conn import Dsn, reports_lost_connection, server_info
 from strongroom.sources.postgres.faults import source_error
-from strongroom.sources.postgres.pgbin import binary, last_error
+from strongroom.sources.postgres.pgbin import binary, last_error, widen_pipe
 from strongroom.sources.postgres.tablestats import databases, table_stats
 from strongroom.sources.postgres.tarsniff import TarSniffer
 
@@ -58,7 +58,7 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
     started = datetime.now(UTC)
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             env=dsn.env(), stdin=subprocess.DEVNULL)
-    _widen_pipe(proc.stdout)
+    widen_pipe(proc.stdout)
     errors: list[str] = []
     reader = threading.Thread(target=lambda: errors.extend(
         proc.stderr.read().decode(errors="replace").splitlines()), daemon=True)  # type: ignore
@@ -98,16 +98,6 @@ def backup_full(repo: Repository, dsn: str | Dsn, name: str, *, wal: str = "fetc
             proc.kill()
             proc.wait()
     return snap
-
-
-def _widen_pipe(pipe: Any) -> None:
-    """A 1 MiB pipe instead of 64 KiB: fewer wake-ups between pg_basebackup and us."""
-    try:
-        import fcntl
-
-        fcntl.fcntl(pipe.fileno(), 1031, 1 << 20)  # F_SETPIPE_SZ (Linux)
-    except (OSError, ImportError, AttributeError):
-        pass
 
 
 def base_meta(manifest: dict[str, Any], label: str, info: Any, wal: str,

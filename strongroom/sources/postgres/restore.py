@@ -9,6 +9,7 @@ import tarfile
 import tempfile
 import threading
 import time
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -26,9 +27,11 @@ from strongroom.sources.postgres.pgbin import (
     last_error,
     run,
     server_user_kwargs,
+    widen_pipe,
 )
 from strongroom.sources.postgres.plan import Target, check_wal, choose_base, choose_timeline
 from strongroom.sources.postgres.receiver import default_slot
+from strongroom.sources.postgres.writeback import EarlyWriteBack
 
 MARKER = "# strongroom restore"
 
@@ -53,27 +56,41 @@ def prepare_target(target_dir: Path, replace: bool) -> Path | None:
 def extract_base(repo: Repository, snap: Snapshot, target_dir: Path, jobs: int = 2,
                  timeout: float = 6 * 3600) -> None:
     """Stream the base tar out of the repository into ``target_dir``: through GNU tar (run as
-    the directory's owner) when installed, else Python's tarfile with the 'data' filter."""
+    the directory's owner) when installed, else Python's tarfile with the 'data' filter. The
+    files are written back to disk meanwhile (see :mod:`writeback`)."""
     tar_bin = shutil.which("tar")
-    with parts.open_base(repo, snap, jobs) as fh:
+    with EarlyWriteBack(target_dir):
         if tar_bin is None:
-            with tarfile.open(fileobj=fh, mode="r|") as tar:
+            with parts.open_base(repo, snap, jobs) as fh, \
+                    tarfile.open(fileobj=fh, mode="r|") as tar:
                 tar.extractall(target_dir, filter="data")
         else:
-            _gnu_tar(tar_bin, fh, target_dir, timeout)
+            chunks = parts.base_chunks(repo, snap, jobs)
+            try:
+                _gnu_tar(tar_bin, chunks, target_dir, timeout)
+            finally:
+                chunks.close()  # stops the parts still being read
     (target_dir / "pg_wal" / "archive_status").mkdir(parents=True, exist_ok=True)
 
 
-def _gnu_tar(tar_bin: str, fh: Any, target_dir: Path, timeout: float) -> None:
+def _gnu_tar(tar_bin: str, chunks: Iterable[bytes], target_dir: Path, timeout: float) -> None:
+    """Feed ``chunks`` to ``tar -x``, reading 1 MiB records (the default 10 KiB records cost
+    twice the system time)."""
     like = server_user_kwargs(target_dir)
     proc = subprocess.Popen([tar_bin, "-x", "-f", "-", "-C", str(target_dir),
-                             "--no-same-owner", "--delay-directory-restore"],
-                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, **like)
+                             "--no-same-owner", "--delay-directory-restore",
+                             "--blocking-factor=2048", "--read-full-records"],
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE, bufsize=0, **like)
+    widen_pipe(proc.stdin)
     timer = threading.Timer(timeout, proc.kill)
     timer.start()
     try:
         try:
-            shutil.copyfileobj(fh, proc.stdin, 1 << 20)  # type: ignore[arg-type]
+            fd = proc.stdin.fileno()  # type: ignore[union-attr]
+            for chunk in chunks:
+                view = memoryview(chunk)
+                while view:
+                    view = view[os.write(fd, view):]
             proc.stdin.close()  # type: ignore[union-attr]
         except BrokenPipeError:
             pass
