@@ -128,7 +128,9 @@ def load(a: argparse.Namespace, root: Path) -> tuple[pgc.Cluster, Path]:
         server = Server(root / "primary" / "data", int(st["port"]), root / "primary" / "sock",
                         logfile=root / "primary" / "server.log")
         server.start(timeout=600)
-        return pgc.Cluster(root / "primary", server), pgbr_conf
+        c = pgc.Cluster(root / "primary", server)
+        c.sql(f"ALTER ROLE postgres PASSWORD '{pgc.SUPERUSER_PASSWORD}'")  # new per process
+        return c, pgbr_conf
     pgbr_repo = root / "pgbr-repo"
     pgbr_repo.mkdir()
     c = pgc.initdb(root / "primary", seg_mb=16, settings={
@@ -192,9 +194,10 @@ def physical_rounds(a: argparse.Namespace, root: Path, c: pgc.Cluster, conf: str
             if tree is None:
                 t, _ = timed(as_pg, ["pgbackrest", conf, "--stanza=bench", "--type=full",
                                      "backup"])
-                res[name]["stored_mb"] = du(root / "pgbr-repo" / "backup") / 1e6
+                newest = max((root / "pgbr-repo" / "backup" / "bench").glob("*F"))
+                res[name]["stored_mb"] = du(newest) / 1e6  # the repository keeps two
             else:
-                url = str(root / f"sr-repo-{len(snaps)}-{r}")
+                url = str(root / f"sr-repo-{names.index(name)}-{r}")
                 Repository.init(url, password=PW).close()
                 out = child(tree, "backup", url, c.dsn())
                 t = out["s"]
