@@ -14,8 +14,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.postgres import command, parts, walstore
@@ -235,10 +233,6 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         report["wal_files_prefetched"] = prefetch(repo, snap, catalog, spool, path, target)
         settings = {"restore_command": command.restore_command(name, spool),
                     "recovery_target_timeline": str(tli), **target.settings()}
-        fast = settings.get("recovery_target_action") == "promote" and \
-            int(meta["version"]) >= 14
-        if fast:  # pause at the target, then promote: see promote_at_target
-            settings["recovery_target_action"] = "pause"
         write_recovery_conf(target_dir, settings)
         sock = work / "sock"
         sock.mkdir()
@@ -252,11 +246,8 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
                         options={"hba_file": str(hba), "archive_mode": "off",
                                  "listen_addresses": "''",
                                  # no standby will ever confirm: writes must not wait
-                                 "synchronous_standby_names": "''",
-                                 **({"hot_standby": "on"} if fast else {})})
+                                 "synchronous_standby_names": "''"})
         server.start(timeout=600)
-        if fast:
-            promote_at_target(server, float(o.get("recovery_timeout", 3600)))
         server.wait_ready(timeout=float(o.get("recovery_timeout", 3600)))
         report["recovery_seconds"] = round(time.monotonic() - t0, 2)
         report.update(recovered_state(server))
@@ -279,36 +270,6 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
             shutil.rmtree(work, ignore_errors=True)
     report["duration_s"] = round(time.monotonic() - t0, 2)
     return report
-
-
-def promote_at_target(server: Server, timeout: float) -> None:
-    """Promote the server once recovery has paused at its target.
-
-    ``recovery_target_action = 'promote'`` ends recovery with a full checkpoint that the
-    server waits for before it accepts connections; a promotion asked for (``pg_promote``, as
-    for any standby) writes an end-of-recovery record and checkpoints in the background, at
-    the same durability. Pausing needs hot_standby (set by the caller)."""
-    deadline = time.monotonic() + timeout
-    pause = 0.02
-    while time.monotonic() < deadline:
-        if not server.running():
-            raise SourceError(f"PostgreSQL on {server.datadir} stopped: {server.log_error()}")
-        try:
-            with server.connect(connect_timeout=5) as conn:
-                row = conn.execute("SELECT pg_is_in_recovery(), "
-                                   "pg_get_wal_replay_pause_state()").fetchone()
-                if not row[0]:
-                    return
-                if row[1] == "paused":
-                    conn.execute("SELECT pg_promote(true, %s)",
-                                 (max(1, int(deadline - time.monotonic())),))
-                    return
-        except psycopg.OperationalError:
-            pass  # starting up: ask again
-        time.sleep(pause)
-        pause = min(pause * 1.5, 0.3)
-    raise SourceError(f"PostgreSQL on {server.datadir} did not reach its recovery target "
-                      f"within {timeout:.0f} s")
 
 
 def _strict(snap: Snapshot, target: Target) -> bool:
