@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.alerts.receivers import SmtpRecorder, WebhookRecorder
+from tests.support.prefect_api import prefect_api
 
 
 @pytest.fixture(scope="session")
@@ -28,13 +29,9 @@ def prefect_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     api = env["PREFECT_API_URL"]
     try:
         wait_healthy(stack, api, 180)
-        from prefect.settings import (
-            PREFECT_API_URL,
-            PREFECT_FLOWS_HEARTBEAT_FREQUENCY,
-            temporary_settings,
-        )
+        from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY
 
-        with temporary_settings({PREFECT_API_URL: api, PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+        with prefect_api(api, {PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
             import blocks
 
             blocks.register_all()

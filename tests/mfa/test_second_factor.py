@@ -210,12 +210,10 @@ def test_cli_second_factor(env: dict[str, str], tmp_path: Path) -> None:
 
 
 def test_retention_flow_applies_stored_policy_without_code(tmp_path: Path) -> None:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
-
     from blocks.keys import RepositoryKey
     from blocks.targets import RepositoryTarget
     from flows.storage import retention
+    from tests.support.prefect_api import test_harness
     from tests.tiers.helpers import open_repo
 
     url = str(tmp_path / "p")
@@ -224,8 +222,7 @@ def test_retention_flow_applies_stored_policy_without_code(tmp_path: Path) -> No
                     tags=("snapshot",), kind="snapshot") for i in range(4)]
     mfa.enable(repo)
     save_policy(repo, updated_policy(None, RetentionPolicy(keep_last=2), min_grace="2h"))
-    with prefect_test_harness(server_startup_timeout=120), \
-            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with test_harness():
         RepositoryTarget(url=url, role="primary",
                          key=RepositoryKey(password=PASSWORD)).save("t-stored", overwrite=True)
         [result] = retention(["t-stored"], grace_s=0)

@@ -17,12 +17,9 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 @pytest.fixture(scope="session")
 def prefect_harness() -> Iterator[None]:
     """A temporary Prefect API on SQLite for the whole session, with every block type."""
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.support.prefect_api import test_harness
 
-    # a loaded machine (2 cores, many suites) can take over Prefect's default 30 s to start
-    with prefect_test_harness(server_startup_timeout=120), \
-            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with test_harness():
         import blocks
 
         blocks.register_all()

@@ -13,6 +13,7 @@ import pytest
 import yaml
 
 from tests.support import pg_cluster as pgc
+from tests.support.prefect_api import prefect_api
 from tests.workpool.cluster import Cluster
 
 pytestmark = [pytest.mark.skipif(not pgc.available(), reason="PostgreSQL 15 not installed"),
@@ -50,7 +51,6 @@ def _running(client, deployment_id):
 def test_replication_deployment_runs_supervised_and_stops_cleanly(tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
     from prefect.states import Cancelling
 
     from blocks.loading import load_target
@@ -65,7 +65,7 @@ def test_replication_deployment_runs_supervised_and_stops_cleanly(tmp_path):
             out = server.deploy(_platform(tmp_path / "platform.yaml", tmp_path / "repo", pg))
             assert "wal-replication/replication-db" in out
             server.start_worker("default")
-            with temporary_settings({PREFECT_API_URL: server.api}):
+            with prefect_api(server.api):
                 server.wait_workers()
                 run = run_deployment("wal-replication/replication-db", timeout=0,
                                      parameters={"check_every_s": 1.0,

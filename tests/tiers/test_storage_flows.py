@@ -12,11 +12,9 @@ from tests.tiers.helpers import PASSWORD, backup, new_repo, random_files
 
 @pytest.fixture(scope="module")
 def harness() -> Iterator[None]:
-    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
-    from prefect.testing.utilities import prefect_test_harness
+    from tests.support.prefect_api import test_harness
 
-    with prefect_test_harness(server_startup_timeout=120), \
-            temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
+    with test_harness():
         yield
 
 

@@ -9,6 +9,7 @@ import pytest
 
 from tests.prefect.conftest import make_tree, tree_listing
 from tests.support.moto_server import moto_server, s3_client
+from tests.support.prefect_api import prefect_api
 from tests.workpool.cluster import BUCKET, Cluster, platform_file, wait_runs
 
 HOSTS = ("host-a", "host-b", "host-c")
@@ -20,7 +21,6 @@ RUN_TIMEOUT_S = 240
 def test_hosts_back_up_and_recover_on_their_own_workers(tmp_path):
     from prefect.client.orchestration import get_client
     from prefect.deployments import run_deployment
-    from prefect.settings import PREFECT_API_URL, temporary_settings
 
     trees = {h: make_tree(tmp_path / h / "data", files=30 + 5 * i)
              for i, h in enumerate(HOSTS)}
@@ -36,7 +36,7 @@ def test_hosts_back_up_and_recover_on_their_own_workers(tmp_path):
                 assert f"prefect worker start --pool hosts --work-queue {h}" in out
             for queue in (*HOSTS, "default"):  # default: disaster recovery's own run
                 cluster.start_worker(queue)
-            with temporary_settings({PREFECT_API_URL: cluster.api}):
+            with prefect_api(cluster.api):
                 cluster.wait_workers()
                 _check_deployments(get_client)
                 from blocks.loading import load_target
