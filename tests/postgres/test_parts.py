@@ -46,3 +46,15 @@ def test_parts_round_trip_and_dedupe(tmp_path: Path) -> None:
     files["base/1/0"] = os.urandom(5000)
     snap2, _, _ = store(repo, make_tar(files))
     assert snap2.stats.bytes_new < 0.25 * snap2.stats.bytes_read, snap2.stats
+
+
+def test_base_chunks_stream_the_tar_and_stop_when_closed(tmp_path: Path) -> None:
+    repo = Repository.init(str(tmp_path / "repo"), password="x")
+    blob = make_tar({f"base/1/{i}": os.urandom(200 << 10) for i in range(12)})
+    snap, _, n = store(repo, blob)
+    assert n > 3
+    assert b"".join(parts.base_chunks(repo, snap, ahead=2)) == blob
+    chunks = parts.base_chunks(repo, snap, ahead=2)
+    assert blob.startswith(next(chunks))
+    chunks.close()  # a restore that failed half-way: no error, nothing left running
+    assert b"".join(parts.base_chunks(repo, snap, ahead=3)) == blob
