@@ -43,6 +43,11 @@ INDEX_EVERY = 32  # packs per intermediate index file, so long backups leave reu
 INDEX_BLOBS = 65536  # ...or fewer when they hold this many blobs (many small files)
 
 
+def new_chunker(seed: int) -> FastCDC:
+    """The content-defined chunker of a repository whose chunker seed is ``seed``."""
+    return FastCDC(CHUNK_AVG - CHUNK_MIN, min_size=CHUNK_MIN, max_size=CHUNK_MAX, seed=seed)
+
+
 def split_path(path: str) -> tuple[str, str]:
     path = path.strip("/")
     framed = f"/{path}/"  # an empty, "." or ".." component shows as "//", "/./" or "/../"
@@ -217,8 +222,7 @@ class SnapshotWriter:
     def _chunker(self) -> FastCDC:
         cdc = getattr(self._local, "cdc", None)
         if cdc is None:
-            cdc = self._local.cdc = FastCDC(CHUNK_AVG - CHUNK_MIN, min_size=CHUNK_MIN,
-                                            max_size=CHUNK_MAX, seed=self.repo.chunker_seed)
+            cdc = self._local.cdc = new_chunker(self.repo.chunker_seed)
         return cdc
 
     def store_stream(self, stream: IO[bytes]) -> tuple[list[str], int, str]:
@@ -272,6 +276,25 @@ class SnapshotWriter:
                 self.stats.blobs_new += 1
         if self.progress is not None and blob_type == BLOB_DATA:
             self.progress(len(data))
+        return bid.hex()
+
+    def add_sealed(self, bid: bytes, sealed: bytes | None, length: int) -> str:
+        """Store a data blob hashed and sealed elsewhere (a backup worker process) unless the
+        repository has it; ``sealed`` is None for one already in the index the worker had.
+        The dedup decision stays here, so each blob is stored once. Returns its id (hex)."""
+        with self._lock:
+            self.stats.bytes_read += length
+            known = sealed is None or bid in self._new or bid in self.repo.index
+            if not known:
+                self._new.add(bid)
+        if not known:
+            assert sealed is not None
+            self._packer.add(BLOB_DATA, bid, sealed, length)
+            with self._lock:
+                self.stats.bytes_new += length
+                self.stats.blobs_new += 1
+        if self.progress is not None:
+            self.progress(length)
         return bid.hex()
 
     def _on_pack(self, pack_id: str, size: int, entries: list[list[Any]]) -> None:
