@@ -278,24 +278,30 @@ class SnapshotWriter:
             self.progress(len(data))
         return bid.hex()
 
-    def add_sealed(self, bid: bytes, sealed: bytes | None, length: int) -> str:
-        """Store a data blob hashed and sealed elsewhere (a backup worker process) unless the
-        repository has it; ``sealed`` is None for one already in the index the worker had.
-        The dedup decision stays here, so each blob is stored once. Returns its id (hex)."""
+    def add_sealed(self, chunks: list[tuple[bytes, bytes | None, int]]) -> list[str]:
+        """Store data blobs hashed and sealed elsewhere (a backup worker process), given as
+        ``(blob id, sealed blob, length)``, unless the repository has them; ``sealed`` is None
+        for one already in the index the worker had. The dedup decision stays here, so each
+        blob is stored once. Returns their ids (hex), in order."""
+        new = []
+        read = 0
         with self._lock:
-            self.stats.bytes_read += length
-            known = sealed is None or bid in self._new or bid in self.repo.index
-            if not known:
-                self._new.add(bid)
-        if not known:
-            assert sealed is not None
+            index = self.repo.index
+            for bid, sealed, length in chunks:
+                read += length
+                if sealed is not None and bid not in self._new and bid not in index:
+                    self._new.add(bid)
+                    new.append((bid, sealed, length))
+            self.stats.bytes_read += read
+        for bid, sealed, length in new:
             self._packer.add(BLOB_DATA, bid, sealed, length)
+        if new:
             with self._lock:
-                self.stats.bytes_new += length
-                self.stats.blobs_new += 1
-        if self.progress is not None:
-            self.progress(length)
-        return bid.hex()
+                self.stats.bytes_new += sum(length for _bid, _sealed, length in new)
+                self.stats.blobs_new += len(new)
+        if self.progress is not None and read:
+            self.progress(read)
+        return [bid.hex() for bid, _sealed, _length in chunks]
 
     def _on_pack(self, pack_id: str, size: int, entries: list[list[Any]]) -> None:
         with self._lock:

@@ -198,7 +198,8 @@ class _Backup:
                         self.file(path, rel, st)
         finally:
             results = fut.result() if fut is not None else []
-        add_sealed = self.w.add_sealed
+        ids = iter(self.w.add_sealed([chunk for _errors, data in results if data is not None
+                                      for chunk in data[2]]))
         for (_path, rel, st), (errors, data) in zip(small, results, strict=True):
             if errors:
                 with self._lock:
@@ -207,7 +208,7 @@ class _Backup:
                 continue
             node = stat_node(st, "file")
             node.holes, node.xattrs, chunks, node.size, node.sha256 = data
-            node.content = [add_sealed(bid, sealed, n) for bid, sealed, n in chunks]
+            node.content = [next(ids) for _chunk in chunks]
             self.w.add_node(rel, node)
 
     def run(self, roots: list[Path]) -> None:
