@@ -3,9 +3,12 @@
 Paths are stored under their absolute path without the leading '/', like restic. Incremental
 and differential snapshots reuse the parent's node for files unchanged in size, mtime, ctime and
 inode, without reading them; every snapshot is still complete on its own. Small files go to the
-reader threads in batches. Every entry keeps its owner, mode, times and extended attributes
-(ACLs and capabilities included); fifos and devices are kept as nodes, sparse files with their
-holes.
+reader threads in batches; once 256 files are to be read, and where a fork is safe (the CLI),
+those threads hand the small files on to worker processes (one per CPU) that read, chunk, hash,
+compress and seal them, while this process walks, decides what is new, packs and stores trees
+(see :mod:`strongroom.sources.files.reading`). Every entry keeps its owner, mode, times and
+extended attributes (ACLs and capabilities included); fifos and devices are kept as nodes,
+sparse files with their holes.
 
 Memory stays bounded by the directories in progress, not the tree: each directory's tree blob
 is stored as soon as it and its files are done (post-order), and the parent snapshot's nodes
