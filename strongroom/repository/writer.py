@@ -43,6 +43,11 @@ INDEX_EVERY = 32  # packs per intermediate index file, so long backups leave reu
 INDEX_BLOBS = 65536  # ...or fewer when they hold this many blobs (many small files)
 
 
+def new_chunker(seed: int) -> FastCDC:
+    """The content-defined chunker of a repository whose chunker seed is ``seed``."""
+    return FastCDC(CHUNK_AVG - CHUNK_MIN, min_size=CHUNK_MIN, max_size=CHUNK_MAX, seed=seed)
+
+
 def split_path(path: str) -> tuple[str, str]:
     path = path.strip("/")
     framed = f"/{path}/"  # an empty, "." or ".." component shows as "//", "/./" or "/../"
@@ -217,8 +222,7 @@ class SnapshotWriter:
     def _chunker(self) -> FastCDC:
         cdc = getattr(self._local, "cdc", None)
         if cdc is None:
-            cdc = self._local.cdc = FastCDC(CHUNK_AVG - CHUNK_MIN, min_size=CHUNK_MIN,
-                                            max_size=CHUNK_MAX, seed=self.repo.chunker_seed)
+            cdc = self._local.cdc = new_chunker(self.repo.chunker_seed)
         return cdc
 
     def store_stream(self, stream: IO[bytes]) -> tuple[list[str], int, str]:
@@ -273,6 +277,31 @@ class SnapshotWriter:
         if self.progress is not None and blob_type == BLOB_DATA:
             self.progress(len(data))
         return bid.hex()
+
+    def add_sealed(self, chunks: list[tuple[bytes, bytes | None, int]]) -> list[str]:
+        """Store data blobs hashed and sealed elsewhere (a backup worker process), given as
+        ``(blob id, sealed blob, length)``, unless the repository has them; ``sealed`` is None
+        for one already in the index the worker had. The dedup decision stays here, so each
+        blob is stored once. Returns their ids (hex), in order."""
+        new = []
+        read = 0
+        with self._lock:
+            index = self.repo.index
+            for bid, sealed, length in chunks:
+                read += length
+                if sealed is not None and bid not in self._new and bid not in index:
+                    self._new.add(bid)
+                    new.append((bid, sealed, length))
+            self.stats.bytes_read += read
+        for bid, sealed, length in new:
+            self._packer.add(BLOB_DATA, bid, sealed, length)
+        if new:
+            with self._lock:
+                self.stats.bytes_new += sum(length for _bid, _sealed, length in new)
+                self.stats.blobs_new += len(new)
+        if self.progress is not None and read:
+            self.progress(read)
+        return [bid.hex() for bid, _sealed, _length in chunks]
 
     def _on_pack(self, pack_id: str, size: int, entries: list[list[Any]]) -> None:
         with self._lock:

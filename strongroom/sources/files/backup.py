@@ -3,9 +3,12 @@
 Paths are stored under their absolute path without the leading '/', like restic. Incremental
 and differential snapshots reuse the parent's node for files unchanged in size, mtime, ctime and
 inode, without reading them; every snapshot is still complete on its own. Small files go to the
-reader threads in batches. Every entry keeps its owner, mode, times and extended attributes
-(ACLs and capabilities included); fifos and devices are kept as nodes, sparse files with their
-holes.
+reader threads in batches; once 256 files are to be read, and where a fork is safe (the CLI),
+those threads hand the small files on to worker processes (one per CPU) that read, chunk, hash,
+compress and seal them, while this process walks, decides what is new, packs and stores trees
+(see :mod:`strongroom.sources.files.reading`). Every entry keeps its owner, mode, times and
+extended attributes (ACLs and capabilities included); fifos and devices are kept as nodes,
+sparse files with their holes.
 
 Memory stays bounded by the directories in progress, not the tree: each directory's tree blob
 is stored as soon as it and its files are done (post-order), and the parent snapshot's nodes
@@ -14,12 +17,15 @@ are read one directory at a time, while it is walked.
 
 from __future__ import annotations
 
+import gc
+import multiprocessing
 import os
 import stat
 import threading
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +35,8 @@ from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
 from strongroom.repository.tree import decode_tree
 from strongroom.repository.writer import SnapshotWriter
+from strongroom.sources.files import reading
+from strongroom.sources.files.forking import can_fork, is_rich_refresh, new_flag, process_count
 from strongroom.sources.files.meta import read_xattrs, special_kind, stat_node
 from strongroom.sources.files.patterns import excluded
 from strongroom.sources.files.sparse import find_holes, maybe_sparse
@@ -39,6 +47,11 @@ IN_FLIGHT = 64  # batches queued for the reader threads
 BATCH_FILES = 32
 BATCH_BYTES = 4 * 1024 * 1024
 HOLD_NODES = 100_000  # entries of walked directories waiting on their files before we wait
+PROCESS_MIN_FILES = 256  # fewer files to read: threads (forking workers costs more than it saves)
+PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
+PROCESS_FILE_MAX = 8 * 1024 * 1024  # larger files are read by this process's threads, in chunks
+_KNOWN_THREADS = ("file-read", "seal", "pack-upload", "lock-lease", "blob-fetch",
+                  "strongroom-first-pass")
 
 
 @dataclass
@@ -68,6 +81,14 @@ class _Backup:
         self.futures: deque[Future[Any]] = deque()
         self._batch: list[tuple[str, str, os.stat_result]] = []
         self._batch_bytes = 0
+        self._batch_files = BATCH_FILES
+        # Files are read by worker processes once PROCESS_MIN_FILES are to be read (and a fork
+        # is safe here), else by threads; batches before that choice are held back.
+        self._waiting: list[list[tuple[str, str, os.stat_result]]] = []
+        self._waiting_files = 0
+        self._started = False
+        self._procs: ProcessPoolExecutor | None = None
+        self._stop_procs: Any = None
         # Directory trees are stored as soon as a directory is walked and its files are in
         # (``stream``; not when roots overlap: a later root would add to a stored tree).
         self.stream = stream
@@ -92,12 +113,43 @@ class _Backup:
             self.error(path, exc, "extended attributes: ")
         return node
 
-    def _submit_batch(self) -> None:
+    def _submit_batch(self, start: bool = False) -> None:
         """Hand the files gathered so far to a reader thread: one task per batch of small
-        files, since a task per file costs more than reading a small one."""
-        if not self._batch:
-            return
-        batch, self._batch, self._batch_bytes = self._batch, [], 0
+        files, since a task per file costs more than reading a small one. ``start``: choose
+        threads or processes now (held batches are never waited for)."""
+        if self._batch:
+            batch, self._batch, self._batch_bytes = self._batch, [], 0
+            if self._started:
+                self._dispatch(batch)
+            else:
+                self._waiting.append(batch)
+                self._waiting_files += len(batch)
+        if not self._started and (start or self._waiting_files >= PROCESS_MIN_FILES):
+            self._start(self._waiting_files >= PROCESS_MIN_FILES and _can_fork())
+
+    def _start(self, processes: bool) -> None:
+        """Start reading: in worker processes (forked now, from this thread, before any
+        thread of ours reads: they inherit the opened repository, its keys and index) or in
+        this process's threads; then hand over the batches held until now."""
+        self._started = True
+        if processes:
+            ctx = multiprocessing.get_context("fork")
+            self._stop_procs = new_flag(ctx)
+            self.w.repo.index  # noqa: B018 (loaded here, inherited by the workers)
+            gc.freeze()  # the inherited objects stay shared: the collector does not touch them
+            try:
+                self._procs = ProcessPoolExecutor(
+                    _process_count(), mp_context=ctx, initializer=reading.child_init,
+                    initargs=(os.getpid(), self.w.repo, self._stop_procs))
+                self._procs.submit(reading.ready).result()  # forks every worker here
+            finally:
+                gc.unfreeze()
+            self._batch_files = PROCESS_BATCH_FILES
+        held, self._waiting = self._waiting, []
+        for batch in held:
+            self._dispatch(batch)
+
+    def _dispatch(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
         self._slots.acquire()
         fut = self.pool.submit(self._files, batch)
         fut.add_done_callback(self._batch_done)
@@ -114,8 +166,11 @@ class _Backup:
 
     def _files(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
         try:
-            for path, rel, st in batch:
-                self.file(path, rel, st)
+            if self._procs is not None:
+                self._files_in_worker(batch)
+            else:
+                for path, rel, st in batch:
+                    self.file(path, rel, st)
         finally:  # every file of the batch is in (or failed, or abandoned on a failure)
             if self.stream:
                 with self._done:
@@ -128,20 +183,64 @@ class _Backup:
                             del self._pending[parent]
                             self._done.notify_all()
 
+    def _files_in_worker(self, batch: list[tuple[str, str, os.stat_result]]) -> None:
+        """Small files of ``batch`` are read, hashed and sealed by a worker process while
+        this thread reads the large ones (and hard links) itself; then the worker's blobs
+        are stored (the dedup decision is this process's) and the nodes added."""
+        assert self._procs is not None
+        small = [item for item in batch
+                 if item[2].st_size < PROCESS_FILE_MAX and item[2].st_nlink == 1]
+        fut = None
+        if small:
+            fut = self._procs.submit(reading.read_files, [
+                (path, st.st_size, maybe_sparse(st)) for path, _rel, st in small])
+        try:
+            if len(small) < len(batch):
+                for path, rel, st in batch:
+                    if st.st_size >= PROCESS_FILE_MAX or st.st_nlink != 1:
+                        self.file(path, rel, st)
+        finally:
+            results = fut.result() if fut is not None else []
+        ids = iter(self.w.add_sealed([chunk for _errors, data in results if data is not None
+                                      for chunk in data[2]]))
+        for (_path, rel, st), (errors, data) in zip(small, results, strict=True):
+            if errors:
+                with self._lock:
+                    self.errors.extend(errors)
+            if data is None:
+                continue
+            node = stat_node(st, "file")
+            node.holes, node.xattrs, chunks, node.size, node.sha256 = data
+            node.content = [next(ids) for _chunk in chunks]
+            self.w.add_node(rel, node)
+
     def run(self, roots: list[Path]) -> None:
         try:
             for root in roots:
                 self.add_parents(root)
                 self.visit(root)
-            self._submit_batch()
+            self._submit_batch(start=True)
             for fut in self.futures:
                 fut.result()
             self._finish_ready(wait=True)
+        except BrokenProcessPool:
+            self._stopping()
+            raise SourceError("backup failed: a backup worker process died (out of memory?); "
+                              "nothing was saved, run it again") from None
         except BaseException:
-            self.w.stop_reading()  # Ctrl-C: do not wait for big files to be read to the end
+            self._stopping()
             raise
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            if self._procs is not None:
+                self._procs.shutdown(wait=True, cancel_futures=True)
+
+    def _stopping(self) -> None:
+        """Ctrl-C or a failure: do not wait for big files to be read to the end, nor for the
+        workers' queued batches."""
+        self.w.stop_reading()
+        if self._stop_procs is not None:
+            self._stop_procs.set()
 
     def add_parents(self, root: Path) -> None:
         for anc in reversed(root.parents[:-1] if len(root.parents) > 1 else []):
@@ -221,7 +320,7 @@ class _Backup:
                         self._pending[parent] = self._pending.get(parent, 0) + 1
                 self._batch.append((path, rel, st))
                 self._batch_bytes += st.st_size
-                if len(self._batch) >= BATCH_FILES or self._batch_bytes >= BATCH_BYTES:
+                if len(self._batch) >= self._batch_files or self._batch_bytes >= BATCH_BYTES:
                     self._submit_batch()
         elif kind := special_kind(st.st_mode):  # fifo, character or block device
             self.w.add_node(rel, self.xattrs(stat_node(st, kind), path, path))
@@ -250,7 +349,8 @@ class _Backup:
             if self._pending.get(rel):
                 if not wait and self._held <= HOLD_NODES:
                     return
-                self._submit_batch()  # its last files may be in the batch being gathered
+                # its last files may be in the batch being gathered, or held
+                self._submit_batch(start=True)
                 with self._done:
                     while self._pending.get(rel) and self._failure is None:
                         self._done.wait(1.0)
@@ -344,3 +444,16 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
                         "skipped_special_count": len(job.skipped)})
         snap = w.commit()
     return BackupResult(snap, job.errors)
+
+
+def _known_thread(thread: threading.Thread) -> bool:
+    return thread.name.startswith(_KNOWN_THREADS) or is_rich_refresh(thread)
+
+
+def _can_fork() -> bool:
+    """Worker processes only where every other thread is known (the CLI's): see forking."""
+    return can_fork(_known_thread)
+
+
+def _process_count() -> int:
+    return process_count()

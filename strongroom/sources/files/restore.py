@@ -15,16 +15,13 @@ applies their metadata last. Few files, or a caller with other threads (flows), 
 
 from __future__ import annotations
 
-import ctypes
 import errno
 import gc
 import itertools
 import logging
 import multiprocessing
 import os
-import signal
 import stat
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import (
@@ -41,6 +38,13 @@ from typing import Any
 from strongroom.errors import ConfigError, StorageError, StrongroomError, TargetNotEmpty
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
+from strongroom.sources.files.forking import (
+    can_fork,
+    child_setup,
+    is_rich_refresh,
+    new_flag,
+    process_count,
+)
 from strongroom.sources.files.meta import MetaApplier
 from strongroom.sources.files.patterns import included
 from strongroom.sources.files.sparse import write_sparse
@@ -49,9 +53,7 @@ WORKERS = 4
 BATCH_FILES = 32  # small files handed to a worker at once
 BATCH_BYTES = 4 * 1024 * 1024
 PROCESS_MIN_FILES = 256  # fewer files: threads (forking workers costs more than it saves)
-MAX_PROCESSES = 8
 PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
-_PR_SET_PDEATHSIG = 1
 PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per chunk
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
@@ -203,7 +205,7 @@ class _Workers:
         if processes:
             ctx = multiprocessing.get_context("fork")
             self._counter = ctx.Value("q", 0)
-            self._stop = _SharedFlag(ctx.RawValue("b", 0))
+            self._stop = new_flag(ctx)
             self.reader.repo.index  # noqa: B018 (loaded once here, inherited by the workers)
             gc.freeze()  # the inherited objects stay shared: the collector does not touch them
             try:
@@ -262,43 +264,20 @@ class _Workers:
         return False
 
 
-class _SharedFlag:
-    """A stop flag every forked worker sees (one shared byte, read without a lock)."""
-
-    def __init__(self, value: Any) -> None:
-        self._value = value
-
-    def is_set(self) -> bool:
-        return bool(self._value.value)
-
-    def set(self) -> None:
-        self._value.value = 1
-
-
 def _can_fork() -> bool:
     """Worker processes only from the main thread of a caller whose other threads are known
     (the CLI: our readers, rich's screen refresh): a fork copies locks other threads may hold.
     Anywhere else (a Prefect flow, a server, a library caller with threads of its own) threads
     do the work."""
-    return (sys.platform == "linux"  # fork is unsafe with macOS system frameworks
-            and "fork" in multiprocessing.get_all_start_methods()
-            and threading.current_thread() is threading.main_thread()
-            and all(_known_thread(t) for t in threading.enumerate())
-            and _process_count() > 1)
+    return can_fork(_known_thread)
 
 
 def _known_thread(thread: threading.Thread) -> bool:
-    return (thread is threading.main_thread()
-            or thread.name.startswith(("blob-fetch", "restore"))
-            or type(thread).__name__ == "_RefreshThread")  # rich.live: draws, holds nothing
+    return thread.name.startswith(("blob-fetch", "restore")) or is_rich_refresh(thread)
 
 
 def _process_count() -> int:
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:
-        cpus = os.cpu_count() or 1
-    return max(1, min(cpus, MAX_PROCESSES))
+    return process_count()
 
 
 _child: dict[str, Any] = {}
@@ -306,15 +285,7 @@ _child: dict[str, Any] = {}
 
 def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, counter: Any,
                 stop: Any) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
-    # A worker dies with its parent (kill -9 of the restore): it would otherwise wait for
-    # work forever, since it holds the task pipe's write end itself.
-    try:
-        ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
-    except (OSError, AttributeError):
-        pass
-    if os.getppid() != parent:
-        os._exit(1)
+    child_setup(parent)  # Ctrl-C is the parent's; a worker dies with its parent (kill -9)
     reader.repo.after_fork()
     reader.share_stop(stop)
 
