@@ -7,6 +7,7 @@ the tools (a busy machine slows all of them alike) and the table shows medians a
 against restic 0.18.1. Usage:
     python3 bench/bench_files.py [--data DIR] [--work bench/work] [--runs 3]
         [--tools strongroom,restic18,restic14,borg] [--restic18 PATH]
+        [--old-tree DIR --tools strongroom,strongroom-old,restic18]
 restic 0.18.1 is ``--restic18``, else ``$RESTIC18``, else ``restic18`` on PATH, else
 /work/tools/bin/restic (build it with ``go install github.com/restic/restic/cmd/restic@v0.18.1``).
 The data defaults to a copy of this Python's site-packages. Writes ``work/results.json``.
@@ -29,7 +30,9 @@ from pathlib import Path
 PASSWORD = "bench-password"
 STEPS = ("full_s", "unchanged_s", "changed5_s", "restore_shm_s", "restore_disk_s", "repo_mb")
 BASE = "restic18"
-SHORT = {"strongroom": "sr", "restic14": "r14"}
+SHORT = {"strongroom": "sr", "strongroom-old": "old", "restic14": "r14"}
+CLI = 'import sys; from strongroom.cli import main; sys.argv[0] = "strongroom"; sys.exit(main())'
+
 
 
 def du(path: Path) -> int:
@@ -67,10 +70,12 @@ def find_restic18(option: str | None) -> str:
 
 def tool_steps(tool: str, repo: Path, data: Path, restic18: str) -> dict[str, list[str]]:
     """Commands per step; ``{target}`` in the restore command is the restore directory."""
-    if tool == "strongroom":
-        return {"init": ["strongroom", "init", "--repo", str(repo)],
-                "backup": ["strongroom", "backup", "files", str(data), "--repo", str(repo)],
-                "restore": ["strongroom", "restore", "latest", "--repo", str(repo), "--target",
+    if tool in ("strongroom", "strongroom-old"):
+        # strongroom-old: the CLI of the tree given by --old-tree (its PYTHONPATH, see main)
+        exe = ["strongroom"] if tool == "strongroom" else [sys.executable, "-c", CLI]
+        return {"init": [*exe, "init", "--repo", str(repo)],
+                "backup": [*exe, "backup", "files", str(data), "--repo", str(repo)],
+                "restore": [*exe, "restore", "latest", "--repo", str(repo), "--target",
                             "{target}"]}
     if tool in ("restic18", "restic14"):
         exe = restic18 if tool == "restic18" else "restic"
@@ -129,6 +134,9 @@ def main() -> None:
     ap.add_argument("--tools", default="strongroom,restic18,restic14,borg")
     ap.add_argument("--runs", type=int, default=3)
     ap.add_argument("--restic18", help="path of restic 0.18.1")
+    ap.add_argument("--old-tree", type=Path,
+                    help="a checkout of an earlier strongroom, timed as tool strongroom-old "
+                         "(e.g. git worktree add /tmp/sr-old <commit>)")
     args = ap.parse_args()
     work = args.work.absolute()
     shutil.rmtree(work, ignore_errors=True)
@@ -162,6 +170,10 @@ def main() -> None:
             order = tools if i % 2 == 0 else tools[::-1]  # alternate who goes first
             for tool in order:
                 tenv = dict(env, RESTIC_CACHE_DIR=str(work / f"cache-{tool}"))
+                if tool == "strongroom-old":
+                    if not args.old_tree:
+                        raise SystemExit("error: strongroom-old needs --old-tree DIR")
+                    tenv["PYTHONPATH"] = str(args.old_tree.absolute())
                 r = one_round(tool, work, copies[tool], tenv, restic18)
                 rounds[tool].append(r)
                 print(f"round {i + 1} {tool}", json.dumps({k: round(v, 2) for k, v in r.items()}),
