@@ -71,8 +71,9 @@ def find_restic18(option: str | None) -> str:
 def tool_steps(tool: str, repo: Path, data: Path, restic18: str) -> dict[str, list[str]]:
     """Commands per step; ``{target}`` in the restore command is the restore directory."""
     if tool in ("strongroom", "strongroom-old"):
-        # strongroom-old: the CLI of the tree given by --old-tree (its PYTHONPATH, see main)
-        exe = ["strongroom"] if tool == "strongroom" else [sys.executable, "-c", CLI]
+        # strongroom-old: the CLI of the tree given by --old-tree (its PYTHONPATH, see main;
+        # -P: the working directory, maybe a newer checkout, does not come first on sys.path)
+        exe = ["strongroom"] if tool == "strongroom" else [sys.executable, "-P", "-c", CLI]
         return {"init": [*exe, "init", "--repo", str(repo)],
                 "backup": [*exe, "backup", "files", str(data), "--repo", str(repo)],
                 "restore": [*exe, "restore", "latest", "--repo", str(repo), "--target",
