@@ -119,7 +119,7 @@ def moto_fixed_port():
 
 
 # The suite's 1 s retry base allows all three retries within 3.5 s (jitter included): on a
-# loaded machine a restart that waits to see the first failure through the API can come later.
+# loaded machine a server started once the first failure is seen may not be up by then.
 RESTART_ROOM_S = [3.0, 6.0, 12.0]
 
 

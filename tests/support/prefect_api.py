@@ -38,7 +38,8 @@ def prefect_api(url: str, settings: Mapping[Any, Any] | None = None) -> Iterator
 def test_harness() -> Iterator[None]:
     """Prefect's test harness (a temporary API on SQLite) with flow heartbeats off, whose
     client workers start against it even when another API was in use in this process
-    (another suite's server, still up, or one already gone)."""
+    (another suite's server, still up, or one already gone). The harness drains them itself
+    when it ends."""
     from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
     from prefect.testing.utilities import prefect_test_harness
 
@@ -46,10 +47,7 @@ def test_harness() -> Iterator[None]:
     # a loaded machine (2 cores, many suites) can take over Prefect's default 30 s to start
     with prefect_test_harness(server_startup_timeout=120), \
             temporary_settings({PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None}):
-        try:
-            yield
-        finally:
-            _drain_client_workers()
+        yield
 
 
 test_harness.__test__ = False  # a context manager, not a test

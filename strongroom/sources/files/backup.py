@@ -188,8 +188,7 @@ class _Backup:
         this thread reads the large ones (and hard links) itself; then the worker's blobs
         are stored (the dedup decision is this process's) and the nodes added."""
         assert self._procs is not None
-        small = [item for item in batch
-                 if item[2].st_size < PROCESS_FILE_MAX and item[2].st_nlink == 1]
+        small = [item for item in batch if _for_worker(item[2])]
         fut = None
         if small:
             fut = self._procs.submit(reading.read_files, [
@@ -197,7 +196,7 @@ class _Backup:
         try:
             if len(small) < len(batch):
                 for path, rel, st in batch:
-                    if st.st_size >= PROCESS_FILE_MAX or st.st_nlink != 1:
+                    if not _for_worker(st):
                         self.file(path, rel, st)
         finally:
             results = fut.result() if fut is not None else []
@@ -444,6 +443,12 @@ def backup_files(repo: Repository, paths: list[str | Path], name: str | None = N
                         "skipped_special_count": len(job.skipped)})
         snap = w.commit()
     return BackupResult(snap, job.errors)
+
+
+def _for_worker(st: os.stat_result) -> bool:
+    """A file a worker process reads whole: small, with one link (large files are read here in
+    chunks; hard links here, where later links reuse the first one's content unread)."""
+    return st.st_size < PROCESS_FILE_MAX and st.st_nlink == 1
 
 
 def _known_thread(thread: threading.Thread) -> bool:
