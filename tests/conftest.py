@@ -18,6 +18,9 @@ logging.getLogger("werkzeug").setLevel(logging.WARNING)
 os.environ.setdefault("AWS_ACCESS_KEY_ID", "test")
 os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "test")
 os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
+# Short retry delays for the transient-fault tests; read when the tasks module is imported.
+os.environ.setdefault("STRONGROOM_RETRY_DELAY_S", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 
 @pytest.fixture(scope="session")
@@ -27,6 +30,25 @@ def moto_endpoint() -> Iterator[str]:
 
     with moto_server() as endpoint:
         yield endpoint
+
+
+@pytest.fixture(scope="session")
+def prefect_harness() -> Iterator[None]:
+    """A temporary Prefect API on SQLite, with every block type: one per session (per xdist
+    worker), shared by every directory that runs flows (a harness takes 10-20 s to start)."""
+    from tests.support.prefect_api import test_harness
+
+    with test_harness():
+        import blocks
+
+        blocks.register_all()
+        yield
+
+
+@pytest.fixture
+def names() -> str:
+    """A unique suffix for block names so tests never see each other's blocks."""
+    return secrets.token_hex(4)
 
 
 @pytest.fixture

@@ -1,35 +1,10 @@
-"""One Prefect test harness per session (heartbeats off), blocks registered, fast retries."""
+"""Helpers of the Prefect-layer tests: blocks, trees, backup runs. The harness fixture
+(``prefect_harness``) and ``names`` live in tests/conftest.py, shared by every directory."""
 
 from __future__ import annotations
 
 import os
-import secrets
-from collections.abc import Iterator
 from pathlib import Path
-
-import pytest
-
-# Short retry delays for the transient-fault tests; read when the tasks module is imported.
-os.environ.setdefault("STRONGROOM_RETRY_DELAY_S", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-
-
-@pytest.fixture(scope="session")
-def prefect_harness() -> Iterator[None]:
-    """A temporary Prefect API on SQLite for the whole session, with every block type."""
-    from tests.support.prefect_api import test_harness
-
-    with test_harness():
-        import blocks
-
-        blocks.register_all()
-        yield
-
-
-@pytest.fixture
-def names() -> str:
-    """A unique suffix for block names so tests never see each other's blocks."""
-    return secrets.token_hex(4)
 
 
 def save_local_target(name: str, path: Path, password: str = "pw-prefect-tests") -> str:

@@ -41,7 +41,7 @@ def _stop(datadir: Path, socket_dir: str) -> None:
 
 
 def test_failover_promotes_the_restored_cluster_and_says_where_to_repoint(
-        prefect_harness, names):  # noqa: F811
+        prefect_harness, names):
     import psycopg
     from pydantic import SecretStr
 
