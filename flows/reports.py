@@ -59,8 +59,8 @@ def generate(period: Period, site: str = "default", timezone: str = "UTC",
         raise ValueError(f"period must be one of {', '.join(PERIODS)}, not {period!r}")
     now = now or datetime.now(UTC)
     since = now - PERIODS[period]["trend_window"]
-    targets, sources, _objectives = site_targets(site)
-    runs = fetch_runs(since)
+    targets, sources, refs, _objectives = site_targets(site)
+    runs = fetch_runs(since, refs)
     ops = operations_settings()
     capacities = {name: (info or {}).get("capacity_bytes")
                   for name, info in (ops.get("targets") or {}).items()}

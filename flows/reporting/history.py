@@ -28,9 +28,11 @@ def run_record(run: Any) -> dict[str, Any]:
             "message": message[0][:300] if message else ""}
 
 
-def fetch_runs(since: datetime, flows: tuple[str, ...] = BACKUP_RUN_FLOWS) -> list[dict[str, Any]]:
+def fetch_runs(since: datetime, sources: list[str] | None = None,
+               flows: tuple[str, ...] = BACKUP_RUN_FLOWS) -> list[dict[str, Any]]:
     """Backup runs expected to start after ``since``, read page by page through the public
-    client API (``read_flow_runs`` with flow and start-time filters)."""
+    client API (``read_flow_runs`` with flow and start-time filters); with ``sources`` (source
+    block references), only the runs of those sources: one API may serve several sites."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import (
         FlowFilter,
@@ -50,7 +52,8 @@ def fetch_runs(since: datetime, flows: tuple[str, ...] = BACKUP_RUN_FLOWS) -> li
                     expected_start_time=FlowRunFilterExpectedStartTime(after_=since)),
                 sort=FlowRunSort.EXPECTED_START_TIME_ASC, limit=PAGE, offset=offset)
             records += [run_record(r) for r in page
-                        if (r.state_type.value if r.state_type else "") not in NOT_STARTED]
+                        if (r.state_type.value if r.state_type else "") not in NOT_STARTED
+                        and (sources is None or (r.parameters or {}).get("source") in sources)]
             if len(page) < PAGE:
                 return records
             offset += PAGE
@@ -127,16 +130,17 @@ def _audit_summary(repo: Any, since: datetime | None, notes: list[str], name: st
         return {}
 
 
-def site_targets(site: str) -> tuple[dict[str, str], list[str], str]:
-    """Target block -> tier of the site, its source names, and its objectives block; a
-    missing site block gives the primary target block named ``primary`` only."""
+def site_targets(site: str) -> tuple[dict[str, str], list[str], list[str] | None, str]:
+    """Target block -> tier of the site, its source names, its source block references, and
+    its objectives block; a missing site block gives the primary target block named
+    ``primary`` only, and no references (every source's runs count)."""
     from blocks.loading import load_source
     from blocks.site import StrongroomSite
 
     try:
         spec = StrongroomSite.load(site)
     except ValueError:
-        return {"primary": "primary"}, [], "default"
+        return {"primary": "primary"}, [], None, "default"
     targets = {spec.primary: "primary"}
     targets |= {t: "secondary" for t in spec.secondary}
     targets |= {t: "tertiary" for t in spec.tertiary}
@@ -146,4 +150,4 @@ def site_targets(site: str) -> tuple[dict[str, str], list[str], str]:
             names.append(load_source(ref).source_name)
         except Exception:  # noqa: BLE001
             names.append(ref.rpartition("/")[2])
-    return targets, names, spec.objectives
+    return targets, names, list(spec.sources), spec.objectives

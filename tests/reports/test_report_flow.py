@@ -27,7 +27,8 @@ def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, mo
 
     result = report(period="weekly", site=f"site-{names}", timezone="Europe/Paris")
 
-    assert result["runs"] >= 2 and result["success_rate"] == 1.0
+    # this site's two backups only: the API also holds other tests' runs, some failed
+    assert result["runs"] == 2 and result["success_rate"] == 1.0
     html = tmp_path / "state" / "reports"
     assert [p.name for p in html.iterdir()][0].startswith(f"weekly-site-{names}-")
     page = (html / next(html.iterdir()).name).read_text()
