@@ -57,9 +57,18 @@ def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, mo
 
 
 def test_report_command_defaults_to_the_deployed_site_and_time_zone(prefect_harness, names):
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
     from deployments.report_cli import deployed_parameters
     from flows.reports import report_monthly
 
+    with get_client(sync_client=True) as client:  # another test may have deployed it
+        try:
+            client.delete_deployment(
+                client.read_deployment_by_name("report-quarterly/report-quarterly").id)
+        except ObjectNotFound:
+            pass
     assert deployed_parameters("quarterly") == {}  # nothing deployed: 'default' and UTC
     report_monthly.to_deployment(
         "report-monthly", parameters={"period": "monthly", "site": f"site-{names}",
