@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -18,16 +22,37 @@ def free_port() -> int:
 
 @contextmanager
 def moto_server(port: int | None = None) -> Iterator[str]:
-    """Run ThreadedMotoServer on 127.0.0.1; yield its endpoint URL."""
-    from moto.server import ThreadedMotoServer
-
+    """Run moto's S3 server in a process of its own on 127.0.0.1; yield its endpoint URL.
+    Its own process, not a thread of the test's: S3 requests then never queue behind the
+    test's Python threads (backups and restores racing a prune) for one GIL."""
     port = port or free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                             "-p", str(port)], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        yield f"http://127.0.0.1:{port}"
+        _wait_ready(proc, endpoint)
+        yield endpoint
     finally:
-        server.stop()
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen, endpoint: str, timeout_s: float = 60) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server exited with {proc.returncode} before answering")
+        try:
+            with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"moto server at {endpoint} did not answer within {timeout_s:.0f} s")
 
 
 def s3_client(endpoint: str):  # noqa: ANN201 - boto3 client type
