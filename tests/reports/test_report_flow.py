@@ -7,7 +7,13 @@ import os
 import subprocess
 import sys
 
-from tests.prefect.conftest import backup_one, make_tree, save_files_source, save_local_target
+from tests.prefect.conftest import (
+    backup_one,
+    backup_state,
+    make_tree,
+    save_files_source,
+    save_local_target,
+)
 
 
 def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, monkeypatch):
@@ -23,11 +29,15 @@ def test_weekly_report_from_the_run_history(prefect_harness, tmp_path, names, mo
     ref = save_files_source(f"rep-{names}", [make_tree(tmp_path / "data", 5)])
     backup_one("full", ref, primary=target)
     backup_one("incremental", ref, primary=target)
+    # a source of another site fails on the same Prefect API
+    other = save_files_source(f"other-{names}", [tmp_path / "missing"])
+    elsewhere = save_local_target(f"o-{names}", tmp_path / "other-repo")
+    assert backup_state("full", other, primary=elsewhere).is_failed()
     StrongroomSite(sources=[ref], primary=target).save(f"site-{names}", overwrite=True)
 
     result = report(period="weekly", site=f"site-{names}", timezone="Europe/Paris")
 
-    # this site's two backups only: the API also holds other tests' runs, some failed
+    # this site's two backups only, not the failed run of the other source
     assert result["runs"] == 2 and result["success_rate"] == 1.0
     html = tmp_path / "state" / "reports"
     assert [p.name for p in html.iterdir()][0].startswith(f"weekly-site-{names}-")
