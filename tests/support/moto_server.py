@@ -24,32 +24,46 @@ def free_port() -> int:
 def moto_server(port: int | None = None) -> Iterator[str]:
     """Run moto's S3 server in a process of its own on 127.0.0.1; yield its endpoint URL.
     Its own process, not a thread of the test's: S3 requests then never queue behind the
-    test's Python threads (backups and restores racing a prune) for one GIL."""
-    port = port or free_port()
-    endpoint = f"http://127.0.0.1:{port}"
-    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
-                             "-p", str(port)], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    test's Python threads (backups and restores racing a prune) for one GIL. A free port
+    taken by another process before moto binds it is replaced by another free port."""
+    for attempt in range(3):
+        chosen = port or free_port()
+        endpoint = f"http://127.0.0.1:{chosen}"
+        proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
+                                 "-p", str(chosen)], stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        try:
+            if _wait_ready(proc, endpoint) or port or attempt == 2:
+                break
+        except BaseException:
+            _stop(proc)
+            raise
     try:
-        _wait_ready(proc, endpoint)
+        if proc.poll() is not None:
+            raise RuntimeError(f"moto server on port {chosen} exited with {proc.returncode}")
         yield endpoint
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        _stop(proc)
 
 
-def _wait_ready(proc: subprocess.Popen, endpoint: str, timeout_s: float = 60) -> None:
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=30)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def _wait_ready(proc: subprocess.Popen, endpoint: str, timeout_s: float = 60) -> bool:
+    """True once moto answers; False when it exited first (its port was taken)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"moto server exited with {proc.returncode} before answering")
+            return False
         try:
             with urllib.request.urlopen(f"{endpoint}/moto-api/data.json", timeout=2):
-                return
+                return True
         except OSError:
             time.sleep(0.1)
     raise RuntimeError(f"moto server at {endpoint} did not answer within {timeout_s:.0f} s")
