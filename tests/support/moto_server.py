@@ -26,21 +26,22 @@ def moto_server(port: int | None = None) -> Iterator[str]:
     Its own process, not a thread of the test's: S3 requests then never queue behind the
     test's Python threads (backups and restores racing a prune) for one GIL. A free port
     taken by another process before moto binds it is replaced by another free port."""
-    for attempt in range(3):
+    for _ in range(1 if port else 3):
         chosen = port or free_port()
         endpoint = f"http://127.0.0.1:{chosen}"
         proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1",
                                  "-p", str(chosen)], stdin=subprocess.DEVNULL,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
-            if _wait_ready(proc, endpoint) or port or attempt == 2:
-                break
+            ready = _wait_ready(proc, endpoint)
         except BaseException:
             _stop(proc)
             raise
+        if ready:
+            break
+    else:
+        raise RuntimeError(f"moto server on port {chosen} exited with {proc.returncode}")
     try:
-        if proc.poll() is not None:
-            raise RuntimeError(f"moto server on port {chosen} exited with {proc.returncode}")
         yield endpoint
     finally:
         _stop(proc)
