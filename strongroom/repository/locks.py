@@ -9,10 +9,15 @@ does not block anyone when its holder is gone:
 
 Locks written before leases existed carry no ``lease`` and count as stale after
 ``STALE_AFTER``. Hosts must agree on the time to within a fraction of the lease.
+
+A lock this process has put stays registered until its file is deleted, and whatever is still
+registered when the interpreter exits is deleted then: Ctrl-C landing between taking a lock and
+the ``try`` that releases it leaves no lock file behind.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import os
 import secrets
@@ -99,8 +104,9 @@ class RepositoryLock:
         self.lease = float(info.get("lease") or LEASE)
         self._renewed = time.monotonic()
         self._stop = threading.Event()
+        self._beat = threading.Lock()  # a renewal never rewrites the file after release
+        _HELD.add(self)  # before its file exists: released at exit if nothing else does
         self._thread = threading.Thread(target=self._heartbeat, daemon=True, name="lock-lease")
-        self._thread.start()
 
     @classmethod
     def acquire(cls, backend: Backend, exclusive: bool, purpose: str = "",
@@ -118,24 +124,28 @@ class RepositoryLock:
         info = {"exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
                 "pidns": _pid_namespace(), "purpose": purpose, "time": time.time(),
                 "lease": LEASE}
-        key = f"locks/{secrets.token_hex(16)}"
         _check_conflicts(backend, exclusive, own=None)
+        lock = cls(backend, f"locks/{secrets.token_hex(16)}", info)
         try:
-            backend.put(key, json.dumps(info).encode())
-            _check_conflicts(backend, exclusive, own=key)  # a racing taker sees ours, we see it
-            return cls(backend, key, info)
+            backend.put(lock.key, json.dumps(info).encode())
+            _check_conflicts(backend, exclusive, own=lock.key)  # a racing taker sees ours
+            lock._thread.start()
+            return lock
         except BaseException:  # LockedError, or Ctrl-C: never leave our lock file behind
-            backend.delete(key)
+            lock.release()
             raise
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease / 5):
             started = time.monotonic()
-            self.info["time"] = time.time()
-            try:
-                self.backend.put(self.key, json.dumps(self.info).encode())
-            except StrongroomError:
-                continue  # retried at the next beat; ensure_held() says when the lease is gone
+            with self._beat:
+                if self._stop.is_set():
+                    return
+                self.info["time"] = time.time()
+                try:
+                    self.backend.put(self.key, json.dumps(self.info).encode())
+                except StrongroomError:
+                    continue  # retried at the next beat; ensure_held() says when it is gone
             self._renewed = started
 
     def ensure_held(self) -> None:
@@ -146,13 +156,26 @@ class RepositoryLock:
                               "lease could not be renewed; stopped")
 
     def release(self) -> None:
-        if self._stop.is_set():
+        """Delete the lock file (again, if an interrupted release did not finish)."""
+        if self not in _HELD:
             return
         self._stop.set()
-        try:
-            self.backend.delete(self.key)
-        except StrongroomError:
-            pass  # its lease runs out and it is ignored
+        with self._beat:  # a renewal under way ends before the file goes
+            try:
+                self.backend.delete(self.key)
+            except StrongroomError:
+                pass  # its lease runs out and it is ignored
+        _HELD.discard(self)
+
+
+# Locks of this process whose file may exist; what is left at exit is released then.
+_HELD: set[RepositoryLock] = set()
+
+
+@atexit.register
+def _release_held() -> None:
+    for lock in list(_HELD):
+        lock.release()
 
 
 def clear_gone_locks(backend: Backend) -> list[str]:

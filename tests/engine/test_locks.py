@@ -128,3 +128,46 @@ def test_a_lock_of_another_pid_namespace_is_not_judged_by_pid(tmp_path: Path) ->
     info = {"exclusive": True, "host": socket.gethostname(), "pid": _dead_pid(),
             "pidns": "pid:[1]", "time": time.time(), "lease": 300}
     assert not locks.is_gone(info)  # same host name, another container: wait for the lease
+
+
+def test_a_lock_never_released_by_its_holder_is_deleted_at_exit(tmp_path: Path) -> None:
+    """Ctrl-C between taking a lock and the ``try`` that releases it: no lock file stays."""
+    import subprocess
+    import sys
+
+    code = ("import sys\n"
+            "from strongroom.repository.locks import RepositoryLock\n"
+            "from strongroom.storage.local import LocalBackend\n"
+            "RepositoryLock.acquire(LocalBackend(sys.argv[1]), exclusive=True)\n"
+            "raise KeyboardInterrupt\n")
+    proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "r")],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode != 0 and "KeyboardInterrupt" in proc.stderr
+    assert (tmp_path / "r" / "locks").is_dir()
+    assert not list((tmp_path / "r" / "locks").iterdir())
+
+
+def test_a_heartbeat_under_way_never_writes_the_lock_again_after_release(
+        tmp_path: Path, monkeypatch) -> None:
+    import threading
+    import time
+
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    in_beat = threading.Event()
+
+    class SlowStorage(LocalBackend):  # a renewal that takes a while (a slow object store)
+        def put(self, key: str, data: bytes | memoryview) -> None:
+            if threading.current_thread().name == "lock-lease":
+                in_beat.set()
+                time.sleep(0.3)
+            super().put(key, data)
+
+    monkeypatch.setattr(locks, "LEASE", 0.5)  # a heartbeat every 0.1 s
+    backend = SlowStorage(tmp_path / "r")
+    lock = locks.RepositoryLock.acquire(backend, exclusive=True)
+    assert in_beat.wait(30)
+    lock.release()  # while the renewal sleeps before writing
+    time.sleep(0.5)
+    assert not list(backend.list("locks/"))
