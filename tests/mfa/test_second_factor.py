@@ -209,11 +209,11 @@ def test_cli_second_factor(env: dict[str, str], tmp_path: Path) -> None:
     assert _cli(env, "audit", "--verify").returncode == 0
 
 
-def test_retention_flow_applies_stored_policy_without_code(tmp_path: Path) -> None:
+def test_retention_flow_applies_stored_policy_without_code(prefect_harness, names: str,
+                                                          tmp_path: Path) -> None:
     from blocks.keys import RepositoryKey
     from blocks.targets import RepositoryTarget
     from flows.storage import retention
-    from tests.support.prefect_api import test_harness
     from tests.tiers.helpers import open_repo
 
     url = str(tmp_path / "p")
@@ -222,10 +222,9 @@ def test_retention_flow_applies_stored_policy_without_code(tmp_path: Path) -> No
                     tags=("snapshot",), kind="snapshot") for i in range(4)]
     mfa.enable(repo)
     save_policy(repo, updated_policy(None, RetentionPolicy(keep_last=2), min_grace="2h"))
-    with test_harness():
-        RepositoryTarget(url=url, role="primary",
-                         key=RepositoryKey(password=PASSWORD)).save("t-stored", overwrite=True)
-        [result] = retention(["t-stored"], grace_s=0)
+    RepositoryTarget(url=url, role="primary",
+                     key=RepositoryKey(password=PASSWORD)).save(f"t-stored-{names}")
+    [result] = retention([f"t-stored-{names}"], grace_s=0)
     assert result["policy"] == "stored" and result["removed"] == 2
     after = open_repo(url)
     assert [s.id for s in after.list_snapshots()] == [s.id for s in snaps[2:]]
