@@ -6,6 +6,7 @@ import errno
 import os
 import threading
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,12 @@ from strongroom.storage.base import Backend, MissingObject
 from strongroom.storage.registry import register_scheme
 
 TEMP_PREFIX = ".tmp-"  # objects being written; a killed writer leaves them behind
+
+
+def _close_all(fds: dict[str, int]) -> None:
+    for fd in fds.values():
+        os.close(fd)
+    fds.clear()
 
 
 class LocalBackend(Backend):
@@ -27,6 +34,9 @@ class LocalBackend(Backend):
         _refuse_non_directory(self.root)
         self._fds: dict[str, int] = {}
         self._fd_lock = threading.Lock()
+        # a backend dropped without close() (a long-running worker opens one per flow run)
+        # must not keep up to 65 descriptors open for the life of the process
+        weakref.finalize(self, _close_all, self._fds)
 
     def _path(self, key: str) -> Path:
         return self.root / key
@@ -174,9 +184,7 @@ class LocalBackend(Backend):
 
     def close(self) -> None:
         with self._fd_lock:
-            for fd in self._fds.values():
-                os.close(fd)
-            self._fds.clear()
+            _close_all(self._fds)
 
     def describe(self) -> dict[str, object]:
         st = os.stat(self.root) if self.root.exists() else None
