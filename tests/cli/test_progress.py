@@ -8,7 +8,7 @@ import io
 import os
 import pty
 import re
-import select
+import selectors
 import subprocess
 import time
 from pathlib import Path
@@ -28,9 +28,10 @@ def _on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -
     os.close(slave)
     out = bytearray()
     deadline = time.monotonic() + timeout
+    sel = selectors.DefaultSelector()  # epoll: select() refuses descriptors past 1023
+    sel.register(master, selectors.EVENT_READ)
     while time.monotonic() < deadline:
-        ready, _, _ = select.select([master], [], [], 0.5)
-        if ready:
+        if sel.select(0.5):
             try:
                 chunk = os.read(master, 65536)
             except OSError:  # the child closed the terminal
@@ -40,6 +41,7 @@ def _on_a_terminal(args: list[str], env: dict[str, str], timeout: float = 120) -
             out += chunk
         elif proc.poll() is not None:
             break
+    sel.close()
     os.close(master)
     assert proc.wait(timeout=30) == 0, out.decode(errors="replace")[-2000:]
     return re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", out.decode(errors="replace"))
