@@ -67,6 +67,7 @@ def s3_bucket(moto_endpoint: str) -> str:
 ONE_WORKER_DIRS = ("alerts", "neo4j")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     for item in items:
         if item.get_closest_marker("xdist_group"):
