@@ -168,8 +168,10 @@ class RepositoryLock:
         _HELD.discard(self)
 
 
-# Locks of this process whose file may exist; what is left at exit is released then.
+# Locks of this process whose file may exist; what is left at exit is released then. A forked
+# child (a backup's reader workers) holds none of its parent's.
 _HELD: set[RepositoryLock] = set()
+os.register_at_fork(after_in_child=_HELD.clear)
 
 
 @atexit.register

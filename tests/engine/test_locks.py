@@ -171,3 +171,22 @@ def test_a_heartbeat_under_way_never_writes_the_lock_again_after_release(
     lock.release()  # while the renewal sleeps before writing
     time.sleep(0.5)
     assert not list(backend.list("locks/"))
+
+
+def test_a_forked_child_exiting_never_deletes_its_parents_lock(tmp_path: Path) -> None:
+    """A backup's forked reader workers inherit the registry of held locks: not the locks."""
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    backend = LocalBackend(tmp_path / "r")
+    lock = locks.RepositoryLock.acquire(backend, exclusive=False)
+    try:
+        pid = os.fork()
+        if pid == 0:  # what the child's exit hook would release: nothing
+            os._exit(0 if not locks._HELD else 1)
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0  # the child held no lock
+        assert backend.exists(lock.key)
+    finally:
+        lock.release()
+    assert not backend.exists(lock.key)
