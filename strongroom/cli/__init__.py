@@ -23,6 +23,7 @@ import sys
 from importlib.metadata import entry_points
 
 import typer
+from typer.main import get_command_name
 
 from strongroom.cli.app import app, backup_app
 
@@ -63,7 +64,7 @@ def load_commands(debug: bool = False) -> None:
 
 
 def _command_names(group: typer.Typer) -> set[str]:
-    return ({info.name or info.callback.__name__.lower().replace("_", "-")  # Typer's default
+    return ({info.name or get_command_name(info.callback.__name__)
              for info in group.registered_commands if info.callback}
             | {info.name for info in group.registered_groups if info.name})
 

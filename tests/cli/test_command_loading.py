@@ -10,6 +10,7 @@ import sys
 from importlib.metadata import entry_points
 
 import pytest
+from typer.main import get_command_name
 
 import strongroom.cli as cli
 from strongroom.cli.app import app
@@ -24,7 +25,7 @@ def test_every_command_lives_where_the_rules_look() -> None:
     plugins = {ep.name: ep.value.partition(":")[0]
                for ep in entry_points(group=cli.ENTRY_POINT_GROUP)}
     for info in app.registered_commands:
-        name = info.name or info.callback.__name__.lower().replace("_", "-")
+        name = info.name or get_command_name(info.callback.__name__)
         home = f"strongroom.cli.{cli.COMMAND_HOMES.get(name, name)}"
         module = info.callback.__module__
         assert module in (home, plugins.get(name)), (
