@@ -72,3 +72,9 @@ class NotSupported(StrongroomError):
     """A feature or source kind this build does not support yet."""
 
     exit_code = 18
+
+
+class ClockSkew(StrongroomError):
+    """This host's clock disagrees with the storage's by more than the tolerance."""
+
+    exit_code = 19

@@ -51,6 +51,7 @@ def forget(repo: Repository, plan: RetentionPlan, dry_run: bool = False) -> Forg
                 report.protected[snap.id] = reason
                 report.skipped.append(f"snapshot {snap.short_id}: {reason}; would be kept")
         return report
+    repo.require_clock("forget snapshots")
     lock = RepositoryLock.acquire(repo.backend, exclusive=False, purpose="forget")
     try:
         for snap in plan.forget:

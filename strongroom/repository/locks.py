@@ -1,14 +1,22 @@
 """Repository locks: shared for backups (many at once), exclusive for garbage collection.
 
-A lock is a small JSON file ``locks/<random id>`` naming its holder (host, pid, pid namespace)
-and a lease: a heartbeat thread rewrites it every ``lease / 5`` seconds while it is held. A lock
-does not block anyone when its holder is gone:
+A lock is a small JSON file ``locks/<random id>`` naming its holder (host name, host id, boot
+id, pid, pid namespace) and a lease: a heartbeat thread rewrites it every ``lease / 5``
+seconds while it is held. Time comes from the storage, never from comparing two hosts'
+clocks: a lock's age is the storage's clock now minus the storage's date of its last write
+(:meth:`Backend.list_times`). A lock does not block anyone when its holder is gone:
 
-* same host and pid namespace, and the pid is not a live process (kill -9, a crash): at once;
-* otherwise, when its lease has not been renewed within the lease period (a dead host).
+* written under this same boot and pid namespace, and the pid is not a live process
+  (kill -9, a crash): at once (a cloned VM or another container has another boot or namespace,
+  so a host name shared with it never counts);
+* otherwise, when its lease has not been renewed within the lease period by storage time.
 
-Locks written before leases existed carry no ``lease`` and count as stale after
-``STALE_AFTER``. Hosts must agree on the time to within a fraction of the lease.
+The holder measures its own lease with ``CLOCK_BOOTTIME`` (which counts a suspend) from the
+moment it sent its last successful renewal. Before each renewal it checks its lock file is
+still there; once the file is gone, or more than :data:`HOLD_FRACTION` of the lease passed
+without a renewal (a pause, a suspend, a storage outage), the lock is lost for good: it is
+never written again and :meth:`RepositoryLock.ensure_held` raises, so the holder writes no
+index, snapshot or deletion after others may have judged it dead.
 
 A lock this process has put stays registered until its file is deleted, and whatever is still
 registered when the interpreter exits is deleted then: Ctrl-C landing between taking a lock and
@@ -28,7 +36,9 @@ from typing import Any
 
 from tenacity import Retrying, retry_if_exception_type, stop_after_delay, wait_random
 
+from strongroom.clock import boottime
 from strongroom.errors import LockedError, StrongroomError
+from strongroom.hostid import boot_id, host_id
 from strongroom.storage.base import Backend
 
 # Seconds a lock stays valid without a heartbeat; the holder renews it every LEASE / 5.
@@ -36,6 +46,9 @@ LEASE = float(os.environ.get("STRONGROOM_LOCK_LEASE", 300))
 # How long a backup waits for an exclusive lock (a prune sweep) to go before failing.
 BACKUP_LOCK_WAIT = float(os.environ.get("STRONGROOM_LOCK_WAIT", 600))
 STALE_AFTER = 1800  # locks without a lease (written by older versions)
+# A holder stops trusting its lock once this share of the lease passed since the last renewal
+# it sent: others judge it stale only after the whole lease by the storage's clock.
+HOLD_FRACTION = 0.8
 
 
 def _pid_namespace() -> str:
@@ -48,8 +61,11 @@ def _pid_namespace() -> str:
 
 
 def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
+    """Every readable lock, each with ``age``: seconds since its last write by the storage's
+    clock (the clock is read before the listing, so an age is never too long)."""
+    now = backend.clock()
     out = []
-    for key, _ in backend.list("locks/"):
+    for key, _size, stored in list(backend.list_times("locks/")):
         try:
             info = json.loads(backend.get(key))
             float(info["time"])
@@ -57,19 +73,20 @@ def read_locks(backend: Backend) -> list[tuple[str, dict[str, Any]]]:
             continue  # vanished or half-visible: not a live lock
         except (TypeError, KeyError, AttributeError):
             continue  # not a lock this program wrote (damaged): no holder to wait for
+        info["age"] = now - stored
         out.append((key, info))
     return out
 
 
 def holder_is_dead(info: dict[str, Any]) -> bool:
-    """True if the lock's process ran on this host (same pid namespace) and is gone."""
+    """True if the lock was written under this boot and pid namespace and its pid is gone."""
     pid = info.get("pid")
-    if info.get("host") != socket.gethostname() or not isinstance(pid, int) or pid <= 0:
+    if not isinstance(pid, int) or pid <= 0 or pid == os.getpid():
         return False
+    if not boot_id() or info.get("boot_id") != boot_id():
+        return False  # another machine (or a clone of this one, or an earlier boot)
     if info.get("pidns", "") != _pid_namespace():
-        return False  # another container with our host name: its pids are not ours
-    if pid == os.getpid():
-        return False
+        return False  # another container on this kernel: its pids are not ours
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -79,19 +96,20 @@ def holder_is_dead(info: dict[str, Any]) -> bool:
     return False
 
 
-def is_stale(info: dict[str, Any], now: float | None = None) -> bool:
-    """True if the lease ran out without a heartbeat (or an old lock passed STALE_AFTER)."""
+def is_stale(info: dict[str, Any]) -> bool:
+    """True if the lease ran out without a renewal, by the storage's clock (``age`` from
+    :func:`read_locks`; an old lock without a lease after STALE_AFTER)."""
     try:
         lease = float(info.get("lease") or STALE_AFTER)
-        age = (now or time.time()) - float(info.get("time", 0))
-    except (TypeError, ValueError):
+        age = float(info["age"])
+    except (TypeError, ValueError, KeyError):
         return True
     return age > lease
 
 
-def is_gone(info: dict[str, Any], now: float | None = None) -> bool:
+def is_gone(info: dict[str, Any]) -> bool:
     """True if the lock must not block anyone: its lease ran out or its process is dead."""
-    return is_stale(info, now) or holder_is_dead(info)
+    return is_stale(info) or holder_is_dead(info)
 
 
 class RepositoryLock:
@@ -102,7 +120,8 @@ class RepositoryLock:
         self.key = key
         self.info = info
         self.lease = float(info.get("lease") or LEASE)
-        self._renewed = time.monotonic()
+        self._renewed = boottime()  # when the last renewal that succeeded was sent
+        self.lost = ""  # why the lock is no longer ours ('' while held)
         self._stop = threading.Event()
         self._beat = threading.Lock()  # a renewal never rewrites the file after release
         _HELD.add(self)  # before its file exists: released at exit if nothing else does
@@ -121,12 +140,13 @@ class RepositoryLock:
 
     @classmethod
     def _try(cls, backend: Backend, exclusive: bool, purpose: str) -> RepositoryLock:
-        info = {"exclusive": exclusive, "host": socket.gethostname(), "pid": os.getpid(),
-                "pidns": _pid_namespace(), "purpose": purpose, "time": time.time(),
-                "lease": LEASE}
+        info = {"exclusive": exclusive, "host": socket.gethostname(), "host_id": host_id(),
+                "boot_id": boot_id(), "pid": os.getpid(), "pidns": _pid_namespace(),
+                "purpose": purpose, "time": time.time(), "lease": LEASE}
         _check_conflicts(backend, exclusive, own=None)
         lock = cls(backend, f"locks/{secrets.token_hex(16)}", info)
         try:
+            lock._renewed = boottime()
             backend.put(lock.key, json.dumps(info).encode())
             _check_conflicts(backend, exclusive, own=lock.key)  # a racing taker sees ours
             lock._thread.start()
@@ -137,23 +157,39 @@ class RepositoryLock:
 
     def _heartbeat(self) -> None:
         while not self._stop.wait(self.lease / 5):
-            started = time.monotonic()
             with self._beat:
-                if self._stop.is_set():
+                if self._stop.is_set() or not self._renew():
                     return
-                self.info["time"] = time.time()
-                try:
-                    self.backend.put(self.key, json.dumps(self.info).encode())
-                except StrongroomError:
-                    continue  # retried at the next beat; ensure_held() says when it is gone
-            self._renewed = started
+
+    def _renew(self) -> bool:
+        """One renewal (caller holds ``_beat``); False once the lock is lost."""
+        if boottime() - self._renewed > self.lease * HOLD_FRACTION:
+            self.lost = (f"its lease of {self.lease:g} s ran out without a renewal (the "
+                         "process was paused or suspended, or the storage unreachable)")
+            return False
+        try:
+            if not self.backend.exists(self.key):
+                self.lost = "another process removed it (its lease was judged run out)"
+                return False
+            sent = boottime()
+            self.info["time"] = time.time()
+            self.backend.put(self.key, json.dumps(self.info).encode())
+        except StrongroomError:
+            return True  # retried at the next beat; ensure_held() says when time is up
+        self._renewed = sent
+        return True
 
     def ensure_held(self) -> None:
-        """LockedError if the lease may have run out (heartbeats failed): others may then
-        have taken the repository, so a holder about to delete must stop."""
-        if self._stop.is_set() or time.monotonic() - self._renewed > self.lease * 0.8:
-            raise LockedError(f"lost the repository lock ({self.info.get('purpose')}): its "
-                              "lease could not be renewed; stopped")
+        """LockedError once the lock may belong to nobody: it was removed, or its lease ran
+        out by this host's boot clock (others may then have taken the repository). A holder
+        calls it before every write that others' judgement of its liveness protects."""
+        if not self.lost and boottime() - self._renewed > self.lease * HOLD_FRACTION:
+            self.lost = (f"its lease of {self.lease:g} s ran out without a renewal (the "
+                         "process was paused or suspended, or the storage unreachable)")
+        if self.lost or self._stop.is_set():
+            why = self.lost or "it was released"
+            raise LockedError(f"lost the repository lock ({self.info.get('purpose')}): {why}; "
+                              "stopped before writing anything that depends on it")
 
     def release(self) -> None:
         """Delete the lock file (again, if an interrupted release did not finish)."""

@@ -98,6 +98,7 @@ class Snapshot(BaseModel):
     id: str = ""
     time: datetime
     host: str
+    host_id: str = ""  # random, kept under the state directory: host names are not unique
     user: str = ""
     source_name: str
     source_kind: str

@@ -16,7 +16,6 @@ hold are never deleted; the report says why each was skipped.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -70,8 +69,9 @@ class Mark:
     snapshots: list[str]
     candidates: dict[str, dict[str, Any]]  # pack id -> {size, reason, keep: [blob hex]}
 
-    def age(self, now: float | None = None) -> timedelta:
-        return timedelta(seconds=(now or time.time()) - self.time)
+    def age(self, now: float) -> timedelta:
+        """How long ago the mark was made; ``now`` and ``time`` by the storage's clock."""
+        return timedelta(seconds=now - self.time)
 
 
 def load_mark(repo: Repository) -> Mark | None:
@@ -141,7 +141,7 @@ def mark(repo: Repository, report: PruneReport, repack_threshold: float | None,
             candidates[pid] = {"size": stored[pid], "reason": "repack", "keep": []}
     report.marked_packs = len(candidates)
     report.marked_bytes = sum(c["size"] for c in candidates.values())
-    result = Mark(time.time(), snapshots, candidates)
+    result = Mark(repo.backend.clock(), snapshots, candidates)
     if candidates and not dry_run:
         _save_mark(repo, result)
     return result
@@ -276,13 +276,15 @@ def prune(repo: Repository, grace: timedelta = DEFAULT_GRACE,
     if dry_run:
         mark(repo, report, repack_threshold, dry_run=True)
         return report
+    repo.require_clock("prune")
     report.cleared_locks = len(clear_dead_locks(repo.backend))
     report.removed_temp_files = _remove_leftovers(repo, grace)
     outstanding = load_mark(repo)
-    if outstanding is not None and outstanding.age() < grace:
+    now = repo.backend.clock()
+    if outstanding is not None and outstanding.age(now) < grace:
         due = datetime.fromtimestamp(outstanding.time, UTC) + grace
         report.pending = (f"{len(outstanding.candidates)} pack(s) marked "
-                          f"{_ago(outstanding.age())} ago; deletion is due after "
+                          f"{_ago(outstanding.age(now))} ago; deletion is due after "
                           f"{due.isoformat(timespec='seconds')}")
         return report
     if outstanding is not None:

@@ -157,6 +157,7 @@ def reencrypt(repo: Repository, epochs: set[int] | None = None, lock_wait_s: flo
     report = ReencryptReport(current=repo.keyring.current, targets=sorted(targets))
     if not targets:
         return report
+    repo.require_clock("re-encrypt")
     state = _load_state(repo)
     report.resumed = state is not None
     if state is None:
@@ -363,6 +364,7 @@ def retire_epoch(repo: Repository, epoch: int, lock_wait_s: float = 120.0) -> No
     if repo.format_version < 2:
         raise ConfigError(f"{repo.url} is a format-1 repository: run `strongroom migrate` "
                           "first")
+    repo.require_clock("retire a key epoch")
     if epoch == keyring.current:
         raise ConfigError(f"epoch {epoch} is the current epoch: `strongroom key rotate` first")
     objects = {o.name: o for o in keyring_objects(repo.backend)}

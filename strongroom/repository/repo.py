@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from strongroom import audit
+from strongroom.clock import ClockReading, warn_if_skewed
 from strongroom.crypto.aead import SealError
 from strongroom.crypto.epochs import (
     BASE_KEY,
@@ -277,6 +278,10 @@ class Repository:
             base, keyring = load_keyring(keyring_objects(backend), master, config["id"])
         if config.get("mac") != config_mac(config, master, base):
             raise IntegrityError(f"config of {url} has been altered (MAC mismatch)")
+        try:
+            warn_if_skewed(ClockReading.read(backend))
+        except StorageError as exc:  # the first real request says what is wrong
+            log.debug("storage clock not read: %s", exc)
         return cls(backend, config, master, slot_id, base, keyring)
 
     @classmethod
@@ -288,6 +293,16 @@ class Repository:
             raise ConfigError("no repository given (set STRONGROOM_REPOSITORY or --repo)")
         creds = Credentials.from_env()
         return cls.open(url, creds._password, creds.keyfile, options, unlockers_from_env())
+
+    # ---- time ----------------------------------------------------------------------------
+    def storage_now(self) -> datetime:
+        """Now by the storage's clock (ages of what other hosts wrote are measured with it)."""
+        return datetime.fromtimestamp(self.backend.clock(), UTC)
+
+    def require_clock(self, operation: str) -> None:
+        """ClockSkew (exit 19) if this host's clock and the storage's disagree beyond the
+        tolerance: ``operation`` deletes, and must not judge ages with a wrong clock."""
+        ClockReading.read(self.backend).require_agreement(operation)
 
     # ---- index ---------------------------------------------------------------------------
     @property

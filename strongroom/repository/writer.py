@@ -18,7 +18,9 @@ import zstandard
 from pyfastcdc.cy import FastCDC
 
 from strongroom import audit
+from strongroom.clock import ClockReading
 from strongroom.errors import StrongroomError
+from strongroom.hostid import host_id
 from strongroom.repository.format import (
     BLOB_DATA,
     BLOB_TREE,
@@ -32,6 +34,7 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.repository.model import Node, Snapshot, SnapshotStats
 from strongroom.repository.packs import PackWriter
+from strongroom.repository.presence import confirm_packs
 from strongroom.repository.tree import encode_tree
 
 if TYPE_CHECKING:
@@ -315,7 +318,9 @@ class SnapshotWriter:
 
     def _save_index(self, batch: list[tuple[str, int, list[list[Any]]]]) -> None:
         """Store an index file; its blobs are then known from the repository's index, and
-        no longer need a place among this writer's own new blobs (memory)."""
+        no longer need a place among this writer's own new blobs (memory). Never once the
+        lock is lost: a prune may have swept these packs as unindexed garbage."""
+        self._lockfile.ensure_held()
         self.repo.save_index(index_document(batch))
         indexed = [bytes.fromhex(entry[1]) for _pid, _size, entries in batch
                    for entry in entries]
@@ -378,6 +383,18 @@ class SnapshotWriter:
                 sha.update(self._sum_lines(path, self.dirs[path]))
         return sha.hexdigest()
 
+    def _confirm_before_commit(self) -> None:
+        """Before the manifest: the lock is still ours, every pack the index names (those this
+        snapshot deduplicated against or reuses through its parent's trees, and its own) is
+        still in storage, and this host's clock agrees with the storage's (a snapshot dated
+        in the future would pass for the newest and decide retention)."""
+        self._lockfile.ensure_held()
+        confirm_packs(self.repo.backend, self.repo.index.packs,
+                      f"the backup of {self.source_name}")
+        ClockReading.read(self.repo.backend).require_agreement(
+            f"date a snapshot of {self.source_name}")
+        self._lockfile.ensure_held()
+
     def commit(self) -> Snapshot:
         """Store remaining packs, trees, the index, then the manifest: the snapshot exists."""
         try:
@@ -391,8 +408,10 @@ class SnapshotWriter:
             self.stats.bytes_total = self._bytes_total
             self.stats.bytes_stored = self._packer.bytes_stored
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
+            self._confirm_before_commit()
             snap = Snapshot(
-                time=datetime.now(UTC), host=socket.gethostname(), user=getpass.getuser(),
+                time=datetime.now(UTC), host=socket.gethostname(), host_id=host_id(),
+                user=getpass.getuser(),
                 source_name=self.source_name, source_kind=self.source_kind,
                 kind=self.kind, parent=self.parent.id if self.parent else None, tags=self.tags,
                 paths=self.paths, tree=root, stats=self.stats, checksum=self._checksum(),

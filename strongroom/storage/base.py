@@ -60,6 +60,17 @@ class Backend(ABC):
         """Yield ``(key, size)`` for every object under ``prefix`` (a folder such as 'data/')."""
 
     @abstractmethod
+    def list_times(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        """Yield ``(key, size, stored)`` for every object under ``prefix``: ``stored`` is when
+        the object was last written, by the storage's clock (seconds since the epoch)."""
+
+    @abstractmethod
+    def clock(self) -> float:
+        """The storage's current time (seconds since the epoch): the clock ``list_times``
+        dates objects with, never this host's. Ages of objects written by other hosts are
+        measured against it."""
+
+    @abstractmethod
     def delete(self, key: str) -> None: ...
 
     @abstractmethod

@@ -87,9 +87,9 @@ class LocalBackend(Backend):
             raise
 
     def leftovers(self, older_than_s: float = 0.0) -> Iterator[tuple[str, int]]:
-        """Temp files of killed writers: older than ``older_than_s`` and not named by a live
-        process of this host (``.tmp-<name>-<pid>-<thread>``)."""
-        now = time.time()
+        """Temp files of killed writers: older than ``older_than_s`` by the file system's clock
+        and not named by a live process of this host (``.tmp-<name>-<pid>-<thread>``)."""
+        now = self.clock()
         for dirpath, _dirs, files in os.walk(self.root):
             for name in files:
                 if not name.startswith(TEMP_PREFIX):
@@ -162,6 +162,37 @@ class LocalBackend(Backend):
                 except FileNotFoundError:
                     continue
                 yield full.relative_to(self.root).as_posix(), size
+
+    def list_times(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        base = self._path(prefix)
+        if not base.is_dir():
+            return
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(TEMP_PREFIX):
+                    continue
+                full = Path(dirpath) / name
+                try:
+                    st = full.stat()
+                except FileNotFoundError:
+                    continue
+                yield full.relative_to(self.root).as_posix(), st.st_size, st.st_mtime
+
+    def clock(self) -> float:
+        """The file system's time: the modification time of a probe file created now (on a
+        network file system, the server's clock). This host's clock where nothing can be
+        written (a read-only medium: no other writer's objects to age either)."""
+        probe = self.root / f"{TEMP_PREFIX}clock-{os.getpid()}-{threading.get_ident()}"
+        try:
+            fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+            try:
+                os.write(fd, b"t")  # a write dates the file on every file system
+                return os.fstat(fd).st_mtime
+            finally:
+                os.close(fd)
+                probe.unlink(missing_ok=True)
+        except OSError:
+            return time.time()
 
     def delete(self, key: str) -> None:
         with self._fd_lock:

@@ -11,8 +11,10 @@ is tried ``max_attempts`` times in all (defaults below; all three are options).
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -163,6 +165,29 @@ class S3Backend(Backend):
                     yield obj["Key"][len(self.prefix):], obj["Size"]
         except (BotoCoreError, ClientError) as exc:
             raise self._fail(exc, "list", prefix) from None
+
+    def list_times(self, prefix: str) -> Iterator[tuple[str, int, float]]:
+        paginator = self.client.get_paginator("list_objects_v2")
+        try:
+            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
+                for obj in page.get("Contents", []):
+                    yield (obj["Key"][len(self.prefix):], obj["Size"],
+                           obj["LastModified"].timestamp())
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "list", prefix) from None
+
+    def clock(self) -> float:
+        """The server's time, from the ``Date`` header of a HEAD of the bucket (whole seconds:
+        the start of the second, so an age measured with it is never too long)."""
+        try:
+            reply = self.client.head_bucket(Bucket=self.bucket)
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "head bucket", "") from None
+        date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+        try:
+            return parsedate_to_datetime(date).timestamp()
+        except (TypeError, ValueError):
+            return time.time()  # a server that sends no Date: nothing better to go by
 
     def delete(self, key: str) -> None:
         try:
