@@ -6,8 +6,11 @@ lacks are uploaded. A sealed map ``copymap/<source repo id>/<id>`` in the target
 ``source blob id -> target blob id`` for blobs already indexed there, so a later or resumed copy
 skips them (and whole unchanged subtrees) without reading them again. Packs and index files go
 first, the snapshot manifest last: an interrupted copy leaves garbage, and the next run resumes.
-Every new pack is read back and checked on arrival (archived packs: size check), and the
-copied snapshot's listing must equal the original's before its manifest is written.
+Target packs missing from storage are dropped from the index first, so their blobs are
+uploaded again and map entries naming them are not trusted. Every new pack is read back and
+checked on arrival (archived packs: size check), the copied snapshot's listing must equal the
+original's, and the target lock and every target pack must still be there, before its manifest
+is written.
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.model import Node, Snapshot
 from strongroom.repository.packs import PackWriter, read_pack_header
+from strongroom.repository.presence import confirm_packs
 from strongroom.repository.repo import Repository
 from strongroom.storage.base import Backend
 
@@ -76,7 +80,14 @@ class _Copier:
 
     # ---- the map ---------------------------------------------------------------------------
     def load_map(self) -> None:
+        """Read the target's index, drop its packs missing from storage, then trust the map
+        entries whose target blob is still indexed."""
         index = self.dst.reload_index()
+        # Never deduplicate against a pack that is gone (lost, deleted by hand): its blobs are
+        # uploaded again, so this copy restores even if older ones cannot. Index first, then
+        # the listing: packs are stored before the index files naming them.
+        stored = {key.rsplit("/", 1)[-1] for key, _ in self.dst.backend.list("data/")}
+        index.drop_packs(set(index.packs) - stored)
         for key, _ in self.dst.backend.list(f"copymap/{self.src.id}/"):
             try:
                 doc = open_document(self.dst.aead, self.dst.backend.get(key), AAD_COPYMAP)
@@ -262,15 +273,24 @@ def copy_snapshots(src: Repository, dst: Repository, snapshot_ids: list[str] | N
         dst_lock = RepositoryLock.acquire(dst.backend, exclusive=False,
                                           purpose="copy (target)")
         try:
-            return _copy(src, dst, wanted, verify, threads, progress)
+            return _copy(src, dst, dst_lock, wanted, verify, threads, progress)
         finally:
             dst_lock.release()
     finally:
         src_lock.release()
 
 
-def _copy(src: Repository, dst: Repository, wanted: list[Snapshot], verify: bool,
-          threads: int, progress: Callable[[str, Snapshot], None] | None) -> dict[str, Any]:
+def _confirm_before_commit(dst: Repository, dst_lock: RepositoryLock, snap: Snapshot) -> None:
+    """Before a copied snapshot's manifest: the target lock is still ours, and every pack the
+    target's index names (those this copy reuses, and its own) is still in storage."""
+    dst_lock.ensure_held()
+    confirm_packs(dst.backend, dst.index.packs, f"the copy of snapshot {snap.short_id}")
+    dst_lock.ensure_held()
+
+
+def _copy(src: Repository, dst: Repository, dst_lock: RepositoryLock, wanted: list[Snapshot],
+          verify: bool, threads: int, progress: Callable[[str, Snapshot], None] | None
+          ) -> dict[str, Any]:
     done = existing_copies(src, dst)
     result: dict[str, Any] = {"snapshots": {}, "copied": [], "already": [], "verified": verify}
     copier = _Copier(src, dst, threads)
@@ -298,6 +318,7 @@ def _copy(src: Repository, dst: Repository, wanted: list[Snapshot], verify: bool
             if verify and listing(dst, new) != listing(src, snap):
                 raise IntegrityError(f"copy of snapshot {snap.short_id} does not list the same "
                                      "contents as the original")
+            _confirm_before_commit(dst, dst_lock, snap)
             saved = dst.save_snapshot(new)
             done[snap.id] = saved.id
             result["snapshots"][snap.id] = saved.id
