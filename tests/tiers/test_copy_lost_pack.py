@@ -108,8 +108,8 @@ def _copy_with_hook(kind: str, tmp_path: Path, request: pytest.FixtureRequest,
                     hook: Any) -> tuple[Repository, str, dict[str, Any], dict[str, bytes]]:
     """Copy one snapshot, back up a changed one, and copy again calling ``hook(dst)`` when
     the second copy stores its first index file (its data is uploaded, nothing committed).
-    Returns the target as the second copy left it, the exception it raised, and what the
-    second snapshot holds."""
+    Returns the target as the second copy left it, the exception it raised, the target's URL
+    and options, and what the second snapshot holds."""
     url, opts, _env = _target(kind, tmp_path, request)
     src_url = str(tmp_path / "src")
     src = new_repo(src_url)
