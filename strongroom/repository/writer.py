@@ -410,7 +410,8 @@ class SnapshotWriter:
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
             self._confirm_before_commit()
             snap = Snapshot(
-                time=datetime.now(UTC), host=socket.gethostname(), host_id=host_id(),
+                time=datetime.fromtimestamp(time.time(), UTC), host=socket.gethostname(),
+                host_id=host_id(),
                 user=getpass.getuser(),
                 source_name=self.source_name, source_kind=self.source_kind,
                 kind=self.kind, parent=self.parent.id if self.parent else None, tags=self.tags,

@@ -40,6 +40,13 @@ def _write_lock(backend, **info) -> str:
     return key
 
 
+def _age(backend, key: str, seconds: float) -> None:
+    """Date a local lock file's last write ``seconds`` back (its age by the storage's clock)."""
+    path = backend.root / key
+    then = path.stat().st_mtime - seconds
+    os.utime(path, (then, then))
+
+
 def _dead_pid() -> int:
     import subprocess
     import sys
@@ -53,13 +60,14 @@ def test_exclusive_lock_of_a_dead_local_process_blocks_nobody(tmp_path: Path) ->
     import socket
     import time
 
+    from strongroom.hostid import boot_id
     from strongroom.repository import locks
     from strongroom.storage.local import LocalBackend
 
     backend = LocalBackend(tmp_path / "r")
     key = _write_lock(backend, exclusive=True, host=socket.gethostname(), pid=_dead_pid(),
-                      pidns=locks._pid_namespace(), purpose="prune sweep", time=time.time(),
-                      lease=300)
+                      pidns=locks._pid_namespace(), boot_id=boot_id(), purpose="prune sweep",
+                      time=time.time(), lease=300)
     started = time.monotonic()
     lock = locks.RepositoryLock.acquire(backend, exclusive=False, wait_s=600)
     assert time.monotonic() - started < 5
@@ -80,11 +88,13 @@ def test_lock_of_another_host_blocks_until_its_lease_runs_out(tmp_path: Path) ->
     with pytest.raises(LockedError, match="exclusively by prune sweep on elsewhere"):
         locks.RepositoryLock.acquire(backend, exclusive=False)
     backend.delete(key)
-    _write_lock(backend, exclusive=True, host="elsewhere", pid=1, purpose="prune sweep",
-                time=time.time() - 301, lease=300)
+    key = _write_lock(backend, exclusive=True, host="elsewhere", pid=1, purpose="prune sweep",
+                      time=time.time(), lease=300)
+    _age(backend, key, 301)  # last renewed 301 s ago by the storage's clock
     locks.RepositoryLock.acquire(backend, exclusive=True).release()
     # a lock of an older version (no lease) is stale after STALE_AFTER
-    _write_lock(backend, exclusive=True, host="elsewhere", pid=1, time=time.time() - 600)
+    key = _write_lock(backend, exclusive=True, host="elsewhere", pid=1, time=time.time())
+    _age(backend, key, 600)
     with pytest.raises(LockedError):
         locks.RepositoryLock.acquire(backend, exclusive=False)
 
@@ -108,7 +118,7 @@ def test_heartbeat_renews_the_lease_while_held(tmp_path: Path, monkeypatch) -> N
         if now != seen[-1]:
             seen.append(now)
     assert len(seen) == 3 and seen == sorted(seen), seen
-    info = json.loads(backend.get(lock.key))
+    [(_key, info)] = locks.read_locks(backend)
     assert info["lease"] == 5.0 and not locks.is_gone(info)
     lock.ensure_held()
     with pytest.raises(LockedError):  # another host's taker still sees it held
@@ -125,8 +135,11 @@ def test_a_lock_of_another_pid_namespace_is_not_judged_by_pid(tmp_path: Path) ->
 
     from strongroom.repository import locks
 
+    from strongroom.hostid import boot_id
+
     info = {"exclusive": True, "host": socket.gethostname(), "pid": _dead_pid(),
-            "pidns": "pid:[1]", "time": time.time(), "lease": 300}
+            "pidns": "pid:[1]", "boot_id": boot_id(), "time": time.time(), "lease": 300,
+            "age": 0.0}
     assert not locks.is_gone(info)  # same host name, another container: wait for the lease
 
 
