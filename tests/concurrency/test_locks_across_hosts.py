@@ -1,8 +1,8 @@
 """Locks on a real fleet: clocks ten minutes apart (tests/support/skewed_clock shifts one
-process's wall clock; the storage keeps the true one), a backup paused past its lease, a suspend, a dead lock of a host
-whose clock ran ahead, cloned hosts sharing a name. In every case either the operation fails
-loudly with nothing written, or the repository verifies and every snapshot reported saved
-restores."""
+process's wall clock; the storage keeps the true one), a backup paused past its lease, a
+suspend, a dead lock of a host whose clock ran ahead, cloned hosts sharing a name. In every
+case either the operation fails loudly with nothing written, or the repository verifies and
+every snapshot reported saved restores."""
 
 from __future__ import annotations
 

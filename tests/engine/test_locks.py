@@ -133,9 +133,8 @@ def test_a_lock_of_another_pid_namespace_is_not_judged_by_pid(tmp_path: Path) ->
     import socket
     import time
 
-    from strongroom.repository import locks
-
     from strongroom.hostid import boot_id
+    from strongroom.repository import locks
 
     info = {"exclusive": True, "host": socket.gethostname(), "pid": _dead_pid(),
             "pidns": "pid:[1]", "boot_id": boot_id(), "time": time.time(), "lease": 300,
