@@ -15,8 +15,9 @@ from tasks.storage import apply_retention, storage_status
 @flow(name="retention", log_prints=True)
 def retention(targets: list[str], dry_run: bool = False, grace_s: float = 3600.0,
               policies: dict[str, str] | None = None) -> list[dict[str, Any]]:
-    """Forget, then prune, on each target: per source and schedule by the configured policy
-    (``policies``: schedule tag -> retention policy block), else the seed's per-tier default.
+    """Forget, then prune, on each target: per host, source and schedule by the configured
+    policy (``policies``: schedule tag -> retention policy block), else the seed's per-tier
+    default; time rules count back from the storage's clock.
 
     Args:
         targets: repository target blocks to apply retention on (primary, secondary, ...)
@@ -32,10 +33,11 @@ def retention(targets: list[str], dry_run: bool = False, grace_s: float = 3600.0
                      for r in results)
     create_markdown_artifact(
         "# Retention\n\n| target | tier | kept | forgotten | bytes freed | skipped (locked) |\n"
-        f"|---|---|---|---|---|---|\n{rows}\n\n| target | source | schedule | policy | kept | "
-        "forgotten |\n|---|---|---|---|---|---|\n"
-        + "\n".join(f"| {r['target']} | {g['source']} | {g['schedule']} | {g['policy']} | "
-                    f"{g['keep']} | {g['forget']} |" for r in results for g in r["groups"]),
+        f"|---|---|---|---|---|---|\n{rows}\n\n| target | host | source | schedule | policy | "
+        "kept | forgotten |\n|---|---|---|---|---|---|---|\n"
+        + "\n".join(f"| {r['target']} | {g.get('host') or '-'} | {g['source']} | "
+                    f"{g['schedule']} | {g['policy']} | {g['keep']} | {g['forget']} |"
+                    for r in results for g in r["groups"]),
         key=artifact_key("retention", "all"))
     return results
 

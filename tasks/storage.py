@@ -36,12 +36,13 @@ def load_policies(policies: dict[str, str] | None) -> dict[str, Any]:
 @task(name="retention", cache_policy=NO_CACHE, **RETRYING)
 def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0,
                     policies: dict[str, str] | None = None) -> dict[str, Any]:
-    """Forget, per source and schedule, by the configured policy (``policies``: schedule tag ->
-    retention policy block) or else the seed's default for the target's tier; then prune
-    (two-phase). A policy stored in the repository (``strongroom policy set``) replaces both,
-    and its minimum grace applies: no second factor is needed for it. Snapshots tagged
-    ``legal-hold`` are never forgotten."""
-    from strongroom.policy.retention import plan_retention, tier_policy
+    """Forget, per host, source and schedule, by the configured policy (``policies``: schedule
+    tag -> retention policy block) or else the seed's default for the target's tier, counting
+    back from the storage's clock; then prune (two-phase). A policy stored in the repository
+    (``strongroom policy set``) replaces both, and its minimum grace applies: no second factor
+    is needed for it. Snapshots tagged ``legal-hold`` are never forgotten, nor future-dated ones
+    (see :mod:`strongroom.policy.retention`)."""
+    from strongroom.policy.retention import TIER_GROUP_BY, plan_retention, tier_policy
     from strongroom.policy.stored import load_policy
     from strongroom.repository.forget import forget
     from strongroom.repository.prune import prune
@@ -67,12 +68,13 @@ def apply_retention(target: str, dry_run: bool = False, grace_s: float = 3600.0,
                 grace = max(grace, stored.min_grace_delta())
             plan = plan_retention(repo.list_snapshots(),
                                   stored.rule_for if stored is not None else policy_for,
-                                  group_by=("source_name", "schedule"))
+                                  group_by=TIER_GROUP_BY, now=repo.storage_now())
             report = forget(repo, plan, dry_run=dry_run)
             pruned = None if dry_run else prune(repo, grace=grace).as_dict()
     finally:
         repo.close()
-    groups = [{"source": g.key.get("source_name"), "schedule": g.key.get("schedule"),
+    groups = [{"host": g.key.get("host"), "source": g.key.get("source_name"),
+               "schedule": g.key.get("schedule"),
                "policy": g.policy.describe(), "keep": len(g.keep), "forget": len(g.forget)}
               for g in plan.groups]
     return {"target": block.describe(), "tier": tier,

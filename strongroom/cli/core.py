@@ -34,7 +34,10 @@ from strongroom.sources import registry
 
 
 def snapshot_row(s: Snapshot) -> dict[str, object]:
+    stored = s.stored_time
     return {"id": s.id, "short_id": s.short_id, "time": s.time.isoformat(), "host": s.host,
+            "host_id": s.host_id, "future_dated": s.future_dated,
+            "stored_time": stored.isoformat() if stored is not None else None,
             "source": s.source_name, "source_kind": s.source_kind, "kind": s.kind,
             "parent": s.parent, "tags": s.tags, "paths": s.paths, "checksum": s.checksum,
             "stats": s.stats.model_dump(), "meta": s.meta}
@@ -70,24 +73,41 @@ LOST_KEY_NOTE = (
     "see 'strongroom key add --help').")
 
 
+HostOpt = Annotated[str | None, typer.Option("--host", help="Only snapshots written by this "
+                                             "host (its name).")]
+
+
+def _time_cell(s: Snapshot) -> str:
+    when = s.time.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{when} (future-dated)" if s.future_dated else when
+
+
 @app.command()
 def snapshots(
     source: Annotated[str | None, typer.Option("--name", help="Only this source.")] = None,
+    host: HostOpt = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
-    """List snapshots, oldest first."""
+    """List snapshots, oldest first (a future-dated one where the storage received it)."""
     r = open_repo(repo, password_file, key_file, option)
-    snaps = r.list_snapshots(source)
+    snaps = r.list_snapshots(source, host)
     if json:
         emit_json([snapshot_row(s) for s in snaps])
     else:
         print_table(["id", "time (UTC)", "host", "source", "kind", "parent", "tags", "files",
                      "size", "stored"],
-                    [[s.short_id, s.time.strftime("%Y-%m-%d %H:%M:%S"), s.host,
+                    [[s.short_id, _time_cell(s), s.host,
                       f"{s.source_name} ({s.source_kind})", s.kind, (s.parent or "")[:8],
                       ",".join(s.tags), str(s.stats.files), human_bytes(s.stats.bytes_total),
                       human_bytes(s.stats.bytes_stored)] for s in snaps])
+    for s in snaps:
+        if s.future_dated and s.stored_time is not None:
+            err_console.print(
+                f"warning: snapshot {s.short_id} is future-dated: dated {s.time:%Y-%m-%d %H:%M} "
+                f"but stored at {s.stored_time:%Y-%m-%d %H:%M} UTC by the storage's clock (its "
+                "host's clock was ahead); retention keeps it and 'latest' places it by when it "
+                "was stored", markup=False)
     for why in r.damaged_snapshots.values():
         err_console.print(f"warning: {why}", markup=False)
 
@@ -100,12 +120,13 @@ def ls_cmd(
                                                "this source.")] = None,
     long: Annotated[bool, typer.Option("--long", "-l", help="Mode (-rw-r-----), owner, group, "
                                        "size, mtime and symlink targets.")] = False,
+    host: HostOpt = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
     """List the files of a snapshot."""
     r = open_repo(repo, password_file, key_file, option)
-    snap = r.find_snapshot(snapshot, source)
+    snap = r.find_snapshot(snapshot, source, host)
     entries = list(r.reader(snap).walk(path))
     if snapshot == "latest":  # say which one, as restic does (on stderr: stdout stays the list)
         err_console.print(f"latest is snapshot {snap.short_id} of {snap.source_name} "
@@ -141,6 +162,7 @@ def restore(
         "(restore_object), print the typical wait, and wait up to this many seconds.")] = None,
     retrieval: Annotated[str, typer.Option(help="With --stage-wait: Expedited, Standard or "
                                            "Bulk.")] = "Standard",
+    host: HostOpt = None,
     repo: RepoOpt = None, password_file: PasswordFileOpt = None, key_file: KeyFileOpt = None,
     option: OptionOpt = None, json: JsonOpt = False,
 ) -> None:
@@ -148,7 +170,7 @@ def restore(
     no_password_in_url(target, "--target")
     opts = parse_options(restore_option) | ({"numeric_owner": True} if numeric_owner else {})
     r = open_repo(repo, password_file, key_file, option)
-    snap = r.find_snapshot(snapshot, source)
+    snap = r.find_snapshot(snapshot, source, host)
     source = registry.get(snap.source_kind)  # NotSupported before anything is staged
     if stage_wait is not None:
         from strongroom.repository.staging import stage_snapshot

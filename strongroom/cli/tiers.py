@@ -51,17 +51,19 @@ Count = Annotated[int | None, typer.Option(min=-1, help="-1 = unlimited.")]
 def forget(
     keep_last: Count = None, keep_hourly: Count = None, keep_daily: Count = None,
     keep_weekly: Count = None, keep_monthly: Count = None, keep_yearly: Count = None,
-    keep_within: Annotated[str | None, typer.Option(help="Keep everything this close to the "
-                                                    "newest snapshot: 14d, 4w, 24h, 12m.")
-                           ] = None,
+    keep_within: Annotated[str | None, typer.Option(help="Keep everything this close to now "
+                                                    "(the storage's clock): 14d, 4w, 24h, "
+                                                    "12m. A group's newest snapshot is kept "
+                                                    "anyway.")] = None,
     keep_tag: Annotated[list[str] | None, typer.Option(help="Keep snapshots with these tags "
                                                        "('a,b' = both; repeatable).")] = None,
     tier: Annotated[str | None, typer.Option(help="Use the seed's per-schedule defaults for "
                                              "this tier: primary, secondary or archive.")
                     ] = None,
     source: Annotated[str | None, typer.Option("--name", help="Only this source.")] = None,
-    group_by: Annotated[str, typer.Option(help="Comma-separated: source_name, kind, host, "
-                                          "source_kind, schedule.")] = "source_name",
+    group_by: Annotated[str, typer.Option(help="Comma-separated: host, source_name, kind, "
+                                          "source_kind, schedule (--tier: host, source_name "
+                                          "and schedule).")] = "host,source_name",
     hold: Annotated[list[str] | None, typer.Option(help="Snapshot id under legal hold "
                                                    "(repeatable).")] = None,
     dry_run: Annotated[bool, typer.Option("--dry-run", "-n", help="Only show what would go "

@@ -1,13 +1,24 @@
 """Grandfather-father-son retention with restic's semantics, and the per-tier defaults of the seed.
 
-Snapshots are grouped (by source by default) and each group is walked from the newest to the
-oldest. For every ``keep_<bucket>`` rule with a count left, a snapshot whose calendar bucket
-(hour, day, ISO week, month, year; UTC unless a zone is given) differs from the last bucket that
-rule kept is kept and uses up one count: so each rule keeps the newest snapshot of each of its N
-most recent non-empty buckets. ``keep_last`` keeps the N newest, ``keep_within`` everything no
-older than the duration before the group's newest snapshot (or ``now`` when given), ``keep_tag``
-everything carrying one of the tag sets. A snapshot under legal hold is never forgotten.
-A count of -1 means unlimited.
+Snapshots are grouped (by host name and source by default, like restic's host + paths: every
+host backs up ``/etc``, and one host's snapshots never use up another's counts) and each group
+is walked from the newest to the oldest. For every ``keep_<bucket>`` rule with a count left, a
+snapshot whose calendar bucket (hour, day, ISO week, month, year; UTC unless a zone is given)
+differs from the last bucket that rule kept is kept and uses up one count: so each rule keeps
+the newest snapshot of each of its N most recent non-empty buckets. ``keep_last`` keeps the N
+newest, ``keep_within`` everything no older than the duration before ``now`` (the storage's
+clock: engine callers pass :meth:`Repository.storage_now`; this host's clock when omitted), never
+before the group's newest snapshot, ``keep_tag`` everything carrying one of the tag sets. A
+snapshot under legal hold is never forgotten. A count of -1 means unlimited.
+
+Time comes from real time, not from the snapshots. A snapshot dated more than the clock tolerance
+in the future (after ``now``, or flagged ``future_dated`` by the repository because it is dated
+after the storage received it: its writer's clock was ahead) is kept, reason "future-dated", and
+counts toward no rule: no ``keep_last`` slot, no bucket, and it is never the newest of its group.
+Newest first means by ``order_time`` where a snapshot has one (a future-dated snapshot's time
+of arrival), else by ``time``. A group never loses its newest snapshot that is not future-dated
+to the time rules (reason "newest of its group"): backups that failed for three weeks leave the
+last good one standing under ``keep_within 14d``.
 """
 
 from __future__ import annotations
@@ -21,10 +32,14 @@ from typing import Any, Protocol
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from strongroom import clock
 from strongroom.errors import ConfigError
 
 LEGAL_HOLD_TAG = "legal-hold"
 GROUP_FIELDS = ("source_name", "source_kind", "kind", "host", "schedule")
+DEFAULT_GROUP_BY = ("host", "source_name")
+FUTURE_DATED = "future-dated"
+NEWEST = "newest of its group"
 
 
 class SnapshotLike(Protocol):
@@ -194,6 +209,8 @@ class Decision:
             "id": s.id,
             "short_id": getattr(s, "short_id", s.id[:8]),
             "time": s.time.isoformat(),
+            "future_dated": FUTURE_DATED in self.reasons,
+            "host": getattr(s, "host", None),
             "source_name": getattr(s, "source_name", None),
             "kind": getattr(s, "kind", None),
             "tags": list(getattr(s, "tags", []) or []),
@@ -221,9 +238,11 @@ class GroupPlan:
 
 @dataclass
 class RetentionPlan:
-    """Keep/forget decisions for every group, with reasons; nothing is deleted by building it."""
+    """Keep/forget decisions for every group, with reasons; nothing is deleted by building it.
+    ``now`` is the moment the time rules counted back from."""
 
     groups: list[GroupPlan]
+    now: datetime | None = None
 
     @property
     def keep(self) -> list[Any]:
@@ -244,6 +263,7 @@ class RetentionPlan:
         return {
             "keep": len(self.keep),
             "forget": len(self.forget),
+            "now": self.now.isoformat() if self.now is not None else None,
             "groups": [{"group": g.key, "policy": g.policy.model_dump(exclude_defaults=True),
                         "keep": len(g.keep), "forget": len(g.forget),
                         "snapshots": [d.to_dict() for d in g.decisions]} for g in self.groups],
@@ -271,8 +291,25 @@ def _local(t: datetime, tz: tzinfo | None) -> datetime:
     return t.astimezone(tz or UTC)
 
 
+def _order_time(snapshot: Any) -> datetime:
+    return _local(getattr(snapshot, "order_time", None) or snapshot.time, UTC)
+
+
 def _newest_first(snapshots: Iterable[Any]) -> list[Any]:
-    return sorted(snapshots, key=lambda s: (_local(s.time, UTC), s.id), reverse=True)
+    return sorted(snapshots, key=lambda s: (_order_time(s), s.id), reverse=True)
+
+
+def is_future_dated(snapshot: Any, now: datetime, tolerance: float | None = None) -> bool:
+    """Flagged by the repository (dated after the storage received it), or dated more than
+    ``tolerance`` seconds (the clock tolerance by default) after ``now``."""
+    if getattr(snapshot, "future_dated", False):
+        return True
+    slack = timedelta(seconds=clock.TOLERANCE if tolerance is None else tolerance)
+    return _local(snapshot.time, UTC) > _local(now, UTC) + slack
+
+
+def _has_time_rule(policy: RetentionPolicy) -> bool:
+    return bool(policy.keep_within) or any(getattr(policy, "keep_" + name) for name, _ in BUCKETS)
 
 
 def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
@@ -280,21 +317,24 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
                  tz: tzinfo | None = None) -> list[Decision]:
     """Decide keep/forget for one group's snapshots; returns decisions newest first.
 
-    An empty policy keeps everything (reason "no policy"): callers wanting to forget must say how.
+    ``now`` (default: this host's clock) anchors ``keep_within`` and tells future-dated
+    snapshots, which are kept and count toward no rule. An empty policy keeps everything
+    (reason "no policy"): callers wanting to forget must say how.
     """
     ordered = _newest_first(snapshots)
     holds = set(holds)
     if not ordered:
         return []
+    now = _local(now, UTC) if now is not None else datetime.now(UTC)
     within_since = None
     if policy.keep_within:
-        ref = _local(now, UTC) if now is not None else _local(ordered[0].time, UTC)
-        within_since = Duration.parse(policy.keep_within).before(ref)
+        within_since = Duration.parse(policy.keep_within).before(now)
     counts = {name: getattr(policy, "keep_" + name) for name, _ in BUCKETS}
     last_left = policy.keep_last
     last_bucket: dict[str, tuple[int, ...] | None] = {name: None for name, _ in BUCKETS}
     empty = policy.is_empty()
     decisions: list[Decision] = []
+    newest: Decision | None = None
     for snap in ordered:
         reasons: list[str] = []
         if empty:
@@ -304,6 +344,10 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
         for tagset in policy.keep_tag:
             if _has_tagset(snap, tagset):
                 reasons.append(f"tag {tagset}")
+        if is_future_dated(snap, now):
+            reasons.append(FUTURE_DATED)  # its date says nothing: kept, and counts for nothing
+            decisions.append(Decision(snap, True, reasons))
+            continue
         if within_since is not None and _local(snap.time, UTC) >= within_since:
             reasons.append(f"within {policy.keep_within}")
         if last_left:
@@ -321,7 +365,11 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
                 reasons.append(name)
                 if left > 0:
                     counts[name] = left - 1
-        decisions.append(Decision(snap, bool(reasons), reasons))
+        decision = Decision(snap, bool(reasons), reasons)
+        newest = newest or decision
+        decisions.append(decision)
+    if newest is not None and not newest.keep and _has_time_rule(policy):
+        newest.keep, newest.reasons = True, [NEWEST]
     return decisions
 
 
@@ -338,10 +386,12 @@ def _check_group_by(group_by: Sequence[str]) -> None:
 
 
 def plan_retention(snapshots: Iterable[Any], policy: RetentionPolicy | Callable[[dict], Any], *,
-                   group_by: Sequence[str] = ("source_name",), holds: Iterable[str] = (),
+                   group_by: Sequence[str] = DEFAULT_GROUP_BY, holds: Iterable[str] = (),
                    now: datetime | None = None, tz: tzinfo | None = None) -> RetentionPlan:
-    """Group snapshots and apply ``policy`` (or ``policy(group_key)``) to each group."""
+    """Group snapshots and apply ``policy`` (or ``policy(group_key)``) to each group; the time
+    rules count back from ``now`` (this host's clock when omitted: pass the storage's)."""
     _check_group_by(group_by)
+    now = _local(now, UTC) if now is not None else datetime.now(UTC)
     groups: dict[tuple, list[Any]] = {}
     for snap in snapshots:
         key = group_key(snap, group_by)
@@ -354,7 +404,7 @@ def plan_retention(snapshots: Iterable[Any], policy: RetentionPolicy | Callable[
             else policy
         plans.append(GroupPlan(key, pol, apply_policy(groups[key_items], pol, holds=holds,
                                                       now=now, tz=tz)))
-    return RetentionPlan(plans)
+    return RetentionPlan(plans, now)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -376,6 +426,7 @@ MONTHLY_FULLS = SEED_DEFAULTS["monthly-archive"]
 # Repository tiers: primary and secondary keep every schedule for its period; long-term
 # (archive) storage also keeps any full for 12 months (monthly).
 TIERS = ("primary", "secondary", "archive")
+TIER_GROUP_BY = ("host", "source_name", "schedule")
 
 
 def schedule_of(snapshot: Any) -> str:
@@ -401,8 +452,8 @@ def tier_policy(tier: str, schedule: str | None) -> RetentionPolicy:
 
 def plan_tier(snapshots: Iterable[Any], tier: str, *, holds: Iterable[str] = (),
               now: datetime | None = None, tz: tzinfo | None = None) -> RetentionPlan:
-    """Apply the seed's defaults for ``tier``, grouped by source and schedule."""
+    """Apply the seed's defaults for ``tier``, grouped by host, source and schedule."""
     if tier not in TIERS:
         raise ConfigError(f"unknown tier {tier!r}: use {', '.join(TIERS)}")
     return plan_retention(snapshots, lambda key: tier_policy(tier, key.get("schedule")),
-                          group_by=("source_name", "schedule"), holds=holds, now=now, tz=tz)
+                          group_by=TIER_GROUP_BY, holds=holds, now=now, tz=tz)

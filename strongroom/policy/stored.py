@@ -2,8 +2,9 @@
 
 The scheduled retention applies it with no second factor; by hand, a forget that would remove
 a snapshot it keeps, or a prune with a grace below its minimum, needs the second factor when
-the repository has one (:mod:`strongroom.mfa`). Snapshots are grouped by source and schedule;
-a schedule without a rule of its own uses the default rule; no rule at all keeps everything.
+the repository has one (:mod:`strongroom.mfa`). Snapshots are grouped by host, source and
+schedule; a schedule without a rule of its own uses the default rule; no rule at all keeps
+everything. Time rules count back from the storage's clock.
 """
 
 from __future__ import annotations
@@ -15,13 +16,19 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from strongroom import settings
 from strongroom.errors import ConfigError
-from strongroom.policy.retention import Duration, RetentionPlan, RetentionPolicy, plan_retention
+from strongroom.policy.retention import (
+    TIER_GROUP_BY,
+    Duration,
+    RetentionPlan,
+    RetentionPolicy,
+    plan_retention,
+)
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository
 
 SETTING = "retention-policy"
-GROUP_BY = ("source_name", "schedule")
+GROUP_BY = TIER_GROUP_BY  # host, source and schedule
 
 
 class StoredPolicy(BaseModel):
@@ -93,9 +100,11 @@ def updated_policy(current: StoredPolicy | None, rule: RetentionPolicy | None,
 def beyond_policy(repo: Repository, plan: RetentionPlan, stored: StoredPolicy | None,
                   now: datetime | None = None) -> list[str]:
     """Ids of snapshots ``plan`` forgets that the stored policy keeps (with no stored policy:
-    every snapshot ``plan`` forgets)."""
+    every snapshot ``plan`` forgets). The stored policy counts back from the same moment as
+    ``plan`` unless ``now`` is given (else the storage's clock)."""
     forgets = [s.id for s in plan.forget]
     if stored is None or not forgets:
         return forgets
+    now = now or plan.now or repo.storage_now()
     allowed = {s.id for s in stored.plan(repo.list_snapshots(), now=now).forget}
     return [sid for sid in forgets if sid not in allowed]

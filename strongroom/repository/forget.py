@@ -8,7 +8,13 @@ from typing import Any
 
 from strongroom.audit.operation import recorded
 from strongroom.errors import StorageError
-from strongroom.policy.retention import RetentionPlan, RetentionPolicy, plan_retention, plan_tier
+from strongroom.policy.retention import (
+    DEFAULT_GROUP_BY,
+    RetentionPlan,
+    RetentionPolicy,
+    plan_retention,
+    plan_tier,
+)
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.repo import Repository
 
@@ -27,10 +33,12 @@ class ForgetReport:
 
 
 def plan_for(repo: Repository, policy: RetentionPolicy | None = None, tier: str | None = None,
-             source_name: str | None = None, group_by: tuple[str, ...] = ("source_name",),
+             source_name: str | None = None, group_by: tuple[str, ...] = DEFAULT_GROUP_BY,
              holds: set[str] | None = None, now: datetime | None = None) -> RetentionPlan:
-    """The plan for a repository's snapshots: an explicit policy, or the seed's tier defaults."""
+    """The plan for a repository's snapshots: an explicit policy, or the seed's tier defaults.
+    Time rules count back from ``now``, by default the storage's clock."""
     snaps = repo.list_snapshots(source_name)
+    now = now or repo.storage_now()
     if tier:
         return plan_tier(snaps, tier, holds=holds or set(), now=now)
     return plan_retention(snaps, policy or RetentionPolicy(), group_by=group_by,

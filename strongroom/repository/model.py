@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import socket
 from dataclasses import dataclass, field, fields
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, PrivateAttr
+
+from strongroom.hostid import host_id
 
 NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
 SnapshotKind = Literal["full", "incremental", "differential", "snapshot"]
@@ -110,11 +113,58 @@ class Snapshot(BaseModel):
     stats: SnapshotStats = Field(default_factory=SnapshotStats)
     checksum: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
+    # Known from the repository's listing (the storage's clock), never sealed in the manifest.
+    _stored: datetime | None = PrivateAttr(default=None)
+    _future: bool = PrivateAttr(default=False)
 
     @property
     def short_id(self) -> str:
         return self.id[:8]
 
+    @property
+    def stored_time(self) -> datetime | None:
+        """When the storage received this snapshot's file, by the storage's clock (known once
+        :meth:`Repository.list_snapshots` has listed it; ``None`` before)."""
+        return self._stored
+
+    @property
+    def future_dated(self) -> bool:
+        """Whether ``time`` is more than the clock tolerance after the storage received the
+        snapshot (or after the storage's now): its writer's clock was ahead."""
+        return self._future
+
+    @property
+    def order_time(self) -> datetime:
+        """What places this snapshot among others ('latest', retention's newest first): its
+        ``time``, or for a future-dated snapshot when the storage received it."""
+        if self._future and self._stored is not None:
+            return self._stored
+        return aware(self.time)
+
+    def order_key(self) -> tuple[datetime, str]:
+        """Sort key, oldest first; the id breaks ties."""
+        return (self.order_time, self.id)
+
+    def place(self, stored: datetime, now: datetime, tolerance: float) -> None:
+        """Record when the storage received this snapshot (``stored``, clamped to the storage's
+        ``now``) and flag it future-dated when ``time`` is beyond that by more than
+        ``tolerance`` seconds."""
+        received = min(aware(stored), aware(now))
+        self._stored = received
+        self._future = aware(self.time) > received + timedelta(seconds=tolerance)
+
+    def from_this_host(self) -> bool:
+        """Whether this host wrote the snapshot: the same host id, or for a snapshot written
+        before host ids (none recorded) the same host name."""
+        if self.host_id:
+            return self.host_id == host_id()
+        return self.host == socket.gethostname()
+
     def manifest(self) -> dict[str, Any]:
         """What is sealed into the snapshot file (everything but the id)."""
         return self.model_dump(mode="json", exclude={"id"})
+
+
+def aware(moment: datetime) -> datetime:
+    """``moment`` with a time zone (UTC when it has none)."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)

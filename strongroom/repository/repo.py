@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strongroom import audit
+from strongroom import audit, clock
 from strongroom.clock import ClockReading, warn_if_skewed
 from strongroom.crypto.aead import SealError
 from strongroom.crypto.epochs import (
@@ -472,10 +472,19 @@ class Repository:
     def snapshot_names(self) -> list[str]:
         return [key.rsplit("/", 1)[-1] for key, _ in self.backend.list("snapshots/")]
 
-    def list_snapshots(self, source_name: str | None = None) -> list[Snapshot]:
-        """Every readable snapshot, oldest first; damaged ones go to ``damaged_snapshots``."""
+    def list_snapshots(self, source_name: str | None = None, host: str | None = None
+                       ) -> list[Snapshot]:
+        """Every readable snapshot (of ``source_name``, of ``host`` when given), oldest first
+        by :attr:`Snapshot.order_time`; damaged ones go to ``damaged_snapshots``.
+
+        One listing gives each snapshot the storage's time of creation: a snapshot dated more
+        than the clock tolerance after it (or after the storage's now) is future-dated and
+        takes its place by that time of creation, never by its own date."""
+        listing = [(key.rsplit("/", 1)[-1], stored)
+                   for key, _size, stored in self.backend.list_times("snapshots/")]
+        now = self.storage_now() if listing else None
         out = []
-        for name in self.snapshot_names():
+        for name, stored in listing:
             try:
                 snap = self.load_snapshot(name)
             except IntegrityError as exc:
@@ -484,20 +493,27 @@ class Repository:
                 continue
             except SnapshotNotFound:
                 continue  # removed while listing
-            if source_name is None or snap.source_name == source_name:
+            if now is not None:
+                snap.place(datetime.fromtimestamp(stored, UTC), now, clock.TOLERANCE)
+            if ((source_name is None or snap.source_name == source_name)
+                    and (host is None or snap.host == host)):
                 out.append(snap)
-        return sorted(out, key=lambda s: (s.time, s.id))
+        return sorted(out, key=Snapshot.order_key)
 
-    def find_snapshot(self, ref: str, source_name: str | None = None) -> Snapshot:
-        """'latest', a full id or a unique id prefix."""
+    def find_snapshot(self, ref: str, source_name: str | None = None,
+                      host: str | None = None) -> Snapshot:
+        """'latest' (of ``source_name`` / ``host`` when given), a full id or a unique id
+        prefix. 'latest' goes by :attr:`Snapshot.order_time`: a future-dated snapshot is never
+        the latest by its date alone."""
         if ref == "latest":
-            snaps = self.list_snapshots(source_name)
+            snaps = self.list_snapshots(source_name, host)
             if self.damaged_snapshots:
                 first = next(iter(self.damaged_snapshots.values()))
                 raise IntegrityError(f"cannot tell which snapshot is the latest: {first}; "
                                      "name a snapshot id to restore an older one")
             if not snaps:
                 where = f" of source {source_name!r}" if source_name else ""
+                where += f" from host {host!r}" if host else ""
                 raise SnapshotNotFound(f"no snapshots{where} in {self.url}")
             return snaps[-1]
         matches = [n for n in self.snapshot_names() if n.startswith(ref.lower())]
@@ -507,8 +523,12 @@ class Repository:
             raise SnapshotNotFound(f"snapshot id {ref!r} is ambiguous ({len(matches)} match)")
         return self.load_snapshot(matches[0])
 
-    def latest_snapshot(self, source_name: str, kind: str | None = None) -> Snapshot | None:
-        snaps = [s for s in self.list_snapshots(source_name) if kind is None or s.kind == kind]
+    def latest_snapshot(self, source_name: str, kind: str | None = None, *,
+                        same_host: bool = False) -> Snapshot | None:
+        """The latest snapshot of ``source_name`` (of ``kind``; with ``same_host``, only those
+        this host wrote: :meth:`Snapshot.from_this_host`), or None."""
+        snaps = [s for s in self.list_snapshots(source_name)
+                 if (kind is None or s.kind == kind) and (not same_host or s.from_this_host())]
         return snaps[-1] if snaps else None
 
     def save_snapshot(self, snap: Snapshot) -> Snapshot:

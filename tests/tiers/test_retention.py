@@ -53,14 +53,17 @@ FORMATS = {"hourly": "%Y-%m-%d %H", "daily": "%Y-%m-%d", "weekly": "%G-W%V",
            "monthly": "%Y-%m", "yearly": "%Y"}
 
 
-def expected_keep(snaps: list[Snap], rules: dict, ref_now: datetime | None = None) -> set[str]:
-    """Independent computation: per group, the newest snapshot of each of the N newest buckets."""
+def expected_keep(snaps: list[Snap], rules: dict, ref_now: datetime) -> set[str]:
+    """Independent computation: per group, the newest snapshot of each of the N newest buckets,
+    everything within the duration before ``ref_now``, and the newest under any time rule."""
     by_source = defaultdict(list)
     for s in snaps:
         by_source[s.source_name].append(s)
     keep: set[str] = set()
+    time_rule = any(rules.get(f"keep_{name}") for name in [*FORMATS, "within"])
     for group in by_source.values():
-        newest = max(s.time for s in group)
+        if time_rule:
+            keep.add(max(group, key=lambda s: s.time).id)
         n_last = rules.get("keep_last")
         if n_last:
             ranked = sorted(group, key=lambda s: s.time, reverse=True)
@@ -78,7 +81,7 @@ def expected_keep(snaps: list[Snap], rules: dict, ref_now: datetime | None = Non
             keep |= {best[lb].id for lb in (labels if n == -1 else labels[:n])}
         if rules.get("keep_within"):
             days = rules["keep_within"]
-            since = (ref_now or newest) - timedelta(days=days)
+            since = ref_now - timedelta(days=days)
             keep |= {s.id for s in group if s.time >= since}
         for tag in rules.get("keep_tag", ()):
             keep |= {s.id for s in group if tag in s.tags}
@@ -100,15 +103,16 @@ def test_forget_400_days_matches_independent_computation(rules):
     snaps = history()
     policy = RetentionPolicy.build(**{k: (f"{v}d" if k == "keep_within" else v)
                                       for k, v in rules.items()})
-    plan = plan_retention(snaps, policy)
+    now = max(s.time for s in snaps) + timedelta(hours=1)
+    plan = plan_retention(snaps, policy, now=now)
     got = {s.id for s in plan.keep}
-    want = expected_keep(snaps, rules)
+    want = expected_keep(snaps, rules, now)
     assert got == want
     assert {s.id for s in plan.forget} == {s.id for s in snaps} - want
     assert len(plan.keep) + len(plan.forget) == len(snaps)
     # Every kept snapshot says why; every forgotten one says nothing.
     for g in plan.groups:
-        assert {tuple(g.key)} == {("source_name",)}
+        assert {tuple(g.key)} == {("host", "source_name")}
         for d in g.decisions:
             assert bool(d.reasons) == d.keep
 
@@ -118,7 +122,8 @@ def test_reasons_name_the_rules():
              Snap("b", datetime(2026, 1, 31, 10, tzinfo=UTC)),
              Snap("c", datetime(2026, 1, 30, 10, tzinfo=UTC), tags=["release"])]
     plan = plan_retention(snaps, RetentionPolicy(keep_daily=5, keep_monthly=1, keep_last=1,
-                                                 keep_tag=("release",)))
+                                                 keep_tag=("release",)),
+                          now=datetime(2026, 2, 1, tzinfo=UTC))
     assert plan.decision("a").reasons == ["last", "daily", "monthly"]
     assert plan.decision("b").reasons == [] and not plan.decision("b").keep
     assert plan.decision("c").reasons == ["tag release", "daily"]
@@ -140,9 +145,10 @@ def test_legal_hold_never_forgotten():
     assert plan.decision(held[0].id).reasons == ["legal hold"]
 
 
-def test_within_relative_to_newest_or_now_and_calendar_months():
-    snaps = [Snap(str(i), datetime(2026, 3, 31, tzinfo=UTC) - timedelta(days=i)) for i in range(90)]
-    plan = plan_retention(snaps, RetentionPolicy(keep_within="1m"))
+def test_within_relative_to_now_and_calendar_months():
+    end = datetime(2026, 3, 31, tzinfo=UTC)
+    snaps = [Snap(str(i), end - timedelta(days=i)) for i in range(90)]
+    plan = plan_retention(snaps, RetentionPolicy(keep_within="1m"), now=end)
     # 2026-03-31 minus one month clamps to 2026-02-28: 31 days back, inclusive.
     assert len(plan.keep) == 32
     later = datetime(2026, 4, 10, tzinfo=UTC)
@@ -173,11 +179,12 @@ def test_tier_defaults_match_the_seed():
             s.kind, s.tags = "snapshot", [*s.tags, "replication"]
         elif s.kind == "full" and s.time.day == 1:
             s.tags = ["monthly-archive"]
-    plan = plan_tier(snaps, "primary")
+    now = max(s.time for s in snaps) + timedelta(hours=1)
+    plan = plan_tier(snaps, "primary", now=now)
     seen = set()
     for g in plan.groups:
         group = g.keep + g.forget
-        newest = max(s.time for s in group)
+        newest = max(group, key=lambda s: s.time)
         seen.add(g.key["schedule"])
         if g.key["schedule"] == "monthly-archive":
             months = sorted({s.time.strftime("%Y-%m") for s in group})[-12:]
@@ -188,9 +195,12 @@ def test_tier_defaults_match_the_seed():
         limit = {"incremental": timedelta(days=14), "full": timedelta(days=28),
                  "differential": timedelta(days=14),
                  "replication": timedelta(hours=24)}[g.key["schedule"]]
-        assert {s.id for s in g.keep} == {s.id for s in group if s.time >= newest - limit}
+        # Within the limit of now; the newest of the group whatever its age.
+        assert {s.id for s in g.keep} == {s.id for s in group if s.time >= now - limit} | {
+            newest.id}
     assert seen == {"incremental", "full", "differential", "replication", "monthly-archive"}
-    archive = plan_tier([s for s in snaps if s.kind == "full" and not s.tags], "archive")
+    archive = plan_tier([s for s in snaps if s.kind == "full" and not s.tags], "archive",
+                        now=now)
     assert all(len(g.keep) == 12 for g in archive.groups)
 
 
@@ -214,6 +224,6 @@ def test_bad_rules_are_one_line_config_errors():
 def test_decisions_newest_first_and_deterministic_on_ties():
     t = datetime(2026, 5, 5, 5, tzinfo=UTC)
     snaps = [Snap("x", t), Snap("y", t), Snap("w", t - timedelta(days=1))]
-    dec = apply_policy(snaps, RetentionPolicy(keep_daily=1))
+    dec = apply_policy(snaps, RetentionPolicy(keep_daily=1), now=t)
     assert [d.snapshot.id for d in dec] == ["y", "x", "w"]
     assert [d.keep for d in dec] == [True, False, False]

@@ -59,7 +59,7 @@ def backup_neo4j(repo: Repository, url: str, *, user: str | None = None,
     target = Target.parse(url, user, password, database)
     name = name or f"neo4j-{target.database}"
     parent = None if kind in ("full", "snapshot") else repo.latest_snapshot(
-        name, kind="full" if kind == "differential" else None)
+        name, kind="full" if kind == "differential" else None, same_host=True)
     if not consistent:
         return _backup_once(repo, target, name, kind, parent, tags or [], False)
     retrying = Retrying(stop=stop_after_attempt(max(1, attempts)), wait=wait_fixed(retry_wait_s),
