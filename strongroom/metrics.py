@@ -61,7 +61,7 @@ def repository_facts(repo: Repository, target: str, tier: str = "primary",
         key = (snap.source_name, snap.source_kind, schedule_of(snap))
         entry = backups.setdefault(key, {"snapshots": 0})
         entry.update(
-            snapshots=entry["snapshots"] + 1, time=snap.time.timestamp(),
+            snapshots=entry["snapshots"] + 1, time=snap.order_time.timestamp(),
             duration_s=snap.stats.duration_s, bytes_read=snap.stats.bytes_read,
             bytes_new=snap.stats.bytes_new, bytes_stored=snap.stats.bytes_stored,
             snapshot=snap.short_id)

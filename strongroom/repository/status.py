@@ -94,13 +94,14 @@ def repository_status(repo: Repository, spec: RepoSpec, now: datetime) -> dict[s
     desc = repo.backend.describe()
     usage = _usage(repo)
     logical = sum(s.stats.bytes_total for s in snaps)
-    growth = {f"{d}d": sum(s.stats.bytes_stored for s in snaps if s.time >= now - timedelta(d))
+    growth = {f"{d}d": sum(s.stats.bytes_stored for s in snaps
+                       if s.order_time >= now - timedelta(d))
               for d in (7, 30)}
     sources: dict[str, dict[str, Any]] = {}
     for s in snaps:
         entry = sources.setdefault(s.source_name, {"snapshots": 0, "latest": None})
         entry["snapshots"] += 1
-        entry["latest"] = s.time.isoformat()
+        entry["latest"] = s.order_time.isoformat()  # a future date never hides a gap
     return {
         "url": repo.url, "tier": spec.tier, "site": spec.site or _default_site(desc),
         "backend": desc.get("kind"), "medium": _medium(desc),

@@ -174,3 +174,28 @@ def test_newest_kept_by_time_rules_only_and_never_a_future_one():
         ("ahead", ["future-dated"]), ("s20", ["newest of its group"]), ("s30", [])]
     tagged = apply_policy(snaps, RetentionPolicy(keep_tag=("release",)), now=NOW)
     assert [d.keep for d in tagged] == [True, False, False]
+
+
+def test_a_future_dated_snapshot_never_hides_a_backup_gap(cli, repo_env, tmp_path):
+    """Metrics and status place a source's newest backup by arrival, not by a date ahead."""
+    import time
+
+    from strongroom.metrics import repository_facts
+    from strongroom.repository import Repository
+
+    src = tmp_path / "src"
+    src.mkdir()
+    cli("init")
+    first = backup(cli, src, 0, "full")
+    redate(repo_env, {first["id"]: -3})
+    made = backup(cli, src, 1)
+    redate(repo_env, {made["id"]: 30})  # the newest backup came from a clock 30 days ahead
+    repo = Repository.open(repo_env["STRONGROOM_REPOSITORY"],
+                           password=repo_env["STRONGROOM_PASSWORD"],
+                           options={"endpoint": repo_env["AWS_ENDPOINT_URL"]}
+                           if "AWS_ENDPOINT_URL" in repo_env else None)
+    newest = max(e["time"] for e in repository_facts(repo, "primary")["backups"])
+    assert newest <= time.time() + 5  # its arrival: the gap since stays visible
+    status = json.loads(cli("status", "--json", check=False).stdout)  # 4: one copy only
+    latest = status["repositories"][0]["sources"]["app"]["latest"]
+    assert datetime.fromisoformat(latest) <= datetime.now(UTC) + timedelta(seconds=5)
