@@ -219,3 +219,31 @@ def test_locks_and_snapshots_carry_a_host_id(target, tmp_path: Path, monkeypatch
         assert info["boot_id"] == hostid.boot_id() != ""
     finally:
         hostid.host_id.cache_clear()
+
+
+@pytest.mark.parametrize("skew", [600, -600], ids=["backup-ahead", "backup-behind"])
+def test_a_backup_on_a_skewed_host_waits_for_a_live_sweep(target, tmp_path: Path,
+                                                         skew: float) -> None:
+    """The sweep's lock was renewed seconds ago by the storage's clock: a backup whose clock
+    is ten minutes off waits for it and never deletes it."""
+    from strongroom.repository import locks
+
+    url, opts = target
+    new_repo(url, options=opts)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "a").write_bytes(os.urandom(1000))
+    sweep = locks.RepositoryLock.acquire(open_repo(url, options=opts).backend, exclusive=True,
+                                         purpose="prune sweep")
+    try:
+        proc = subprocess.run(["strongroom", "backup", "files", str(src), "--repo", url],
+                              env=_env(opts, skew, STRONGROOM_LOCK_WAIT="3",
+                                       STRONGROOM_CLOCK_TOLERANCE="3600"),
+                              capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 17, proc.stdout + proc.stderr
+        assert "exclusively by prune sweep" in proc.stderr
+        sweep.ensure_held()
+        assert sweep.backend.exists(sweep.key)
+    finally:
+        sweep.release()
+    assert not open_repo(url, options=opts).list_snapshots()
