@@ -20,6 +20,7 @@ from strongroom.errors import (
     TargetNotEmpty,
     WrongKey,
 )
+from strongroom.repository.presence import PacksVanished
 
 PERMANENT = (IntegrityError, ConfigError, WrongKey, SnapshotNotFound, NotSupported,
              TargetNotEmpty)
@@ -46,6 +47,8 @@ def _permanent_storage(exc: StorageError) -> bool:
 def is_transient(exc: BaseException | None) -> bool:
     """True for faults worth retrying: storage/network trouble (throttling, 5xx, unreachable),
     a lock held, a server restarting; not bad credentials, permissions or paths."""
+    if isinstance(exc, PacksVanished):  # a new attempt stores the vanished data anew
+        return True
     if exc is None or isinstance(exc, PERMANENT):
         return False
     if isinstance(exc, StorageError) and _permanent_storage(exc):

@@ -24,13 +24,16 @@ from tests.support.moto_server import free_port, s3_client
 
 def test_transient_classification():
     from strongroom.errors import (
+        ClockSkew,
         ConfigError,
         IntegrityError,
+        LockedError,
         SourceError,
         SourceUnreachable,
         StorageError,
         WrongKey,
     )
+    from strongroom.repository.presence import PacksVanished
     from tasks.retry import is_transient
 
     assert is_transient(StorageError("cannot reach S3 endpoint"))
@@ -39,6 +42,9 @@ def test_transient_classification():
     assert not is_transient(ConfigError("bad cron"))
     assert not is_transient(WrongKey("wrong password"))
     assert not is_transient(SourceError("permission denied"))
+    assert is_transient(LockedError("lost the repository lock"))  # a new attempt, a new lock
+    assert is_transient(PacksVanished("2 pack(s) vanished"))  # stored anew by a new attempt
+    assert not is_transient(ClockSkew("clock 600 s ahead"))  # waiting does not fix a clock
     assert is_transient(SourceUnreachable("redis at 127.0.0.1:6379: connection refused"))
     try:  # the type decides, never the words or the cause
         raise SourceError("server unreachable") from ConnectionRefusedError()
