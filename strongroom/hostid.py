@@ -36,7 +36,8 @@ def host_id() -> str:
     given = os.environ.get("STRONGROOM_HOST_ID", "").strip()
     if given:
         if not _ID.match(given):
-            raise ConfigError("STRONGROOM_HOST_ID must be 1-64 letters, digits, '.', '_' or '-'")
+            raise ConfigError("a host id (--host-id, STRONGROOM_HOST_ID) must be 1-64 letters, "
+                              "digits, '.', '_' or '-'")
         return given
     path = state_root() / "host-id"
     try:

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from typing import Annotated
 
 import typer
+
+from strongroom import hostid
 
 app = typer.Typer(
     name="strongroom",
@@ -43,5 +46,13 @@ def main_options(
     version: Annotated[bool, typer.Option(
         "--version", "-V", is_eager=True, callback=_show_version,
         help="Print the version and exit.")] = False,
+    host_id: Annotated[str | None, typer.Option(
+        "--host-id", envvar="STRONGROOM_HOST_ID", show_envvar=True,
+        help="This host's id in locks and snapshots (default: a random id kept in the state "
+             "directory's host-id file; host names are not unique).")] = None,
 ) -> None:
     """Encrypted, deduplicated backups that restore with just the repository and the key."""
+    if host_id:
+        os.environ["STRONGROOM_HOST_ID"] = host_id  # read by strongroom.hostid (and children)
+        hostid.host_id.cache_clear()
+        hostid.host_id()  # a malformed id is bad input now, not in the middle of a backup

@@ -66,3 +66,16 @@ def test_two_hosts_on_one_path(cli, repo_env, tmp_path: Path) -> None:
     latest = json.loads(cli("restore", "latest", "--target", str(tmp_path / "any"),
                             "--json").stdout)
     assert latest["snapshot"] == b2["id"]  # without --host: the latest of any host
+
+
+def test_host_id_option(cli, repo_env, tmp_path: Path) -> None:
+    """``--host-id`` names this host in its snapshots; a malformed one is bad input."""
+    src = tmp_path / "etc"
+    src.mkdir()
+    (src / "hosts").write_text("127.0.0.1 localhost\n")
+    cli("init")
+    made = json.loads(cli("--host-id", "web-9", "backup", "files", str(src), "--json").stdout)
+    listed = json.loads(cli("snapshots", "--json").stdout)
+    assert [s["host_id"] for s in listed if s["id"] == made["id"]] == ["web-9"]
+    bad = cli("--host-id", "web/9", "snapshots", check=False)
+    assert bad.returncode == 2 and bad.stderr.startswith("error: a host id")
