@@ -163,9 +163,7 @@ class RepositoryLock:
 
     def _renew(self) -> bool:
         """One renewal (caller holds ``_beat``); False once the lock is lost."""
-        if boottime() - self._renewed > self.lease * HOLD_FRACTION:
-            self.lost = (f"its lease of {self.lease:g} s ran out without a renewal (the "
-                         "process was paused or suspended, or the storage unreachable)")
+        if self._lease_ran_out():
             return False
         try:
             if not self.backend.exists(self.key):
@@ -179,13 +177,19 @@ class RepositoryLock:
         self._renewed = sent
         return True
 
+    def _lease_ran_out(self) -> bool:
+        """True (and the lock lost for good) once HOLD_FRACTION of the lease passed, by the
+        boot clock, since the last renewal that succeeded was sent."""
+        if not self.lost and boottime() - self._renewed > self.lease * HOLD_FRACTION:
+            self.lost = (f"its lease of {self.lease:g} s ran out without a renewal (the "
+                         "process was paused or suspended, or the storage unreachable)")
+        return bool(self.lost)
+
     def ensure_held(self) -> None:
         """LockedError once the lock may belong to nobody: it was removed, or its lease ran
         out by this host's boot clock (others may then have taken the repository). A holder
         calls it before every write that others' judgement of its liveness protects."""
-        if not self.lost and boottime() - self._renewed > self.lease * HOLD_FRACTION:
-            self.lost = (f"its lease of {self.lease:g} s ran out without a renewal (the "
-                         "process was paused or suspended, or the storage unreachable)")
+        self._lease_ran_out()
         if self.lost or self._stop.is_set():
             why = self.lost or "it was released"
             raise LockedError(f"lost the repository lock ({self.info.get('purpose')}): {why}; "
