@@ -25,6 +25,13 @@ log = logging.getLogger("strongroom")
 TOLERANCE = float(os.environ.get("STRONGROOM_CLOCK_TOLERANCE", 120))
 
 
+def beyond_tolerance(seconds: float) -> bool:
+    """Whether two clocks ``seconds`` apart disagree: beyond the tolerance, with one second
+    more for whole-second dates (S3's ``Date``). The one rule for refusing a skewed clock and
+    for flagging a snapshot dated in the future."""
+    return abs(seconds) > TOLERANCE + 1
+
+
 def boottime() -> float:
     """Seconds since boot, suspended time included: a holder's own lease clock."""
     return time.clock_gettime(time.CLOCK_BOOTTIME)
@@ -46,8 +53,7 @@ class ClockReading:
 
     @property
     def skewed(self) -> bool:
-        # whole-second Date headers: one second more than the tolerance before complaining
-        return abs(self.offset) > TOLERANCE + 1
+        return beyond_tolerance(self.offset)
 
     def describe(self) -> str:
         way = "behind" if self.offset > 0 else "ahead of"

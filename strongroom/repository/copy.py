@@ -39,7 +39,7 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.model import Node, Snapshot
 from strongroom.repository.packs import PackWriter, read_pack_header
-from strongroom.repository.presence import confirm_packs
+from strongroom.repository.presence import confirm_packs, save_while_held
 from strongroom.repository.repo import Repository
 from strongroom.storage.base import Backend
 
@@ -263,11 +263,13 @@ def copy_snapshots(src: Repository, dst: Repository, snapshot_ids: list[str] | N
     """
     if src.id == dst.id and src.url == dst.url:
         raise IntegrityError("source and target are the same repository")
+    listed = {s.id: s for s in src.list_snapshots(source_name)}  # each with its arrival
     if snapshot_ids:
         wanted = [src.find_snapshot(ref, source_name) for ref in snapshot_ids]
+        wanted = [listed.get(s.id, s) for s in wanted]
     else:
-        wanted = src.list_snapshots(source_name)
-    wanted = sorted({s.id: s for s in wanted}.values(), key=lambda s: (s.time, s.id))
+        wanted = list(listed.values())
+    wanted = sorted({s.id: s for s in wanted}.values(), key=lambda s: s.order_key())
     src_lock = RepositoryLock.acquire(src.backend, exclusive=False, purpose="copy (source)")
     try:
         dst_lock = RepositoryLock.acquire(dst.backend, exclusive=False,
@@ -314,12 +316,13 @@ def _copy(src: Repository, dst: Repository, dst_lock: RepositoryLock, wanted: li
             origin = {"repository": src.id, "snapshot": snap.id, "url": src.url}
             new = snap.model_copy(update={
                 "tree": root, "parent": done.get(snap.parent or ""),
-                "meta": {**snap.meta, COPIED_FROM: origin}})
+                "meta": {**snap.meta, COPIED_FROM: origin},
+                "arrived": snap.arrival})  # the source's, not the copy's: placed alike
             if verify and listing(dst, new) != listing(src, snap):
                 raise IntegrityError(f"copy of snapshot {snap.short_id} does not list the same "
                                      "contents as the original")
             _confirm_before_commit(dst, dst_lock, snap)
-            saved = dst.save_snapshot(new)
+            saved = save_while_held(dst, dst_lock, new)
             done[snap.id] = saved.id
             result["snapshots"][snap.id] = saved.id
             result["copied"].append(snap.id)

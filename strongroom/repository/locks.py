@@ -165,11 +165,15 @@ class RepositoryLock:
         """One renewal (caller holds ``_beat``); False once the lock is lost."""
         if self._lease_ran_out():
             return False
+        # Timed from before the check: an answer that comes late (a slow request, a freeze
+        # mid-request) must not date the renewal after a deletion it could not see.
+        sent = boottime()
         try:
             if not self.backend.exists(self.key):
                 self.lost = "another process removed it (its lease was judged run out)"
                 return False
-            sent = boottime()
+            if self._lease_ran_out():  # the check took long: others may have judged it dead
+                return False
             self.info["time"] = time.time()
             self.backend.put(self.key, json.dumps(self.info).encode())
         except StrongroomError:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, PrivateAttr
 
+from strongroom.clock import beyond_tolerance
 from strongroom.hostid import host_id
 
 NodeType = Literal["file", "dir", "symlink", "fifo", "chardev", "blockdev"]
@@ -113,6 +114,9 @@ class Snapshot(BaseModel):
     stats: SnapshotStats = Field(default_factory=SnapshotStats)
     checksum: str = ""
     meta: dict[str, Any] = Field(default_factory=dict)
+    # When the storage first received the snapshot, by the storage's clock: set by the writer,
+    # kept by copies and re-encryption (whose new files arrive later). None in older snapshots.
+    arrived: datetime | None = None
     # Known from the repository's listing (the storage's clock), never sealed in the manifest.
     _stored: datetime | None = PrivateAttr(default=None)
     _future: bool = PrivateAttr(default=False)
@@ -128,30 +132,39 @@ class Snapshot(BaseModel):
         return self._stored
 
     @property
+    def arrival(self) -> datetime | None:
+        """When the storage first received this snapshot: the earlier of ``arrived`` (sealed
+        in the manifest) and the listing's date of its file."""
+        known = [aware(t) for t in (self.arrived, self._stored) if t is not None]
+        return min(known) if known else None
+
+    @property
     def future_dated(self) -> bool:
-        """Whether ``time`` is more than the clock tolerance after the storage received the
-        snapshot (or after the storage's now): its writer's clock was ahead."""
+        """Whether ``time`` is beyond the clock tolerance after the storage first received
+        the snapshot: its writer's clock was ahead."""
         return self._future
 
     @property
     def order_time(self) -> datetime:
         """What places this snapshot among others ('latest', retention's newest first): its
-        ``time``, or for a future-dated snapshot when the storage received it."""
-        if self._future and self._stored is not None:
-            return self._stored
+        ``time``, or for a future-dated snapshot when the storage first received it."""
+        arrival = self.arrival
+        if self._future and arrival is not None:
+            return arrival
         return aware(self.time)
 
     def order_key(self) -> tuple[datetime, str]:
         """Sort key, oldest first; the id breaks ties."""
         return (self.order_time, self.id)
 
-    def place(self, stored: datetime, now: datetime, tolerance: float) -> None:
-        """Record when the storage received this snapshot (``stored``, clamped to the storage's
-        ``now``) and flag it future-dated when ``time`` is beyond that by more than
-        ``tolerance`` seconds."""
-        received = min(aware(stored), aware(now))
-        self._stored = received
-        self._future = aware(self.time) > received + timedelta(seconds=tolerance)
+    def place(self, stored: datetime) -> None:
+        """Record when the storage received this snapshot's file (``stored``, from a listing)
+        and flag it future-dated when ``time`` is beyond the clock tolerance after its
+        arrival. Only dates the storage gave the object decide: never this host's clock."""
+        self._stored = aware(stored)
+        arrival = self.arrival
+        assert arrival is not None
+        self._future = beyond_tolerance(max(0.0, (aware(self.time) - arrival).total_seconds()))
 
     def from_this_host(self) -> bool:
         """Whether this host wrote the snapshot: the same host id, or for a snapshot written

@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 from strongroom.crypto.epochs import HEADER, epoch_key_name, epoch_of
@@ -247,8 +248,12 @@ def _verify_pack(repo: Repository, pid: str, entries: list[list[Any]]) -> None:
 
 def _reseal_snapshots(repo: Repository, targets: set[int], state: _State,
                       report: ReencryptReport, lock: RepositoryLock) -> None:
-    """Snapshot files: the new one first, the old one deleted after (ids change)."""
-    for name in repo.snapshot_names():
+    """Snapshot files: the new one first, the old one deleted after (ids change). A manifest
+    without ``arrived`` gets its file's date, so the new file's later date never re-places it
+    (a snapshot dated in the future stays flagged)."""
+    stored = {key.rsplit("/", 1)[-1]: when for key, _size, when in
+              repo.backend.list_times("snapshots/")}
+    for name in list(stored):
         key = f"snapshots/{name}"
         new = state.snapshots.get(name)
         if new is not None and repo.backend.exists(f"snapshots/{new}"):
@@ -264,7 +269,10 @@ def _reseal_snapshots(repo: Repository, targets: set[int], state: _State,
             continue  # forgotten meanwhile
         if content_name(data) != name:
             raise IntegrityError(f"snapshot file {name} is damaged; not re-encrypted")
-        fresh = reseal(repo.aead, repo.aead, data, AAD_SNAPSHOT)
+        doc = open_document(repo.aead, data, AAD_SNAPSHOT)
+        if doc.get("arrived") is None:
+            doc["arrived"] = datetime.fromtimestamp(stored[name], UTC).isoformat()
+        fresh = seal_document(repo.aead, doc, AAD_SNAPSHOT)
         new = content_name(fresh)
         state.snapshots[name] = new
         _save_state(repo, state)

@@ -15,7 +15,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from strongroom import audit, clock
+from strongroom import audit
 from strongroom.clock import ClockReading, warn_if_skewed
 from strongroom.crypto.aead import SealError
 from strongroom.crypto.epochs import (
@@ -479,10 +479,10 @@ class Repository:
 
         One listing gives each snapshot the storage's time of creation: a snapshot dated more
         than the clock tolerance after it (or after the storage's now) is future-dated and
-        takes its place by that time of creation, never by its own date."""
+        takes its place by that time of creation, never by its own date. Only the dates the
+        storage gave objects decide, never this host's clock."""
         listing = [(key.rsplit("/", 1)[-1], stored)
                    for key, _size, stored in self.backend.list_times("snapshots/")]
-        now = self.storage_now() if listing else None
         out = []
         for name, stored in listing:
             try:
@@ -493,8 +493,7 @@ class Repository:
                 continue
             except SnapshotNotFound:
                 continue  # removed while listing
-            if now is not None:
-                snap.place(datetime.fromtimestamp(stored, UTC), now, clock.TOLERANCE)
+            snap.place(datetime.fromtimestamp(stored, UTC))
             if ((source_name is None or snap.source_name == source_name)
                     and (host is None or snap.host == host)):
                 out.append(snap)

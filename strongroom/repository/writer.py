@@ -34,7 +34,7 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.repository.model import Node, Snapshot, SnapshotStats
 from strongroom.repository.packs import PackWriter
-from strongroom.repository.presence import confirm_packs
+from strongroom.repository.presence import confirm_packs, save_while_held
 from strongroom.repository.tree import encode_tree
 
 if TYPE_CHECKING:
@@ -383,17 +383,19 @@ class SnapshotWriter:
                 sha.update(self._sum_lines(path, self.dirs[path]))
         return sha.hexdigest()
 
-    def _confirm_before_commit(self) -> None:
+    def _confirm_before_commit(self) -> datetime:
         """Before the manifest: the lock is still ours, every pack the index names (those this
         snapshot deduplicated against or reuses through its parent's trees, and its own) is
         still in storage, and this host's clock agrees with the storage's (a snapshot dated
-        in the future would pass for the newest and decide retention)."""
+        in the future would pass for the newest and decide retention). Returns the storage's
+        time, recorded as the snapshot's arrival."""
         self._lockfile.ensure_held()
         confirm_packs(self.repo.backend, self.repo.index.packs,
                       f"the backup of {self.source_name}")
-        ClockReading.read(self.repo.backend).require_agreement(
-            f"date a snapshot of {self.source_name}")
+        reading = ClockReading.read(self.repo.backend)
+        reading.require_agreement(f"date a snapshot of {self.source_name}")
         self._lockfile.ensure_held()
+        return datetime.fromtimestamp(reading.storage, UTC)
 
     def commit(self) -> Snapshot:
         """Store remaining packs, trees, the index, then the manifest: the snapshot exists."""
@@ -408,7 +410,7 @@ class SnapshotWriter:
             self.stats.bytes_total = self._bytes_total
             self.stats.bytes_stored = self._packer.bytes_stored
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
-            self._confirm_before_commit()
+            arrived = self._confirm_before_commit()
             snap = Snapshot(
                 time=datetime.fromtimestamp(time.time(), UTC), host=socket.gethostname(),
                 host_id=host_id(),
@@ -416,8 +418,8 @@ class SnapshotWriter:
                 source_name=self.source_name, source_kind=self.source_kind,
                 kind=self.kind, parent=self.parent.id if self.parent else None, tags=self.tags,
                 paths=self.paths, tree=root, stats=self.stats, checksum=self._checksum(),
-                meta=self.meta)
-            snap = self.repo.save_snapshot(snap)
+                meta=self.meta, arrived=arrived)
+            snap = save_while_held(self.repo, self._lockfile, snap)
         finally:
             self._done = True
             self._seal_pool.shutdown(wait=True, cancel_futures=True)

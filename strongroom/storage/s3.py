@@ -177,12 +177,14 @@ class S3Backend(Backend):
             raise self._fail(exc, "list", prefix) from None
 
     def clock(self) -> float:
-        """The server's time, from the ``Date`` header of a HEAD of the bucket (whole seconds:
-        the start of the second, so an age measured with it is never too long)."""
+        """The server's time, from the ``Date`` header of a one-key listing of the repository's
+        ``locks/`` (whole seconds: the start of the second, so an age measured with it is
+        never too long; a listing, which every role may do under a prefix-scoped policy)."""
         try:
-            reply = self.client.head_bucket(Bucket=self.bucket)
+            reply = self.client.list_objects_v2(Bucket=self.bucket, Prefix=self._key("locks/"),
+                                                MaxKeys=1)
         except (BotoCoreError, ClientError) as exc:
-            raise self._fail(exc, "head bucket", "") from None
+            raise self._fail(exc, "list", "locks/") from None
         date = reply.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
         try:
             return parsedate_to_datetime(date).timestamp()

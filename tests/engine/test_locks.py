@@ -202,3 +202,67 @@ def test_a_forked_child_exiting_never_deletes_its_parents_lock(tmp_path: Path) -
     finally:
         lock.release()
     assert not backend.exists(lock.key)
+
+
+def test_a_late_answer_never_writes_a_removed_lock_back(tmp_path: Path, monkeypatch) -> None:
+    """The renewal's existence check answers late (a slow request, a freeze mid-request);
+    meanwhile another host removed the lock. The stale 'it exists' must not resurrect it."""
+    import threading
+    import time
+
+    from strongroom.errors import LockedError
+    from strongroom.repository import locks
+    from strongroom.storage.local import LocalBackend
+
+    answered = threading.Event()
+
+    class LateAnswers(LocalBackend):
+        def exists(self, key: str) -> bool:
+            there = super().exists(key)
+            if key.startswith("locks/") and threading.current_thread().name == "lock-lease":
+                self.delete(key)  # another host judged it dead while the answer travelled
+                time.sleep(1.5)  # past the lease's 80%
+                answered.set()
+            return there
+
+    monkeypatch.setattr(locks, "LEASE", 1.0)
+    backend = LateAnswers(tmp_path / "r")
+    lock = locks.RepositoryLock.acquire(backend, exclusive=False)
+    try:
+        assert answered.wait(30)
+        time.sleep(0.3)
+        assert not backend.exists(lock.key)  # not written back
+        with pytest.raises(LockedError, match="lost the repository lock"):
+            lock.ensure_held()
+    finally:
+        lock.release()
+
+
+def test_a_snapshot_landing_after_its_lock_was_lost_is_withdrawn(tmp_path: Path,
+                                                                monkeypatch) -> None:
+    """A pause between the last check and the manifest's write: the manifest lands after a
+    prune may have judged the backup dead, so it is withdrawn and the backup fails."""
+    import io
+
+    from strongroom.errors import LockedError
+    from strongroom.repository import Repository, locks
+    from tests.tiers.helpers import backup, new_repo
+
+    repo = new_repo(str(tmp_path / "r"))
+    kept = backup(repo, {"a": b"earlier"})
+    paused = [0.0]
+    real = locks.boottime
+    monkeypatch.setattr(locks, "boottime", lambda: real() + paused[0])
+    save = Repository.save_snapshot
+
+    def pause_then_save(self, snap):
+        paused[0] = 10 * locks.LEASE  # frozen between the check and the write
+        return save(self, snap)
+
+    monkeypatch.setattr(Repository, "save_snapshot", pause_then_save)
+    with pytest.raises(LockedError, match="lost the repository lock"):
+        with repo.writer(source_name="app", source_kind="files") as w:
+            w.add_stream("b", io.BytesIO(b"later"))
+            w.commit()
+    monkeypatch.undo()
+    assert [s.id for s in repo.list_snapshots()] == [kept.id]
