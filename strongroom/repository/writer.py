@@ -90,6 +90,11 @@ class SnapshotWriter:
         self._zstd = zstandard.ZstdCompressor(level=1)
         self._lock = threading.Lock()
         self._new: set[bytes] = set()
+        # What the snapshot relies on, confirmed present before the manifest: the packs its
+        # deduplicated blobs are read from and its own; or, once it reuses content it did not
+        # store itself (a parent's nodes or trees), every pack the index names.
+        self._relied: set[str] = set()
+        self._reuses_foreign = False
         self._packs: list[tuple[str, int, list[list[Any]]]] = []
         self._packs_blobs = 0
         self._local = threading.local()
@@ -153,6 +158,11 @@ class SnapshotWriter:
 
     def add_node(self, path: str, node: Node) -> Node:
         """Place a node (new, or reused unchanged from the parent snapshot) at ``path``."""
+        if node.content or node.subtree:
+            self._reuses_foreign = True  # blobs this writer never looked up
+        return self._place(path, node)
+
+    def _place(self, path: str, node: Node) -> Node:
         parent, name = split_path(path)
         node.name = name
         with self._lock:
@@ -177,7 +187,7 @@ class SnapshotWriter:
         node = Node(name="", type="file", mode=mode,
                     mtime_ns=time.time_ns() if mtime_ns is None else mtime_ns,
                     size=size, sha256=digest, content=content, meta=meta or {}, **attrs)
-        return self.add_node(path, node)
+        return self._place(path, node)
 
     def add_bytes(self, path: str, data: bytes, **kwargs: Any) -> Node:
         return self.add_stream(path, io.BytesIO(data), **kwargs)
@@ -268,9 +278,14 @@ class SnapshotWriter:
         with self._lock:
             if blob_type == BLOB_DATA:
                 self.stats.bytes_read += len(data)
-            known = bid in self._new or bid in self.repo.index
+            known = bid in self._new
             if not known:
-                self._new.add(bid)
+                loc = self.repo.index.get(bid)
+                known = loc is not None
+                if loc is not None:
+                    self._relied.add(loc.pack)
+                else:
+                    self._new.add(bid)
         if not known:
             sealed = seal_blob(self.repo.aead, blob_type, bid, data)
             self._packer.add(blob_type, bid, sealed, len(data))
@@ -292,9 +307,16 @@ class SnapshotWriter:
             index = self.repo.index
             for bid, sealed, length in chunks:
                 read += length
-                if sealed is not None and bid not in self._new and bid not in index:
+                if bid in self._new:
+                    continue
+                loc = index.get(bid)
+                if loc is not None:
+                    self._relied.add(loc.pack)
+                elif sealed is not None:
                     self._new.add(bid)
                     new.append((bid, sealed, length))
+                else:
+                    self._reuses_foreign = True  # the worker's index had it, ours does not
             self.stats.bytes_read += read
         for bid, sealed, length in new:
             self._packer.add(BLOB_DATA, bid, sealed, length)
@@ -309,6 +331,7 @@ class SnapshotWriter:
     def _on_pack(self, pack_id: str, size: int, entries: list[list[Any]]) -> None:
         with self._lock:
             self._packs.append((pack_id, size, entries))
+            self._relied.add(pack_id)
             self._packs_blobs += len(entries)
             batch = None
             if len(self._packs) >= INDEX_EVERY or self._packs_blobs >= INDEX_BLOBS:
@@ -359,6 +382,8 @@ class SnapshotWriter:
         if len(old) != len(nodes):
             return None
         same = all(a is b or a == b for a, b in zip(nodes, old, strict=True))
+        if same:
+            self._reuses_foreign = True  # the parent's subtree, blobs never looked up here
         return tree_id if same else None
 
     @staticmethod
@@ -384,13 +409,14 @@ class SnapshotWriter:
         return sha.hexdigest()
 
     def _confirm_before_commit(self) -> datetime:
-        """Before the manifest: the lock is still ours, every pack the index names (those this
-        snapshot deduplicated against or reuses through its parent's trees, and its own) is
-        still in storage, and this host's clock agrees with the storage's (a snapshot dated
-        in the future would pass for the newest and decide retention). Returns the storage's
-        time, recorded as the snapshot's arrival."""
+        """Before the manifest: the lock is still ours, every pack this snapshot relies on is
+        still in storage (those its deduplicated blobs are read from and its own; every pack
+        the index names once it reuses a parent's nodes or trees), and this host's clock
+        agrees with the storage's (a snapshot dated in the future would pass for the newest
+        and decide retention). Returns the storage's time, recorded as the arrival."""
         self._lockfile.ensure_held()
-        confirm_packs(self.repo.backend, self.repo.index.packs,
+        relied = self.repo.index.packs if self._reuses_foreign else self._relied
+        confirm_packs(self.repo.backend, relied,
                       f"the backup of {self.source_name}")
         reading = ClockReading.read(self.repo.backend)
         reading.require_agreement(f"date a snapshot of {self.source_name}")
