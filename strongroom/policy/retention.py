@@ -1,9 +1,10 @@
 """Grandfather-father-son retention (restic's bucket rules, time rules anchored in real time), and
 the per-tier defaults of the seed.
 
-Snapshots are grouped (by host and source by default, like restic's host + paths: every host
-backs up ``/etc``, and one host's snapshots never use up another's counts; a host is its name
-and, where recorded, its host id, since cloned machines share a name) and each group
+Snapshots are grouped (by host name and source by default, like restic's host + paths: every
+host backs up ``/etc``, and one host's snapshots never use up another's counts; by name, not
+host id, so that a host whose id is not kept, such as a container without a volume, still
+forms one group; cloned machines must be given names of their own) and each group
 is walked from the newest to the oldest. For every ``keep_<bucket>`` rule with a count left, a
 snapshot whose calendar bucket (hour, day, ISO week, month, year; UTC unless a zone is given)
 differs from the last bucket that rule kept is kept and uses up one count: so each rule keeps
@@ -375,18 +376,9 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
     return decisions
 
 
-def host_of(snapshot: Any) -> str | None:
-    """A snapshot's host for grouping: its name, with its host id where one is recorded
-    (cloned machines share a name, never an id): ``web1 (3f2a...)``."""
-    name = getattr(snapshot, "host", None)
-    hid = getattr(snapshot, "host_id", "")
-    return f"{name} ({hid})" if hid else name
-
-
 def group_key(snapshot: Any, group_by: Sequence[str]) -> dict[str, Any]:
     """The grouping key of a snapshot as a dict, e.g. ``{"source_name": "orders-db"}``."""
-    fields = {"schedule": schedule_of, "host": host_of}
-    return {f: fields[f](snapshot) if f in fields else getattr(snapshot, f, None)
+    return {f: schedule_of(snapshot) if f == "schedule" else getattr(snapshot, f, None)
             for f in group_by}
 
 

@@ -322,7 +322,7 @@ def _copy(src: Repository, dst: Repository, dst_lock: RepositoryLock, wanted: li
                 raise IntegrityError(f"copy of snapshot {snap.short_id} does not list the same "
                                      "contents as the original")
             _confirm_before_commit(dst, dst_lock, snap)
-            saved = save_while_held(dst, dst_lock, new)
+            saved = save_while_held(dst, dst_lock, new, set(dst.index.packs))
             done[snap.id] = saved.id
             result["snapshots"][snap.id] = saved.id
             result["copied"].append(snap.id)

@@ -4,18 +4,20 @@ hand) must make it fail, never leave a snapshot that names missing data."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from strongroom.errors import IntegrityError, LockedError, StrongroomError
 from strongroom.repository.format import pack_key
+from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.storage.base import Backend
 
 if TYPE_CHECKING:
-    from strongroom.repository.locks import RepositoryLock
     from strongroom.repository.model import Snapshot
     from strongroom.repository.repo import Repository
 
+log = logging.getLogger("strongroom")
 HEAD_LIMIT = 64  # up to this many packs: one HEAD each; more: one listing of data/
 
 
@@ -41,21 +43,39 @@ def confirm_packs(backend: Backend, expected: Iterable[str], what: str) -> None:
             f"{missing[0][:16]}): nothing was saved; run it again, it stores that data anew")
 
 
-def save_while_held(repo: Repository, lock: RepositoryLock, snap: Snapshot) -> Snapshot:
-    """Write ``snap``'s manifest, then confirm the lock was held throughout. A holder paused
-    between its last check and the write could land a manifest after a prune that judged it
-    dead had listed the snapshots (and deleted what it names): such a manifest is withdrawn
-    and the operation fails (LockedError, exit 17). Once the lock is confirmed after the write,
-    any prune that follows sees the snapshot."""
+def save_while_held(repo: Repository, lock: RepositoryLock, snap: Snapshot,
+                    relied: Iterable[str]) -> Snapshot:
+    """Write ``snap``'s manifest, then confirm the lock was held throughout.
+
+    A holder paused around the write may find its lock lost: a prune may have judged it dead
+    and, having listed the snapshots before this one landed, deleted packs it names. Then,
+    once no sweep runs (a shared lock taken anew), the snapshot stands if every pack in
+    ``relied`` is still stored (a concurrent ``forget`` may already have counted it as the
+    newest: withdrawing a sound snapshot could leave none), and is withdrawn otherwise
+    (PacksVanished, exit 13, never retried blindly)."""
     saved = repo.save_snapshot(snap)
     try:
         lock.ensure_held()
-    except LockedError:
+        return saved
+    except LockedError as exc:
+        lost = str(exc)
+    settle = RepositoryLock.acquire(repo.backend, exclusive=False, wait_s=BACKUP_LOCK_WAIT,
+                                    purpose=f"confirm snapshot {saved.short_id}")
+    try:
+        missing = vanished_packs(repo.backend, relied)
+        if not missing:
+            log.warning("%s; snapshot %s was written meanwhile and every pack it names is "
+                        "still stored: it stands", lost, saved.short_id)
+            return saved
         try:
             repo.remove_snapshot(saved)
-        except StrongroomError as exc:
-            raise LockedError(f"snapshot {saved.short_id} was written after the repository lock "
-                              f"was lost and could not be withdrawn ({exc}); it may name "
-                              f"deleted data: forget it (strongroom forget {saved.id})") from None
-        raise
-    return saved
+        except StrongroomError as err:
+            raise PacksVanished(
+                f"snapshot {saved.short_id} names {len(missing)} pack(s) a prune deleted "
+                f"after the repository lock was lost, and could not be withdrawn ({err}): "
+                f"forget it (strongroom forget {saved.id}) and back up again") from None
+    finally:
+        settle.release()
+    raise PacksVanished(f"snapshot {saved.short_id} was written after the repository lock was "
+                        f"lost and a prune deleted {len(missing)} pack(s) it names (first "
+                        f"{missing[0][:16]}): it was withdrawn, nothing saved; back up again")

@@ -408,6 +408,10 @@ class SnapshotWriter:
                 sha.update(self._sum_lines(path, self.dirs[path]))
         return sha.hexdigest()
 
+    def _relied_packs(self) -> set[str]:
+        """The packs this snapshot relies on (see ``_relied``)."""
+        return set(self.repo.index.packs) if self._reuses_foreign else set(self._relied)
+
     def _confirm_before_commit(self) -> datetime:
         """Before the manifest: the lock is still ours, every pack this snapshot relies on is
         still in storage (those its deduplicated blobs are read from and its own; every pack
@@ -415,8 +419,7 @@ class SnapshotWriter:
         agrees with the storage's (a snapshot dated in the future would pass for the newest
         and decide retention). Returns the storage's time, recorded as the arrival."""
         self._lockfile.ensure_held()
-        relied = self.repo.index.packs if self._reuses_foreign else self._relied
-        confirm_packs(self.repo.backend, relied,
+        confirm_packs(self.repo.backend, self._relied_packs(),
                       f"the backup of {self.source_name}")
         reading = ClockReading.read(self.repo.backend)
         reading.require_agreement(f"date a snapshot of {self.source_name}")
@@ -445,7 +448,7 @@ class SnapshotWriter:
                 kind=self.kind, parent=self.parent.id if self.parent else None, tags=self.tags,
                 paths=self.paths, tree=root, stats=self.stats, checksum=self._checksum(),
                 meta=self.meta, arrived=arrived)
-            snap = save_while_held(self.repo, self._lockfile, snap)
+            snap = save_while_held(self.repo, self._lockfile, snap, self._relied_packs())
         finally:
             self._done = True
             self._seal_pool.shutdown(wait=True, cancel_futures=True)

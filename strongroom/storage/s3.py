@@ -11,7 +11,7 @@ is tried ``max_attempts`` times in all (defaults below; all three are options).
 from __future__ import annotations
 
 import os
-import time
+import secrets
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -189,7 +189,23 @@ class S3Backend(Backend):
         try:
             return parsedate_to_datetime(date).timestamp()
         except (TypeError, ValueError):
-            return time.time()  # a server that sends no Date: nothing better to go by
+            return self._probe_clock()  # a server (or proxy) that sends no Date
+
+    def _probe_clock(self) -> float:
+        """The date the server gives a probe object written now (``locks/clock-*``: not a lock
+        to any reader), then removed; never this host's clock."""
+        key = f"locks/clock-{secrets.token_hex(8)}"
+        self.put(key, b"{}")
+        try:
+            return self.client.head_object(Bucket=self.bucket, Key=self._key(key))[
+                "LastModified"].timestamp()
+        except (BotoCoreError, ClientError) as exc:
+            raise self._fail(exc, "head", key) from None
+        finally:
+            try:
+                self.delete(key)
+            except StorageError:
+                pass  # a stray probe: read_locks skips it as not a lock
 
     def delete(self, key: str) -> None:
         try:

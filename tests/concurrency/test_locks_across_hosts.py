@@ -247,3 +247,24 @@ def test_a_backup_on_a_skewed_host_waits_for_a_live_sweep(target, tmp_path: Path
     finally:
         sweep.release()
     assert not open_repo(url, options=opts).list_snapshots()
+
+
+def test_an_s3_server_without_a_date_header_is_probed(moto_endpoint: str, s3_bucket: str,
+                                                      monkeypatch) -> None:
+    """A server or proxy that sends no ``Date``: the clock comes from a probe object's
+    ``LastModified``, never from this host's clock, and the probe is removed."""
+    from strongroom.storage.s3 import S3Backend
+
+    backend = S3Backend(f"s3://{s3_bucket}/r", endpoint=moto_endpoint)
+    listing = backend.client.list_objects_v2
+
+    def no_date(**kw):
+        reply = listing(**kw)
+        reply["ResponseMetadata"]["HTTPHeaders"].pop("date", None)
+        return reply
+
+    monkeypatch.setattr(backend.client, "list_objects_v2", no_date)
+    true_now = time.time()
+    monkeypatch.setattr(time, "time", lambda: 0.0)  # this host's clock is no guide
+    assert abs(backend.clock() - true_now) < 5
+    assert not list(backend.list("locks/"))

@@ -238,31 +238,54 @@ def test_a_late_answer_never_writes_a_removed_lock_back(tmp_path: Path, monkeypa
         lock.release()
 
 
-def test_a_snapshot_landing_after_its_lock_was_lost_is_withdrawn(tmp_path: Path,
-                                                                monkeypatch) -> None:
-    """A pause between the last check and the manifest's write: the manifest lands after a
-    prune may have judged the backup dead, so it is withdrawn and the backup fails."""
+@pytest.mark.parametrize("meanwhile", ["forget", "prune"])
+def test_a_snapshot_landing_after_its_lock_was_lost(tmp_path: Path, monkeypatch,
+                                                    meanwhile: str) -> None:
+    """A pause right after the manifest's write, past the lease. A forget meanwhile counts the
+    new snapshot as the newest and forgets the earlier one: the new one, intact, stands. A
+    prune meanwhile deletes a pack it names: it is withdrawn and the backup fails."""
     import io
 
-    from strongroom.errors import LockedError
+    from strongroom.policy.retention import RetentionPolicy
     from strongroom.repository import Repository, locks
-    from tests.tiers.helpers import backup, new_repo
+    from strongroom.repository.forget import forget, plan_for
+    from strongroom.repository.format import pack_key
+    from strongroom.repository.presence import PacksVanished
+    from tests.tiers.helpers import backup, new_repo, read_all
 
     repo = new_repo(str(tmp_path / "r"))
-    kept = backup(repo, {"a": b"earlier"})
+    shared = b"shared data " * 5000
+    kept = backup(repo, {"a": shared})
+    other = Repository.open(repo.url, password="tiers test password")  # another host
     paused = [0.0]
     real = locks.boottime
     monkeypatch.setattr(locks, "boottime", lambda: real() + paused[0])
     save = Repository.save_snapshot
 
-    def pause_then_save(self, snap):
-        paused[0] = 10 * locks.LEASE  # frozen between the check and the write
-        return save(self, snap)
+    def save_then_pause(self, snap):
+        saved = save(self, snap)
+        if self is repo:
+            paused[0] = 10 * locks.LEASE  # frozen right after the write
+            if meanwhile == "forget":
+                forget(other, plan_for(other, RetentionPolicy(keep_last=1)))
+            else:  # a prune that listed the snapshots before this one landed
+                loc = other.index.get(next(iter(other.index.blobs)))
+                other.backend.delete(pack_key(loc.pack))
+        return saved
 
-    monkeypatch.setattr(Repository, "save_snapshot", pause_then_save)
-    with pytest.raises(LockedError, match="lost the repository lock"):
-        with repo.writer(source_name="app", source_kind="files") as w:
-            w.add_stream("b", io.BytesIO(b"later"))
-            w.commit()
+    monkeypatch.setattr(Repository, "save_snapshot", save_then_pause)
+    with repo.writer(source_name="app", source_kind="files") as w:
+        w.add_stream("a", io.BytesIO(shared))
+        w.add_stream("b", io.BytesIO(b"later"))
+        if meanwhile == "prune":
+            with pytest.raises(PacksVanished, match="withdrawn, nothing saved"):
+                w.commit()
+        else:
+            made = w.commit()
     monkeypatch.undo()
-    assert [s.id for s in repo.list_snapshots()] == [kept.id]
+    left = Repository.open(repo.url, password="tiers test password").list_snapshots()
+    if meanwhile == "prune":
+        assert [s.id for s in left] == [kept.id]
+    else:
+        assert [s.id for s in left] == [made.id]
+        assert read_all(repo, made) == {"a": shared, "b": b"later"}
