@@ -52,7 +52,8 @@ def save_while_held(repo: Repository, lock: RepositoryLock, snap: Snapshot,
     once no sweep runs (a shared lock taken anew), the snapshot stands if every pack in
     ``relied`` is still stored (a concurrent ``forget`` may already have counted it as the
     newest: withdrawing a sound snapshot could leave none), and is withdrawn otherwise
-    (PacksVanished, exit 13, never retried blindly)."""
+    (PacksVanished, exit 13: a new attempt stores the data anew). A withdrawal that fails is
+    an IntegrityError naming the snapshot to forget (not retried: it would hide it)."""
     saved = repo.save_snapshot(snap)
     try:
         lock.ensure_held()
@@ -69,8 +70,8 @@ def save_while_held(repo: Repository, lock: RepositoryLock, snap: Snapshot,
             return saved
         try:
             repo.remove_snapshot(saved)
-        except StrongroomError as err:
-            raise PacksVanished(
+        except StrongroomError as err:  # permanent: a retry must not hide a damaged snapshot
+            raise IntegrityError(
                 f"snapshot {saved.short_id} names {len(missing)} pack(s) a prune deleted "
                 f"after the repository lock was lost, and could not be withdrawn ({err}): "
                 f"forget it (strongroom forget {saved.id}) and back up again") from None
