@@ -149,19 +149,8 @@ class LocalBackend(Backend):
         return data
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
-        base = self._path(prefix)
-        if not base.is_dir():
-            return
-        for dirpath, _dirs, files in os.walk(base):
-            for name in files:
-                if name.startswith(TEMP_PREFIX):
-                    continue
-                full = Path(dirpath) / name
-                try:
-                    size = full.stat().st_size
-                except FileNotFoundError:
-                    continue
-                yield full.relative_to(self.root).as_posix(), size
+        for key, size, _stored in self.list_times(prefix):
+            yield key, size
 
     def list_times(self, prefix: str) -> Iterator[tuple[str, int, float]]:
         base = self._path(prefix)

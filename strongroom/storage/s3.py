@@ -158,13 +158,8 @@ class S3Backend(Backend):
         return data
 
     def list(self, prefix: str) -> Iterator[tuple[str, int]]:
-        paginator = self.client.get_paginator("list_objects_v2")
-        try:
-            for page in paginator.paginate(Bucket=self.bucket, Prefix=self._key(prefix)):
-                for obj in page.get("Contents", []):
-                    yield obj["Key"][len(self.prefix):], obj["Size"]
-        except (BotoCoreError, ClientError) as exc:
-            raise self._fail(exc, "list", prefix) from None
+        for key, size, _stored in self.list_times(prefix):
+            yield key, size
 
     def list_times(self, prefix: str) -> Iterator[tuple[str, int, float]]:
         paginator = self.client.get_paginator("list_objects_v2")
