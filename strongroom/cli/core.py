@@ -38,6 +38,7 @@ def snapshot_row(s: Snapshot) -> dict[str, object]:
     return {"id": s.id, "short_id": s.short_id, "time": s.time.isoformat(), "host": s.host,
             "host_id": s.host_id, "future_dated": s.future_dated,
             "stored_time": stored.isoformat() if stored is not None else None,
+            "arrival": s.arrival.isoformat() if s.arrival is not None else None,
             "source": s.source_name, "source_kind": s.source_kind, "kind": s.kind,
             "parent": s.parent, "tags": s.tags, "paths": s.paths, "checksum": s.checksum,
             "stats": s.stats.model_dump(), "meta": s.meta}
@@ -102,10 +103,11 @@ def snapshots(
                       ",".join(s.tags), str(s.stats.files), human_bytes(s.stats.bytes_total),
                       human_bytes(s.stats.bytes_stored)] for s in snaps])
     for s in snaps:
-        if s.future_dated and s.stored_time is not None:
+        arrival = s.arrival
+        if s.future_dated and arrival is not None:
             err_console.print(
                 f"warning: snapshot {s.short_id} is future-dated: dated {s.time:%Y-%m-%d %H:%M} "
-                f"but stored at {s.stored_time:%Y-%m-%d %H:%M} UTC by the storage's clock (its "
+                f"but stored at {arrival:%Y-%m-%d %H:%M} UTC by the storage's clock (its "
                 "host's clock was ahead); retention keeps it and 'latest' places it by when it "
                 "was stored", markup=False)
     for why in r.damaged_snapshots.values():
