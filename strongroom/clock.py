@@ -14,7 +14,6 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 
 from strongroom.errors import ClockSkew
 from strongroom.storage.base import Backend
@@ -66,11 +65,6 @@ class ClockReading:
         if self.skewed:
             raise ClockSkew(f"refusing to {operation}: {self.describe()}; fix the clock "
                             "(NTP) and retry")
-
-
-def storage_now(backend: Backend) -> datetime:
-    """Now by the storage's clock, as an aware UTC datetime."""
-    return datetime.fromtimestamp(backend.clock(), UTC)
 
 
 def warn_if_skewed(reading: ClockReading) -> None:

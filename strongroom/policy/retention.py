@@ -10,8 +10,8 @@ snapshot whose calendar bucket (hour, day, ISO week, month, year; UTC unless a z
 differs from the last bucket that rule kept is kept and uses up one count: so each rule keeps
 the newest snapshot of each of its N most recent non-empty buckets. ``keep_last`` keeps the N
 newest, ``keep_within`` everything no older than the duration before ``now`` (the storage's
-clock: engine callers pass :meth:`Repository.storage_now`; this host's clock when omitted), never
-before the group's newest snapshot, ``keep_tag`` everything carrying one of the tag sets. A
+clock: engine callers pass :meth:`Repository.storage_now`; this host's clock when omitted),
+``keep_tag`` everything carrying one of the tag sets. A
 snapshot under legal hold is never forgotten. A count of -1 means unlimited.
 
 Time comes from real time, not from the snapshots. A snapshot dated more than the clock tolerance

@@ -39,7 +39,11 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.model import Node, Snapshot
 from strongroom.repository.packs import PackWriter, read_pack_header
-from strongroom.repository.presence import confirm_packs, save_while_held
+from strongroom.repository.presence import (
+    confirm_held,
+    index_of_stored_packs,
+    save_while_held,
+)
 from strongroom.repository.repo import Repository
 from strongroom.storage.base import Backend
 
@@ -82,12 +86,7 @@ class _Copier:
     def load_map(self) -> None:
         """Read the target's index, drop its packs missing from storage, then trust the map
         entries whose target blob is still indexed."""
-        index = self.dst.reload_index()
-        # Never deduplicate against a pack that is gone (lost, deleted by hand): its blobs are
-        # uploaded again, so this copy restores even if older ones cannot. Index first, then
-        # the listing: packs are stored before the index files naming them.
-        stored = {key.rsplit("/", 1)[-1] for key, _ in self.dst.backend.list("data/")}
-        index.drop_packs(set(index.packs) - stored)
+        index = index_of_stored_packs(self.dst)
         for key, _ in self.dst.backend.list(f"copymap/{self.src.id}/"):
             try:
                 doc = open_document(self.dst.aead, self.dst.backend.get(key), AAD_COPYMAP)
@@ -282,14 +281,6 @@ def copy_snapshots(src: Repository, dst: Repository, snapshot_ids: list[str] | N
         src_lock.release()
 
 
-def _confirm_before_commit(dst: Repository, dst_lock: RepositoryLock, snap: Snapshot) -> None:
-    """Before a copied snapshot's manifest: the target lock is still ours, and every pack the
-    target's index names (those this copy reuses, and its own) is still in storage."""
-    dst_lock.ensure_held()
-    confirm_packs(dst.backend, dst.index.packs, f"the copy of snapshot {snap.short_id}")
-    dst_lock.ensure_held()
-
-
 def _copy(src: Repository, dst: Repository, dst_lock: RepositoryLock, wanted: list[Snapshot],
           verify: bool, threads: int, progress: Callable[[str, Snapshot], None] | None
           ) -> dict[str, Any]:
@@ -321,8 +312,10 @@ def _copy(src: Repository, dst: Repository, dst_lock: RepositoryLock, wanted: li
             if verify and listing(dst, new) != listing(src, snap):
                 raise IntegrityError(f"copy of snapshot {snap.short_id} does not list the same "
                                      "contents as the original")
-            _confirm_before_commit(dst, dst_lock, snap)
-            saved = save_while_held(dst, dst_lock, new, set(dst.index.packs))
+            # every pack the target's index names: those this copy reuses, and its own
+            relied = set(dst.index.packs)
+            confirm_held(dst_lock, dst.backend, relied, f"the copy of snapshot {snap.short_id}")
+            saved = save_while_held(dst, dst_lock, new, relied)
             done[snap.id] = saved.id
             result["snapshots"][snap.id] = saved.id
             result["copied"].append(snap.id)

@@ -14,6 +14,7 @@ from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.storage.base import Backend
 
 if TYPE_CHECKING:
+    from strongroom.repository.index import Index
     from strongroom.repository.model import Snapshot
     from strongroom.repository.repo import Repository
 
@@ -25,13 +26,26 @@ class PacksVanished(IntegrityError):
     """Packs an operation relied on are gone from storage."""
 
 
+def stored_packs(backend: Backend) -> dict[str, int]:
+    """Pack id -> size of every pack file in storage."""
+    return {key.rsplit("/", 1)[-1]: size for key, size in backend.list("data/")}
+
+
+def index_of_stored_packs(repo: Repository) -> Index:
+    """The index read again, without the packs missing from storage (lost, deleted by hand):
+    a writer never deduplicates against them, so their blobs are stored anew. Index first,
+    then the listing: packs are stored before the index files naming them."""
+    index = repo.reload_index()
+    index.drop_packs(set(index.packs) - stored_packs(repo.backend).keys())
+    return index
+
+
 def vanished_packs(backend: Backend, expected: Iterable[str]) -> list[str]:
     """The packs of ``expected`` not in storage now (sorted)."""
     wanted = set(expected)
     if len(wanted) <= HEAD_LIMIT:
         return sorted(p for p in wanted if not backend.exists(pack_key(p)))
-    stored = {key.rsplit("/", 1)[-1] for key, _ in backend.list("data/")}
-    return sorted(wanted - stored)
+    return sorted(wanted - stored_packs(backend).keys())
 
 
 def confirm_packs(backend: Backend, expected: Iterable[str], what: str) -> None:
@@ -41,6 +55,15 @@ def confirm_packs(backend: Backend, expected: Iterable[str], what: str) -> None:
         raise PacksVanished(
             f"{len(missing)} pack(s) {what} relies on vanished while it ran (first "
             f"{missing[0][:16]}): nothing was saved; run it again, it stores that data anew")
+
+
+def confirm_held(lock: RepositoryLock, backend: Backend, expected: Iterable[str],
+                 what: str) -> None:
+    """Before a result is written: the lock is ours (LockedError), every pack in ``expected``
+    is stored (PacksVanished), and the lock is still ours after that look."""
+    lock.ensure_held()
+    confirm_packs(backend, expected, what)
+    lock.ensure_held()
 
 
 def save_while_held(repo: Repository, lock: RepositoryLock, snap: Snapshot,

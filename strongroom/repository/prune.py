@@ -28,8 +28,9 @@ from strongroom.repository.format import open_document, pack_key, seal_document
 from strongroom.repository.index import index_document
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.packs import PackWriter
+from strongroom.repository.presence import stored_packs
 from strongroom.repository.repo import Repository
-from strongroom.repository.usage import IndexView, clear_dead_locks, stored_packs, used_blobs
+from strongroom.repository.usage import IndexView, clear_dead_locks, used_blobs
 
 MARK_KEY = "prune/mark"
 AAD_MARK = b"strongroom/v1/prune-mark"
@@ -276,11 +277,10 @@ def prune(repo: Repository, grace: timedelta = DEFAULT_GRACE,
     if dry_run:
         mark(repo, report, repack_threshold, dry_run=True)
         return report
-    repo.require_clock("prune")
+    now = repo.require_clock("prune")
     report.cleared_locks = len(clear_dead_locks(repo.backend))
     report.removed_temp_files = _remove_leftovers(repo, grace)
     outstanding = load_mark(repo)
-    now = repo.backend.clock()
     if outstanding is not None and outstanding.age(now) < grace:
         due = datetime.fromtimestamp(outstanding.time, UTC) + grace
         report.pending = (f"{len(outstanding.candidates)} pack(s) marked "

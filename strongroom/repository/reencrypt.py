@@ -40,8 +40,9 @@ from strongroom.repository.format import (
 from strongroom.repository.index import index_document
 from strongroom.repository.locks import RepositoryLock
 from strongroom.repository.packs import PackWriter, header_length, pack_epochs, read_pack_header
+from strongroom.repository.presence import stored_packs
 from strongroom.repository.repo import Repository, keyring_objects
-from strongroom.repository.usage import IndexView, stored_packs
+from strongroom.repository.usage import IndexView
 from strongroom.storage.base import MissingObject
 
 STATE_KEY = "reencrypt/state"

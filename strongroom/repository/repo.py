@@ -299,10 +299,13 @@ class Repository:
         """Now by the storage's clock (ages of what other hosts wrote are measured with it)."""
         return datetime.fromtimestamp(self.backend.clock(), UTC)
 
-    def require_clock(self, operation: str) -> None:
+    def require_clock(self, operation: str) -> float:
         """ClockSkew (exit 19) if this host's clock and the storage's disagree beyond the
-        tolerance: ``operation`` deletes, and must not judge ages with a wrong clock."""
-        ClockReading.read(self.backend).require_agreement(operation)
+        tolerance: ``operation`` deletes, and must not judge ages with a wrong clock. Returns
+        the storage's time as read."""
+        reading = ClockReading.read(self.backend)
+        reading.require_agreement(operation)
+        return reading.storage
 
     # ---- index ---------------------------------------------------------------------------
     @property

@@ -46,11 +46,6 @@ class IndexView:
         return view
 
 
-def stored_packs(backend: Backend) -> dict[str, int]:
-    """Pack id -> size of every pack file in storage."""
-    return {key.rsplit("/", 1)[-1]: size for key, size in backend.list("data/")}
-
-
 def used_blobs(repo: Repository, names: Iterable[str]) -> set[str]:
     """Hex ids of every tree and content blob the named snapshots use.
 

@@ -34,7 +34,11 @@ from strongroom.repository.index import index_document
 from strongroom.repository.locks import BACKUP_LOCK_WAIT, RepositoryLock
 from strongroom.repository.model import Node, Snapshot, SnapshotStats
 from strongroom.repository.packs import PackWriter
-from strongroom.repository.presence import confirm_packs, save_while_held
+from strongroom.repository.presence import (
+    confirm_held,
+    index_of_stored_packs,
+    save_while_held,
+)
 from strongroom.repository.tree import encode_tree
 
 if TYPE_CHECKING:
@@ -107,12 +111,10 @@ class SnapshotWriter:
         self._done = False
         self._stopping = threading.Event()
         try:
-            index = repo.reload_index()  # a prune may have removed packs since it was loaded
-            # Never deduplicate against a pack that is gone (lost, deleted by hand): its blobs
-            # are stored again, so this snapshot restores even if older ones cannot. Index
-            # first, then the listing: packs are stored before the index files naming them.
-            stored = {key.rsplit("/", 1)[-1] for key, _ in repo.backend.list("data/")}
-            index.drop_packs(set(index.packs) - stored)
+            # a prune may have removed packs since the index was loaded; a pack that is gone
+            # is never deduplicated against, so this snapshot restores even if older ones
+            # cannot
+            index_of_stored_packs(repo)
         except BaseException:  # no context manager yet to release the lock: do it here
             self.abort()
             raise
@@ -412,15 +414,13 @@ class SnapshotWriter:
         """The packs this snapshot relies on (see ``_relied``)."""
         return set(self.repo.index.packs) if self._reuses_foreign else set(self._relied)
 
-    def _confirm_before_commit(self) -> datetime:
-        """Before the manifest: the lock is still ours, every pack this snapshot relies on is
-        still in storage (those its deduplicated blobs are read from and its own; every pack
-        the index names once it reuses a parent's nodes or trees), and this host's clock
-        agrees with the storage's (a snapshot dated in the future would pass for the newest
-        and decide retention). Returns the storage's time, recorded as the arrival."""
-        self._lockfile.ensure_held()
-        confirm_packs(self.repo.backend, self._relied_packs(),
-                      f"the backup of {self.source_name}")
+    def _confirm_before_commit(self, relied: set[str]) -> datetime:
+        """Before the manifest: the lock is still ours, every pack in ``relied`` is still in
+        storage, and this host's clock agrees with the storage's (a snapshot dated in the
+        future would pass for the newest and decide retention). Returns the storage's time,
+        recorded as the arrival."""
+        confirm_held(self._lockfile, self.repo.backend, relied,
+                     f"the backup of {self.source_name}")
         reading = ClockReading.read(self.repo.backend)
         reading.require_agreement(f"date a snapshot of {self.source_name}")
         self._lockfile.ensure_held()
@@ -439,16 +439,16 @@ class SnapshotWriter:
             self.stats.bytes_total = self._bytes_total
             self.stats.bytes_stored = self._packer.bytes_stored
             self.stats.duration_s = round(time.monotonic() - self.started, 3)
-            arrived = self._confirm_before_commit()
+            relied = self._relied_packs()
+            arrived = self._confirm_before_commit(relied)
             snap = Snapshot(
                 time=datetime.fromtimestamp(time.time(), UTC), host=socket.gethostname(),
-                host_id=host_id(),
-                user=getpass.getuser(),
+                host_id=host_id(), user=getpass.getuser(),
                 source_name=self.source_name, source_kind=self.source_kind,
                 kind=self.kind, parent=self.parent.id if self.parent else None, tags=self.tags,
                 paths=self.paths, tree=root, stats=self.stats, checksum=self._checksum(),
                 meta=self.meta, arrived=arrived)
-            snap = save_while_held(self.repo, self._lockfile, snap, self._relied_packs())
+            snap = save_while_held(self.repo, self._lockfile, snap, relied)
         finally:
             self._done = True
             self._seal_pool.shutdown(wait=True, cancel_futures=True)

@@ -12,9 +12,9 @@ from strongroom.errors import ConfigError, StorageError
 from strongroom.policy.retention import RetentionPolicy
 from strongroom.repository.copy import copy_snapshots, find_copy
 from strongroom.repository.forget import forget, plan_for
+from strongroom.repository.presence import stored_packs
 from strongroom.repository.prune import prune
 from strongroom.repository.staging import stage_snapshot
-from strongroom.repository.usage import stored_packs
 from strongroom.storage.archive import ArchiveS3Backend
 from tests.support.moto_server import s3_client
 from tests.tiers.helpers import (

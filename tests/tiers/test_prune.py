@@ -8,8 +8,8 @@ from pathlib import Path
 
 from strongroom.policy.retention import RetentionPolicy
 from strongroom.repository.forget import forget, plan_for
+from strongroom.repository.presence import stored_packs
 from strongroom.repository.prune import load_mark, prune
-from strongroom.repository.usage import stored_packs
 from strongroom.repository.verify import verify
 from tests.tiers.helpers import (
     backup,

@@ -16,8 +16,8 @@ import pytest
 from strongroom.errors import LockedError
 from strongroom.policy.retention import RetentionPolicy
 from strongroom.repository.forget import forget, plan_for
+from strongroom.repository.presence import stored_packs
 from strongroom.repository.prune import prune
-from strongroom.repository.usage import stored_packs
 from strongroom.repository.verify import verify
 from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
 from tests.tiers.helpers import open_repo as _open
