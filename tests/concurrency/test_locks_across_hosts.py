@@ -62,10 +62,14 @@ def _finish_backup(proc: subprocess.Popen[str]) -> tuple[int, str]:
     return proc.returncode, out + err
 
 
+def _cli(url: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+    """``strongroom ARGS --repo URL`` as the host ``env`` describes."""
+    return subprocess.run(["strongroom", *args, "--repo", url], env=env, capture_output=True,
+                          text=True, timeout=300)
+
+
 def _prune(url: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["strongroom", "prune", "--grace", "0", "--lock-wait", "3",
-                           "--repo", url], env=env, capture_output=True, text=True,
-                          timeout=300)
+    return _cli(url, env, "prune", "--grace", "0", "--lock-wait", "3")
 
 
 def _whole(url: str, opts: dict[str, Any], kept: str, code: int, said: str) -> None:
@@ -107,12 +111,10 @@ def test_destructive_work_refuses_on_a_skewed_clock(target) -> None:
     assert pruned.returncode == 19, pruned.stderr
     assert "clock" in pruned.stderr and "ahead" in pruned.stderr
     backup(open_repo(url, options=opts), {"keep/a.bin": b"newer"}, source="keep")
-    forgot = subprocess.run(["strongroom", "forget", "--keep-last", "1", "--repo", url],
-                            env=_env(opts, -600), capture_output=True, text=True, timeout=300)
+    forgot = _cli(url, _env(opts, -600), "forget", "--keep-last", "1")
     assert forgot.returncode == 19, forgot.stderr
     assert len(open_repo(url, options=opts).list_snapshots()) == 2
-    listed = subprocess.run(["strongroom", "snapshots", "--repo", url], env=_env(opts, 600),
-                            capture_output=True, text=True, timeout=300)
+    listed = _cli(url, _env(opts, 600), "snapshots")
     assert listed.returncode == 0 and "ahead of the storage" in listed.stderr
     # a backup on a host ten minutes behind writes no snapshot dated by that clock
     proc = _start_backup(url, _env(opts, -600))
@@ -236,10 +238,8 @@ def test_a_backup_on_a_skewed_host_waits_for_a_live_sweep(target, tmp_path: Path
     sweep = locks.RepositoryLock.acquire(open_repo(url, options=opts).backend, exclusive=True,
                                          purpose="prune sweep")
     try:
-        proc = subprocess.run(["strongroom", "backup", "files", str(src), "--repo", url],
-                              env=_env(opts, skew, STRONGROOM_LOCK_WAIT="3",
-                                       STRONGROOM_CLOCK_TOLERANCE="3600"),
-                              capture_output=True, text=True, timeout=300)
+        proc = _cli(url, _env(opts, skew, STRONGROOM_LOCK_WAIT="3",
+                              STRONGROOM_CLOCK_TOLERANCE="3600"), "backup", "files", str(src))
         assert proc.returncode == 17, proc.stdout + proc.stderr
         assert "exclusively by prune sweep" in proc.stderr
         sweep.ensure_held()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import random
+import subprocess
 from typing import Any
 
 from strongroom.repository import Repository, Snapshot
@@ -53,3 +54,14 @@ def leftover_pack(repo: Repository, data: bytes) -> None:
     writer.add("D", bid, seal_blob(repo.aead, "D", bid, data), len(data))
     writer.flush()
     writer.close()
+
+
+def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """``strongroom ARGS`` with ``env``; with ``check``, an AssertionError showing its output
+    when it fails."""
+    proc = subprocess.run(["strongroom", *args], env=env, capture_output=True, text=True,
+                          timeout=180)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"strongroom {' '.join(args)} -> {proc.returncode}\n"
+                             f"{proc.stdout}\n{proc.stderr}")
+    return proc

@@ -6,24 +6,15 @@ import json
 import os
 import secrets
 import shutil
-import subprocess
 from pathlib import Path
 
 import pytest
 
 from tests.support.trees import describe, make_tree
+from tests.tiers.helpers import run
 
 PW = "primary pw"
 PW2 = "secondary pw"
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["strongroom", *args], env=env, capture_output=True, text=True,
-                          timeout=180)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"strongroom {' '.join(args)} -> {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 @pytest.fixture

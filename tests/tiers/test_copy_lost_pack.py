@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -18,20 +17,11 @@ from strongroom.repository.copy import copy_snapshots, find_copy
 from strongroom.repository.format import pack_key
 from strongroom.repository.presence import PacksVanished
 from tests.support.trees import describe
-from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all
+from tests.tiers.helpers import backup, new_repo, open_repo, random_files, read_all, run
 
 PW = "primary pw"
 PW2 = "secondary pw"
 FILE_SIZE = 250_000  # one blob per file (below the minimum chunk), four to a 1 MiB pack
-
-
-def run(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["strongroom", *args], env=env, capture_output=True, text=True,
-                          timeout=180)
-    if check and proc.returncode != 0:
-        raise AssertionError(f"strongroom {' '.join(args)} -> {proc.returncode}\n"
-                             f"{proc.stdout}\n{proc.stderr}")
-    return proc
 
 
 def _target(kind: str, tmp_path: Path, request: pytest.FixtureRequest
