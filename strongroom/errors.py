@@ -78,3 +78,9 @@ class ClockSkew(StrongroomError):
     """This host's clock disagrees with the storage's by more than the tolerance."""
 
     exit_code = 19
+
+
+class TargetTooSmall(StrongroomError):
+    """A restore target lacks the room (free disk, memory limit) for what would be restored."""
+
+    exit_code = 20

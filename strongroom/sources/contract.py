@@ -91,15 +91,31 @@ class Source:
         return {"checked": "restorer's own checks",
                 **{k: v for k, v in report.items() if k != "duration_s"}}
 
+    def check_target(self, target: str, *, settings: dict[str, Any], replace: bool,
+                     size: int) -> list[str]:
+        """Before any service is stopped or anything overwritten: raise when a restore of
+        ``size`` bytes into ``target`` cannot succeed (ConfigError: a target of the wrong kind,
+        naming it; TargetNotEmpty: it holds data and ``replace`` is false; TargetTooSmall: no
+        room). Returns notes for the post-mortem. The default checks nothing."""
+        return []
+
     def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
                       settings: dict[str, Any]) -> Snapshot | None:
-        """Before a restore overwrites ``target``: refuse (TargetNotEmpty) when it holds data and
-        ``replace`` is false, else snapshot what is there. The default snapshots the source
-        itself (``settings``) when replacing, and checks nothing."""
+        """Before a restore overwrites ``target`` in a way it cannot undo itself: refuse
+        (TargetNotEmpty) when it holds data and ``replace`` is false, else snapshot what is
+        there, complete and read back, tagged ``safety``. None: nothing to keep (the target is
+        empty, or the restore keeps the previous contents aside itself, as path kinds do).
+        The default snapshots the source itself (``settings``) when replacing."""
         if not replace:
             return None
         return self.backup(repo, name=name, kind="snapshot", tags=["safety", "pre-restore"],
                            settings=settings)
+
+    def in_place_target(self, settings: dict[str, Any]) -> str | None:
+        """Where this source's data lives, as a restore target (its directory, data
+        directory, server URL or bucket): a recovery that names no target restores there.
+        None (the default): this kind cannot say, and the caller needs a target."""
+        return None
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
