@@ -6,6 +6,9 @@ Names beside a target ``/srv/app``:
   ``/srv/.app.strongroom-staging-<time>``  a restore under way (or killed: the next one removes it)
   ``/srv/app.before-restore-<time>``      what the target held before a restore (the undo)
   ``/srv/app.undone-<time>``              what a restore had put there, moved away by an undo
+Where nothing can be made beside the target (a mount point, a parent this user cannot
+write), the same names are made inside it, starting with a dot (``/srv/app/.strongroom-
+staging-<time>``, ``/srv/app/.before-restore-<time>``) and entries move one by one.
 """
 
 from __future__ import annotations
@@ -14,7 +17,6 @@ import ctypes
 import ctypes.util
 import os
 import shutil
-import stat
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,34 +58,45 @@ def holds_data(path: Path) -> bool:
 
 
 def staging_dir(target: Path, when: str) -> Path:
-    """Create the private staging directory beside ``target`` (its parent made when missing),
-    after removing what killed restores into the same target left. ConfigError when the
-    parent is on another file system (a mount point cannot be swapped by rename)."""
+    """Create the private staging directory beside ``target`` (its parent made when
+    missing), or inside it when nothing can be made beside it; earlier staging directories
+    of the same target (killed or failed restores) are removed first."""
     parent = target.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {parent} for restore target {target}: "
                           f"{exc.strerror}") from None
-    if target.exists() and os.stat(target).st_dev != os.stat(parent).st_dev:
-        raise ConfigError(f"restore target {target} is a mount point: restore into a "
-                          "directory inside it, or elsewhere and move the data in")
     remove_leftovers(target)
-    staging = parent / f".{target.name}{STAGING_MARK}{when}"
+    inside = target.is_dir() and (os.stat(target).st_dev != os.stat(parent).st_dev
+                                  or not os.access(parent, os.W_OK | os.X_OK))
+    staging = (target / f"{STAGING_MARK}{when}" if inside
+               else parent / f".{target.name}{STAGING_MARK}{when}")
     try:
         staging.mkdir(mode=0o700)
     except OSError as exc:
-        raise ConfigError(f"cannot create a staging directory beside {target}: "
+        raise ConfigError(f"cannot create a staging directory for {target}: "
                           f"{exc.strerror}") from None
     return staging
+
+
+def kept_path(target: Path, staging: Path, when: str) -> Path:
+    """Where a swap through ``staging`` keeps what ``target`` held."""
+    if staging.parent == target:
+        return target / f"{KEPT_MARK}{when}"
+    return target.with_name(f"{target.name}{KEPT_MARK}{when}")
 
 
 def remove_leftovers(target: Path) -> list[Path]:
     """Remove staging directories of earlier restores into ``target`` (killed or failed: a
     staging directory is never live data). Returns what was removed."""
     gone = []
-    prefix = f".{target.name}{STAGING_MARK}"
-    with os.scandir(target.parent) as entries:
+    for where, prefix in ((target.parent, f".{target.name}{STAGING_MARK}"),
+                          (target, STAGING_MARK)):
+        try:
+            entries = list(os.scandir(where))
+        except (FileNotFoundError, NotADirectoryError, PermissionError):
+            continue
         for entry in entries:
             if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
                 shutil.rmtree(entry.path)
@@ -92,26 +105,54 @@ def remove_leftovers(target: Path) -> list[Path]:
 
 
 def swap_in(staging: Path, target: Path, when: str) -> Path | None:
-    """Put ``staging`` in ``target``'s place. What the target held is kept beside it (the
-    path returned); an empty or missing target is simply replaced (None). Where the kernel
+    """Put the directory ``staging`` in ``target``'s place. What the target held is kept
+    (the path returned, see :func:`kept_path`); an empty or missing target is simply
+    replaced (None)."""
+    if staging.parent == target:
+        return _swap_inside(staging, target, when)
+    if target.is_dir() and not target.is_symlink() and not holds_data(target):
+        os.rmdir(target)
+    return swap_entry(staging, target, when)
+
+
+def _swap_inside(staging: Path, target: Path, when: str) -> Path | None:
+    """The swap of a staging directory made inside ``target``: entry by entry, each move a
+    rename, so a stop half-way leaves every entry in the target, the staging or the kept
+    directory, never lost."""
+    kept = kept_path(target, staging, when)
+    old = [e for e in os.listdir(target) if e != staging.name and not _is_mark(e)]
+    if old:
+        kept.mkdir(mode=0o700)
+        for name in old:
+            os.rename(target / name, kept / name)
+    for name in os.listdir(staging):
+        os.rename(staging / name, target / name)
+    shutil.copystat(staging, target)
+    os.rmdir(staging)
+    return kept if old else None
+
+
+def _is_mark(name: str) -> bool:
+    return name.startswith((STAGING_MARK, KEPT_MARK,
+                            UNDONE_MARK))
+
+
+def swap_entry(new: Path, target: Path, when: str) -> Path | None:
+    """Put ``new`` (a file or directory) in ``target``'s place, keeping what was there as
+    ``<target>.before-restore-<time>`` (returned; None when nothing was). Where the kernel
     can, the exchange is one atomic rename: the target never stops existing."""
     if not target.exists() and not target.is_symlink():
-        os.rename(staging, target)
-        return None
-    if not holds_data(target):
-        _copy_mode(target, staging)
-        os.rmdir(target)
-        os.rename(staging, target)
+        os.rename(new, target)
         return None
     kept = target.with_name(f"{target.name}{KEPT_MARK}{when}")
     if kept.exists() or kept.is_symlink():
         raise TargetNotEmpty(f"{kept} already exists: remove or rename it first")
-    if _exchange(staging, target):
-        os.rename(staging, kept)  # staging now holds the previous contents
+    if _exchange(new, target):
+        os.rename(new, kept)  # ``new`` now names the previous contents
         return kept
     os.rename(target, kept)
     try:
-        os.rename(staging, target)
+        os.rename(new, target)
     except OSError:
         os.rename(kept, target)
         raise
@@ -121,8 +162,19 @@ def swap_in(staging: Path, target: Path, when: str) -> Path | None:
 def put_back(target: Path, kept: Path, when: str) -> Path | None:
     """Undo a swap: move what is at ``target`` aside (``<target>.undone-<time>``, returned)
     and ``kept`` back into its place. ConfigError when ``kept`` is gone."""
-    if not kept.is_dir() or kept.is_symlink():
+    if not (kept.exists() or kept.is_symlink()):
         raise ConfigError(f"{kept} is not there: nothing to put back into {target}")
+    if kept.parent == target:  # kept inside the target: entry by entry
+        moved = target / f"{UNDONE_MARK}{when}"
+        now = [e for e in os.listdir(target) if not _is_mark(e)]
+        if now:
+            moved.mkdir(mode=0o700)
+            for name in now:
+                os.rename(target / name, moved / name)
+        for name in os.listdir(kept):
+            os.rename(kept / name, target / name)
+        os.rmdir(kept)
+        return moved if now else None
     moved = None
     if target.exists() or target.is_symlink():
         moved = target.with_name(f"{target.name}{UNDONE_MARK}{when}")
@@ -132,14 +184,6 @@ def put_back(target: Path, kept: Path, when: str) -> Path | None:
         os.rename(target, moved)
     os.rename(kept, target)
     return moved
-
-
-def _copy_mode(source: Path, dest: Path) -> None:
-    """Give ``dest`` the owner and mode of ``source`` (a directory being replaced)."""
-    st = os.stat(source)
-    if os.geteuid() == 0:
-        os.chown(dest, st.st_uid, st.st_gid)
-    os.chmod(dest, stat.S_IMODE(st.st_mode))
 
 
 def _exchange(a: Path, b: Path) -> bool:

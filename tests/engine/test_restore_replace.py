@@ -1,4 +1,5 @@
-"""Restoring over a partial or dirty target with --replace: completes, never escapes it."""
+"""Restoring over a partial or dirty target with --replace: the snapshot is staged beside it and
+swapped in, the old contents kept beside it; nothing outside it is ever followed."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ def repo_env(tmp_path: Path) -> dict[str, str]:
     return dict(os.environ, STRONGROOM_PASSWORD="pw", STRONGROOM_REPOSITORY=str(tmp_path / "r"))
 
 
-def test_replace_completes_a_dirty_target_without_following_symlinks(cli, tmp_path: Path
+def test_replace_swaps_a_dirty_target_and_keeps_it_without_following_symlinks(cli, tmp_path: Path
                                                                     ) -> None:
     src = make_tree(tmp_path / "src", files=12)
     cli("init")
@@ -35,6 +36,10 @@ def test_replace_completes_a_dirty_target_without_following_symlinks(cli, tmp_pa
 
     cli("restore", "latest", "--target", str(dest), "--replace")
     assert list(outside.iterdir()) == []
-    got = describe(base)
-    assert got.pop("extra.txt")["type"] == "file"   # left alone, not ours to delete
-    assert got == describe(src)
+    assert describe(base) == describe(src)
+    kept = [p for p in tmp_path.iterdir() if p.name.startswith("dest.before-restore-")]
+    assert len(kept) == 1   # the dirty target, whole: nothing of it deleted
+    old = kept[0] / str(src).lstrip("/")
+    assert (old / "extra.txt").read_bytes() == b"not in the snapshot"
+    assert (old / "a" / "b").is_symlink() and (old / "big.bin").read_bytes() == \
+        b"stale partial data"

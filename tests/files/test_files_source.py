@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
@@ -64,46 +63,32 @@ def test_verify_restored_finds_a_changed_byte(repo, source, tmp_path: Path) -> N
         source.verify_restored(repo, snap, str(dest), include=[], report=report)
 
 
-def test_safety_backup_refuses_keeps_then_empties(repo, source, tmp_path: Path) -> None:
+def test_replace_restores_beside_and_keeps_the_old(repo, source, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", files=4)
+    snap = source.backup(repo, name="app", kind="full", tags=[], settings={"paths": [str(src)]})
     target = make_tree(tmp_path / "live", files=5)
     before = describe(target)
     with pytest.raises(TargetNotEmpty, match="is not empty"):
-        source.safety_backup(repo, name="app", target=str(target), replace=False, settings={})
+        source.restore(repo, snap, str(target), replace=False, include=[],
+                       options={"layout": "contents"})
     assert describe(target) == before
-    safety = source.safety_backup(repo, name="app", target=str(target), replace=True,
-                                  settings={})
-    assert safety is not None and safety.source_name == "app-safety"
-    assert safety.kind == "full" and safety.tags == ["safety", "pre-restore"]
-    assert list(target.iterdir()) == []  # the restore will leave exactly the snapshot
-    back = tmp_path / "back"
-    source.restore(repo, safety, str(back), replace=False, include=[], options={})
-    assert describe(back / str(target).lstrip("/")) == before
-
-
-def test_safety_backup_of_a_missing_or_empty_target(repo, source, tmp_path: Path) -> None:
-    missing = tmp_path / "a" / "b"
-    assert source.safety_backup(repo, name="x", target=str(missing), replace=False,
-                                settings={}) is None
-    assert missing.is_dir()
-    assert source.safety_backup(repo, name="x", target=str(missing), replace=True,
-                                settings={}) is None
-    assert repo.list_snapshots() == []
-
-
-@pytest.mark.skipif(os.geteuid() == 0, reason="root may write anywhere")
-def test_safety_backup_of_an_unwritable_target(repo, source, tmp_path: Path) -> None:
-    locked = tmp_path / "locked"
-    locked.mkdir(mode=0o500)
-    try:
-        with pytest.raises(ConfigError, match="not writable"):
-            source.safety_backup(repo, name="x", target=str(locked), replace=False,
-                                 settings={})
-    finally:
-        locked.chmod(0o700)
+    assert source.safety_backup(repo, name="app", target=str(target), replace=True,
+                                settings={}) is None  # the restore keeps the old itself
+    report = source.restore(repo, snap, str(target), replace=True, include=[],
+                            options={"layout": "contents", "check": "bytes"})
+    assert describe(target) == describe(src)
+    assert describe(Path(report["kept"])) == before
+    assert source.verify_restored(repo, snap, str(target), include=[], report=report)["files"]
+    assert source.in_place_target({"paths": [str(src)]}) == "/"
 
 
 def test_a_file_where_the_target_directory_belongs(repo, source, tmp_path: Path) -> None:
+    src = make_tree(tmp_path / "src", files=2)
+    snap = source.backup(repo, name="app", kind="full", tags=[], settings={"paths": [str(src)]})
     blocker = tmp_path / "f"
     blocker.write_bytes(b"x")
     with pytest.raises(TargetNotEmpty, match="not a directory"):
-        source.safety_backup(repo, name="x", target=str(blocker), replace=True, settings={})
+        source.restore(repo, snap, str(blocker), replace=True, include=[], options={})
+    assert blocker.read_bytes() == b"x"
+    with pytest.raises(ConfigError, match="absolute directory"):
+        source.check_target("redis://127.0.0.1:6379", settings={}, replace=True, size=1)

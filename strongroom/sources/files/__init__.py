@@ -1,9 +1,9 @@
 """Files and directories on this host: the ``files`` source kind.
 
 ``backup.py`` walks and reads paths into a snapshot, ``restore.py`` writes one back (every file
-verified before it appears), ``compare.py`` checks a restored tree byte for byte, ``target.py``
-prepares a recovery's target directory, ``meta.py`` (owners, modes, times, extended attributes),
-``sparse.py`` (holes) and ``patterns.py`` hold what they share.
+verified before it appears) into staging directories that ``placing.py`` swaps in,
+``compare.py`` checks a restored tree byte for byte, ``meta.py`` (owners, modes, times,
+extended attributes), ``sparse.py`` (holes) and ``patterns.py`` hold what they share.
 """
 
 from __future__ import annotations
@@ -24,7 +24,6 @@ from strongroom.sources.files.backup import BackupResult, backup_files
 from strongroom.sources.files.compare import compare_tree
 from strongroom.sources.files.patterns import excluded, included
 from strongroom.sources.files.restore import restore_files
-from strongroom.sources.files.target import empty_directory, prepare_target
 from strongroom.sources.parent import choose_parent
 from strongroom.sources.registry import register
 
@@ -65,26 +64,56 @@ class FilesSource(Source):
     def restore(self, repo: Repository, snap: Snapshot, target: str, *, replace: bool,
                 include: list[str], options: dict[str, Any],
                 progress: Progress | None = None) -> dict[str, Any]:
-        """Options: ``numeric_owner`` (true/false): owners by number only, never by name."""
-        unknown = sorted(set(options) - {"numeric_owner"})
+        """Options: ``numeric_owner`` (true/false): owners by number only, never by name;
+        ``layout``: ``paths`` (the default: the snapshot's absolute paths under the target)
+        or ``contents`` (a one-path snapshot's contents into the target itself); ``check``:
+        ``structure`` (the default) or ``bytes`` (every staged file hashed before the swap).
+        A target of ``/`` puts every path back where it was."""
+        unknown = sorted(set(options) - {"numeric_owner", "layout", "check"})
         if unknown:
             raise ConfigError(f"files restores take no restore options other than "
-                              f"numeric_owner (got {', '.join(unknown)})")
+                              f"numeric_owner, layout and check (got {', '.join(unknown)})")
+        layout = str(options.get("layout", "paths"))
+        check = str(options.get("check", "structure"))
+        if layout not in ("paths", "contents") or check not in ("structure", "bytes"):
+            raise ConfigError("restore option layout must be paths or contents, check "
+                              "structure or bytes")
         return restore_files(repo, snap, target, include, replace, progress,
                              numeric_owner=_flag("numeric_owner",
-                                                 options.get("numeric_owner", False)))
+                                                 options.get("numeric_owner", False)),
+                             layout=layout, check=check)  # type: ignore[arg-type]
 
     def verify_restored(self, repo: Repository, snap: Snapshot, target: str, *,
                         include: list[str], report: dict[str, Any]) -> dict[str, Any]:
+        """Every place the restore wrote (``report["places"]``), byte for byte."""
         optional = bool(report.get("not_restored_devices"))
-        return compare_tree(repo, snap, Path(target).expanduser().absolute(), include,
-                            devices_optional=optional)
+        found = [p.split("=", 1) for p in str(report.get("places") or "").split(";") if p] \
+            or [["/", str(Path(target).expanduser().absolute())]]
+        out: dict[str, Any] = {}
+        for sub, final in found:
+            one = compare_tree(repo, snap, Path(final), include, devices_optional=optional,
+                               sub=sub.strip("/"))
+            out = {**one, "files": out.get("files", 0) + one["files"],
+                   "files_identical": out.get("files_identical", 0) + one["files_identical"]}
+        return out
+
+    def check_target(self, target: str, *, settings: dict[str, Any], replace: bool,
+                     size: int) -> list[str]:
+        """A directory path (``/``: every path where it was); room beside it; not empty
+        only when replacing."""
+        if "://" in target or not Path(target).expanduser().is_absolute():
+            raise ConfigError(f"restore target {target!r} of files source must be an "
+                              "absolute directory")
+        return []
 
     def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
                       settings: dict[str, Any]) -> Snapshot | None:
-        """Refuse a non-empty target unless ``replace``; then snapshot it in full as
-        ``<name>-safety`` and empty it, so the restore leaves exactly the snapshot."""
-        return prepare_target(repo, name, target, replace)
+        """None: a files restore keeps the previous contents beside the target itself."""
+        return None
+
+    def in_place_target(self, settings: dict[str, Any]) -> str | None:
+        """``/``: every backed-up path restored where it was."""
+        return "/"
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:
@@ -97,4 +126,4 @@ class FilesSource(Source):
 register(FilesSource())
 
 __all__ = ["BackupResult", "FilesSource", "backup_files", "choose_parent", "compare_tree",
-           "empty_directory", "excluded", "included", "prepare_target", "restore_files"]
+           "excluded", "included", "restore_files"]

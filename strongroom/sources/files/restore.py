@@ -33,11 +33,14 @@ from concurrent.futures import (
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
-from strongroom.errors import ConfigError, StorageError, StrongroomError, TargetNotEmpty
+from strongroom.errors import StorageError, StrongroomError
 from strongroom.repository import Node, Repository, Snapshot
 from strongroom.repository.reader import SnapshotReader
+from strongroom.sources import swap
+from strongroom.sources.files import placing
+from strongroom.sources.files.compare import compare_tree
 from strongroom.sources.files.forking import (
     can_fork,
     child_setup,
@@ -47,6 +50,7 @@ from strongroom.sources.files.forking import (
 )
 from strongroom.sources.files.meta import MetaApplier
 from strongroom.sources.files.patterns import included
+from strongroom.sources.files.placing import Layout
 from strongroom.sources.files.sparse import write_sparse
 
 WORKERS = 4
@@ -58,98 +62,126 @@ PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per ch
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 log = logging.getLogger("strongroom")
+# how a staged restore is checked before its swap
+Check = Literal["structure", "bytes"]
 
 
 def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                   includes: list[str] | None = None, replace: bool = False,
                   progress: Callable[[int], None] | None = None, *,
-                  numeric_owner: bool = False) -> dict[str, Any]:
-    """Restore a files snapshot under ``target``; every file is verified before it appears.
-    Owners map by user/group name when the name exists here, else by number; with
-    ``numeric_owner`` by number only."""
-    target = Path(target).expanduser().absolute()
-    if target.exists() and not target.is_dir():
-        raise TargetNotEmpty(f"restore target {target} exists and is not a directory")
-    fresh = not target.exists() or not any(target.iterdir())
-    if not fresh and not replace:
-        raise TargetNotEmpty(f"restore target {target} is not empty (use an empty directory)")
-    if target.is_symlink() and not target.exists():
-        raise TargetNotEmpty(f"restore target {target} is a symlink to nothing")
+                  numeric_owner: bool = False, layout: Layout = "paths",
+                  check: Check = "structure") -> dict[str, Any]:
+    """Restore a files snapshot into ``target`` (see :mod:`placing` for ``layout`` and the
+    in-place target ``/``); every file is verified before it appears.
+
+    Each place is written into a staging directory beside it, checked there (``check``:
+    "structure" every entry is there with its type and size, "bytes" also every file's
+    SHA-256 and mode) and only then swapped in; what it held is kept beside it
+    (``<place>.before-restore-<time>``, the report's ``kept``). A restore that stops before
+    the swap leaves the target as it was. Owners map by user/group name when the name exists
+    here, else by number; with ``numeric_owner`` by number only."""
     reader = repo.reader(snap)
     includes = includes or []
     for inc in includes:  # a mistyped --include must not "restore" nothing successfully
         if inc.strip("/"):
             reader.node(inc)
-    try:
-        target.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise ConfigError(f"cannot create restore target {target}: {exc.strerror}") from None
+    found = placing.places(reader, snap, target, layout, includes)
+    placing.check_places(repo, found, replace, snap.stats.bytes_total)
+    when = swap.stamp()
     meta = MetaApplier(numeric_owner)
-    names = _TempNames()
-    dirs: list[tuple[str, Node]] = []
-    links: dict[tuple[int, int], str] = {}
-    hardlinks: list[tuple[str, str]] = []
-    root = str(target)
-    files = 0
-    total = 0
+    staged: list[Path] = []
+    files = total = 0
     try:
-        with _Workers(reader, meta, progress, names) as workers:  # Ctrl-C: stop at next chunk
-            batch: list[tuple[str, Node, str]] = []
-            batch_bytes = 0
-            for rel, node in reader.walk():
-                if not included(rel, includes):
-                    continue
-                dest = f"{root}/{rel}"
-                if not fresh:  # an empty target holds nothing to make room from
-                    _make_room(dest, node)
-                if node.type == "dir":
-                    _mkdir(dest)
-                    dirs.append((dest, node))
-                elif node.type == "symlink":
-                    os.symlink(node.target, dest)
-                    meta.apply(dest, node)
-                elif node.nlink > 1 and (node.dev, node.inode) in links:
-                    hardlinks.append((links[(node.dev, node.inode)], dest))
-                elif node.type in _DEVICE_TYPES:
-                    if _make_special(dest, node, meta):
-                        if node.nlink > 1:
-                            links[(node.dev, node.inode)] = dest
-                        meta.apply(dest, node)
-                else:
-                    if node.nlink > 1:
-                        links[(node.dev, node.inode)] = dest
-                    # small files go to the workers in batches: a task per file costs more
-                    # than writing a small one
-                    batch.append((rel, node, dest))
-                    batch_bytes += node.size
-                    if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
-                        workers.submit(batch)
-                        batch, batch_bytes = [], 0
-                    files += 1
-                    total += node.size
-            if batch:
-                workers.submit(batch)
-            workers.wait()
-            for first, dest in hardlinks:
-                os.link(first, dest)
-        for dest, node in reversed(dirs):  # after their children: times and modes hold
-            meta.apply(dest, node)
-    except BrokenProcessPool:
-        raise StorageError(f"restore into {target} failed: a restore worker process died "
-                           "(out of memory?); re-run with --replace") from None
-    except StrongroomError as exc:
-        raise type(exc)(f"{exc}; restore stopped: files already written to {target} are "
-                        "verified, re-run with --replace once the cause is fixed") from None
-    except OSError as exc:
-        raise StorageError(f"restore into {target} failed: {exc.filename}: {exc.strerror}; "
-                           "re-run with --replace once the cause is fixed") from None
+        for place in found:
+            staging = swap.staging_dir(place.final, when)
+            staged.append(staging)
+            root = placing.staging_root(place, staging)
+            n, size = _write_part(reader, place, root, includes, meta, progress)
+            files, total = files + n, total + size
+            compare_tree(repo, snap, root, includes, sub=place.sub, hash_files=check == "bytes",
+                         devices_optional=bool(meta.shortfall.counts.get("devices")))
+    except BaseException as exc:
+        placing.remove_staging(staged)
+        raise _stopped(exc, target) from None
+    kept = [str(k) for place, staging in zip(found, staged, strict=True)
+            if (k := placing.swap_place(place, staging, when)) is not None]
     report: dict[str, Any] = {"snapshot": snap.id, "target": str(target), "files": files,
-                              "bytes": total}
+                              "bytes": total, "checked": check,
+                              "places": ";".join(f"/{p.sub}={p.final}" for p in found)}
+    if kept:
+        report["kept"] = ";".join(kept)
     if meta.shortfall.counts:
         # flat counts: reports of recovery flows keep only plain values
         report |= {f"not_restored_{k}": n for k, n in sorted(meta.shortfall.counts.items())}
         log.warning("warning: %s", meta.shortfall.summary())
     return report
+
+
+def _stopped(exc: BaseException, target: str | Path) -> BaseException:
+    """The error a restore stopped by ``exc`` before its swap raises: the target unchanged."""
+    untouched = f"{target} was not changed (the partial copy beside it was removed)"
+    if isinstance(exc, BrokenProcessPool):
+        return StorageError(f"restore stopped: a restore worker process died (out of "
+                            f"memory?); {untouched}")
+    if isinstance(exc, StrongroomError):
+        return type(exc)(f"{exc}; restore stopped: {untouched}")
+    if isinstance(exc, OSError):
+        return StorageError(f"restore stopped: {exc.filename}: {exc.strerror}; {untouched}")
+    return exc
+
+
+def _write_part(reader: SnapshotReader, place: placing.Place, root: Path, includes: list[str],
+                meta: MetaApplier, progress: Callable[[int], None] | None) -> tuple[int, int]:
+    """Write ``place``'s part of the snapshot under the fresh directory ``root`` (a file
+    part: as ``root``); returns files and bytes written."""
+    names = _TempNames()
+    dirs: list[tuple[str, Node]] = []
+    links: dict[tuple[int, int], str] = {}
+    hardlinks: list[tuple[str, str]] = []
+    skip = len(place.sub) + 1 if place.sub else 0
+    files = total = 0
+    if place.is_dir and place.node is not None:
+        dirs.append((str(root), place.node))  # the part's own directory: the staging root
+    with _Workers(reader, meta, progress, names) as workers:  # Ctrl-C: stop at next chunk
+        batch: list[tuple[str, Node, str]] = []
+        batch_bytes = 0
+        for rel, node in reader.walk(place.sub):
+            if not included(rel, includes):
+                continue
+            dest = f"{root}/{rel[skip:]}" if place.is_dir else str(root)
+            if node.type == "dir":
+                _mkdir(dest)
+                dirs.append((dest, node))
+            elif node.type == "symlink":
+                os.symlink(node.target, dest)
+                meta.apply(dest, node)
+            elif node.nlink > 1 and (node.dev, node.inode) in links:
+                hardlinks.append((links[(node.dev, node.inode)], dest))
+            elif node.type in _DEVICE_TYPES:
+                if _make_special(dest, node, meta):
+                    if node.nlink > 1:
+                        links[(node.dev, node.inode)] = dest
+                    meta.apply(dest, node)
+            else:
+                if node.nlink > 1:
+                    links[(node.dev, node.inode)] = dest
+                # small files go to the workers in batches: a task per file costs more
+                # than writing a small one
+                batch.append((rel, node, dest))
+                batch_bytes += node.size
+                if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
+                    workers.submit(batch)
+                    batch, batch_bytes = [], 0
+                files += 1
+                total += node.size
+        if batch:
+            workers.submit(batch)
+        workers.wait()
+        for first, dest in hardlinks:
+            os.link(first, dest)
+    for dest, node in reversed(dirs):  # after their children: times and modes hold
+        meta.apply(dest, node)
+    return files, total
 
 
 class _Workers:
@@ -327,20 +359,6 @@ def _make_special(dest: Path, node: Node, meta: MetaApplier) -> bool:
         meta.shortfall.add("devices", dest, f"{node.type}: {exc.strerror}")
         return False
     return True
-
-
-def _make_room(dest: str, node: Node) -> None:
-    """Remove what a previous (partial) restore left where ``node`` goes, but never a
-    directory's contents, and never follow a symlink out of the target (one ``lstat``)."""
-    try:
-        st = os.lstat(dest)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISDIR(st.st_mode):
-        os.unlink(dest)
-    elif node.type != "dir":
-        raise TargetNotEmpty(f"{dest} is a directory in the target but a {node.type} in the "
-                             "snapshot; move it away first")
 
 
 def _mkdir(dest: str) -> None:
