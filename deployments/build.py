@@ -91,11 +91,11 @@ def _on_demand_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:
                                "parameters": {"target": config.primary, "mode": "read-data"},
                                "tags": ["strongroom", "verify"],
                                "description": "on-demand repository verification"}
-    from deployments.key_specs import key_specs  # quarterly key rotation (issue 13)
-    from deployments.operations import operations_specs  # reports and drills (issue 10)
-    from deployments.recovery_specs import issue11_specs  # replication, incident, system
+    from deployments.key_specs import key_specs  # quarterly key rotation
+    from deployments.operations import operations_specs  # reports and drills
+    from deployments.recovery_specs import recovery_specs  # replication, incident, system, undo
 
-    return specs | operations_specs(config) | issue11_specs(config) | key_specs(config)
+    return specs | operations_specs(config) | recovery_specs(config) | key_specs(config)
 
 
 def schedule_specs(config: PlatformConfig) -> dict[str, dict[str, Any]]:

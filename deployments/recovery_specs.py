@@ -1,7 +1,7 @@
-"""Deployments and runbook data of issue 11: one ``replication-<source>`` deployment per
-PostgreSQL source (the supervised WAL receiver), on-demand ``recover-incident`` and
-``recover-system``, and the per-source runbook (stop command, smoke checks) the recovery tasks
-read from the Prefect Variable ``strongroom_runbook``."""
+"""Deployments and runbook data of recoveries: one ``replication-<source>`` deployment per
+PostgreSQL source (the supervised WAL receiver), on-demand ``recover-incident``,
+``recover-system`` and ``undo-recovery``, and the per-source runbook (stop command, smoke
+checks) the recovery tasks read from the Prefect Variable ``strongroom_runbook``."""
 
 from __future__ import annotations
 
@@ -10,7 +10,8 @@ from typing import Any
 # The supervisor is started every few minutes; the deployment's concurrency limit of one
 # cancels a start while a run is alive, so a crashed supervisor is back within this period.
 REPLICATION_CRON = "*/5 * * * *"
-RECOVERY_FLOWS = {"recover-incident": "recover_incident", "recover-system": "recover_system"}
+RECOVERY_FLOWS = {"recover-incident": "recover_incident", "recover-system": "recover_system",
+                  "undo-recovery": "undo_recovery"}
 
 
 def replication_specs(config: Any) -> dict[str, dict[str, Any]]:
@@ -44,7 +45,8 @@ def replication_specs(config: Any) -> dict[str, dict[str, Any]]:
 
 
 def incident_system_specs(config: Any) -> dict[str, dict[str, Any]]:
-    """On-demand ``recover-incident`` (for the site) and ``recover-system``."""
+    """On-demand ``recover-incident`` (for the site), ``recover-system`` and
+    ``undo-recovery``."""
     return {
         "recover-incident": {"flow": "recover_incident", "schedules": [],
                              "parameters": {"site": config.site},
@@ -55,10 +57,14 @@ def incident_system_specs(config: Any) -> dict[str, dict[str, Any]]:
                            "parameters": {"from_target": config.primary, "dry_run": True},
                            "tags": ["strongroom", "recovery", "system"],
                            "description": "on-demand system configuration recovery (dry run "
-                                          "by default)"}}
+                                          "by default)"},
+        "undo-recovery": {"flow": "undo_recovery", "schedules": [], "parameters": {},
+                          "tags": ["strongroom", "recovery"],
+                          "description": "on-demand: put back what a recovery replaced, from "
+                                         "its post-mortem (-p post_mortem=<artifact key>)"}}
 
 
-def issue11_specs(config: Any) -> dict[str, dict[str, Any]]:
+def recovery_specs(config: Any) -> dict[str, dict[str, Any]]:
     return replication_specs(config) | incident_system_specs(config)
 
 
@@ -67,9 +73,10 @@ def flows() -> dict[str, Any]:
     from flows.incident import recover_incident
     from flows.replication import wal_replication
     from flows.system import recover_system
+    from flows.undo import undo_recovery
 
     return {"wal_replication": wal_replication, "recover_incident": recover_incident,
-            "recover_system": recover_system}
+            "recover_system": recover_system, "undo_recovery": undo_recovery}
 
 
 def runbook(config: Any) -> dict[str, dict[str, Any]]:

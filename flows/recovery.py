@@ -34,6 +34,7 @@ from tasks.notify import notify
 from tasks.progress import artifact_key
 from tasks.recovery import (
     assess,
+    check_target,
     fresh_backup,
     parse_time,
     prepare,
@@ -42,6 +43,7 @@ from tasks.recovery import (
     verify_restore,
 )
 from tasks.repos import flow_repositories
+from tasks.undo import UndoPlan, UndoStep
 
 STAGES = ("assess", "prepare", "restore", "verify", "post-mortem")
 # Generous timeouts on the flows (see flows.backup.SOURCE_TIMEOUT_S for why not on tasks).
@@ -64,9 +66,10 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
                 anomalies: list[str], error: str | None = None,
                 failed_stage: str | None = None,
                 fresh: list[dict[str, Any]] | None = None,
-                objective_class: str | None = None) -> dict[str, Any]:
-    """Write the post-mortem artifact (a failed one under its own key, never over a success);
-    feed the measured throughput into later estimates."""
+                objective_class: str | None = None,
+                undo: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Write the post-mortem artifact (a failed one under its own key, never over a success)
+    with the undo plan; feed the measured throughput into later estimates."""
     notes = list(anomalies)
     objs = _objectives(objectives, notes)
     incident = parse_time(incident_at) or datetime.now(UTC)
@@ -83,6 +86,7 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
         results.append({"source": a["source_name"], "snapshot": a["snapshot"]["id"],
                         "snapshot_time": a["snapshot"]["time"], "bytes": a["bytes"],
                         "dest": dest, "safety_snapshot": safety,
+                        "kept": written.get("kept"),
                         "recovery_point": a.get("recovery_point", "snapshot as taken"),
                         "recovery_point_time": point_time.isoformat(),
                         "restored": {k: v for k, v in written.items()
@@ -107,19 +111,22 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
             notes.append(f"{a['source_name']}: recovery took over 3x the estimate")
     for p in prepared:
         notes += p.get("anomalies", [])
-    left = left_behind(prepared, assessed, restored, failed_stage) if error else []
+    plan = UndoPlan.model_validate(undo or {"title": title})
+    left = left_behind(prepared, assessed, restored, verified, failed_stage, plan) \
+        if error else []
     markdown = post_mortem_markdown(title, stages, results, notes, error,
                                     failed_stage=failed_stage, left_behind=left)
     key = artifact_key("post-mortem", title)
     if error:  # its own key: a failure never replaces the last good post-mortem or another
         key = artifact_key("post-mortem", title, "failed", f"{datetime.now(UTC):%Y%m%dt%H%M%S%f}")
+    markdown += "\n" + plan.markdown(key)
     create_markdown_artifact(markdown, key=key, description=f"Post-mortem: {title}"
                              + (" (FAILED)" if error else ""))
     if not error and restored:
         record_rate(sum(a["bytes"] for a in assessed), stages.get("restore", 0.0))
     return {"artifact_key": key, "results": results, "anomalies": notes,
             "stages": stages, "ok": error is None, "failed_stage": failed_stage,
-            "left_behind": left}
+            "left_behind": left, "undo": plan.model_dump()}
 
 
 def recovery_point_time(assessed: dict[str, Any], restored: dict[str, Any]) -> datetime:
@@ -133,22 +140,49 @@ def recovery_point_time(assessed: dict[str, Any], restored: dict[str, Any]) -> d
 
 
 def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
-                restored: list[dict[str, Any]], failed_stage: str | None) -> list[str]:
-    """What a failed recovery leaves for the operator to deal with."""
+                restored: list[dict[str, Any]], verified: list[dict[str, Any]],
+                failed_stage: str | None, plan: UndoPlan) -> list[str]:
+    """What a failed recovery leaves for the operator to deal with, and how to undo it."""
     out = []
     for i, p in enumerate(prepared):
         name = assessed[i]["source_name"] if i < len(assessed) else p["dest"]
         if p.get("stopped"):
             out.append(f"{name}: service stopped ({p['stopped']}); start it again by hand")
-        if p.get("safety_snapshot"):
-            out.append(f"{name}: safety snapshot `{p['safety_snapshot'][:8]}` of "
-                       f"{p['dest']} (source {p.get('safety_source')}): restore it to undo")
-        if failed_stage in ("restore", "verify") and i >= len(restored) - (
-                1 if failed_stage == "verify" else 0):
-            out.append(f"{name}: {p['dest']} may hold a partial restore: do not use it")
+    failing = {"restore": len(restored), "verify": len(verified)}.get(failed_stage or "")
+    if failing is not None and failing < len(prepared):
+        a, dest = assessed[failing], prepared[failing]["dest"]
+        if failed_stage == "verify":
+            out.append(f"{a['source_name']}: {dest} holds a restore that failed its checks: "
+                       "do not use it; undo below")
+        elif registry.get(a["kind"]).target_is_path:
+            out.append(f"{a['source_name']}: {dest} was not changed (the restore writes "
+                       "beside it and swaps only once checked)")
+        else:
+            out.append(f"{a['source_name']}: {dest} may hold a partial restore: do not use "
+                       "it; undo below")
+    for step in plan.steps:
+        if step.possible:
+            out.append(f"{step.source}: undo with " + "; ".join(f"`{c}`"
+                                                                for c in step.commands()))
     if not prepared:
         out.append("nothing was changed: the recovery stopped before it overwrote anything")
     return out
+
+
+def undo_plan(title: str, jobs: list[dict[str, Any]], prepared: list[dict[str, Any]],
+              restored: list[dict[str, Any]]) -> UndoPlan:
+    """Per source: what the recovery kept beside its target, and its safety snapshot."""
+    steps = []
+    for i, p in enumerate(prepared):
+        kept = str((restored[i] if i < len(restored) else {}).get("kept") or "")
+        steps.append(UndoStep(source=jobs[i]["source"], dest=p["dest"],
+                              repository=jobs[i]["target"],
+                              kept=[k for k in kept.split(";") if k],
+                              safety_snapshot=p.get("safety_snapshot"),
+                              stop_command=jobs[i].get("stop_command"),
+                              options={k: str(v) for k, v in
+                                       (jobs[i].get("options") or {}).items()}))
+    return UndoPlan(title=title, steps=steps)
 
 
 def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
@@ -156,7 +190,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             notes: list[str] | None = None) -> dict[str, Any]:
     """Run the five stages over ``jobs`` (source, target, dest, snapshot, at, point, replace,
     include, options, stop_command, smoke, fresh_backup (default off: a drill into a
-    scratch target must not back the source up), failover)."""
+    scratch target must not back the source up), fresh_to (the repository target the
+    fresh backup goes to; default the one restored from), failover)."""
     incident = incident_at or (jobs[0].get("at") if jobs else None) or \
         datetime.now(UTC).isoformat()
     stages: dict[str, float] = {}
@@ -179,9 +214,14 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             assessed.append(assess(job["source"], job["target"], job.get("snapshot", "latest"),
                                    job.get("at"), job.get("point")))
         lap("assess")
-        for job in jobs:
+        # every target checked before any service is stopped or anything overwritten
+        checked = [check_target(job["source"], job["dest"], job.get("replace", False),
+                                a["bytes"], job.get("options"))
+                   for job, a in zip(jobs, assessed, strict=True)]
+        for job, notes in zip(jobs, checked, strict=True):
             prepared.append(prepare(job["source"], job["target"], job["dest"],
                                     job.get("replace", False), job.get("stop_command")))
+            prepared[-1]["anomalies"] = [*prepared[-1]["anomalies"], *notes]
         lap("prepare")
         for job, a in zip(jobs, assessed, strict=True):
             restored.append(restore(job["source"], job["target"], a["snapshot"]["id"],
@@ -201,7 +241,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
         with suppress(Exception):  # reporting must never hide the failure itself
             post_mortem(title, stages, assessed, prepared, restored, verified, incident,
                         objectives, anomalies, error, failed_stage=failed,
-                        objective_class=objective_class)
+                        objective_class=objective_class,
+                        undo=undo_plan(title, jobs, prepared, restored).model_dump())
             notify("recovery.failed", title, f"recovery {title} failed at {failed}: {error}",
                    level="error")
         raise
@@ -211,7 +252,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             fresh.append({"skipped": "not asked"})
             continue
         try:
-            fresh.append(fresh_backup(job["source"], job["target"]))
+            fresh.append(fresh_backup(job["source"], job.get("fresh_to") or job["target"]))
         except Exception as exc:  # noqa: BLE001 - the recovery itself succeeded
             fresh.append({"error": (str(exc).strip().splitlines() or ["failed"])[0][:300]})
             anomalies.append(f"{job['source']}: backup after the recovery failed: "
@@ -222,7 +263,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
                              f"{repoint(r)}")
             print(anomalies[-1])
     report = post_mortem(title, stages, assessed, prepared, restored, verified, incident,
-                         objectives, anomalies, fresh=fresh, objective_class=objective_class)
+                         objectives, anomalies, fresh=fresh, objective_class=objective_class,
+                         undo=undo_plan(title, jobs, prepared, restored).model_dump())
     notify("recovery.completed", title,
            f"recovery {title} completed in {sum(stages.values()):.1f} s",
            {"artifact": report["artifact_key"]})
@@ -266,17 +308,22 @@ def recover_files(source: str, target_dir: str | None = None, snapshot: str = "l
                   replace: bool = False, include: list[str] | None = None,
                   objectives: str | None = "default", stop_service: str | None = None,
                   smoke_checks: list[dict[str, Any]] | None = None,
-                  fresh_backup: bool = True) -> dict[str, Any]:
-    """Restore a files-like source (one whose restore target is a directory) into a directory.
+                  fresh_backup: bool = True, fresh_to: str | None = None) -> dict[str, Any]:
+    """Restore a files-like source (one whose restore target is a directory): in place by
+    default, into staging beside each directory, checked, then swapped in; what each held is
+    kept beside it (``<dir>.before-restore-<time>``, the undo).
 
     Args:
         source: source block reference, kind/name (files/docs)
-        target_dir: directory to restore into; empty: the source block's restore_target
-        snapshot: latest, or a snapshot id (or unique prefix)
+        target_dir: directory to restore the source path's contents into (a one-path source;
+            several paths keep their absolute paths under it); empty: the source block's
+            restore_target, else every path where it was backed up from
+        snapshot: latest, or a snapshot id (or unique prefix; a safety snapshot id undoes a
+            recovery)
         at: with snapshot=latest, the newest snapshot at or before this time (ISO 8601, UTC
             when no offset); the post-mortem names the snapshot chosen
         from_target: repository target block to restore from
-        replace: restore into a non-empty directory after a safety snapshot of it
+        replace: restore over a non-empty directory (its contents are kept beside it)
         include: only these paths (globs) of the snapshot
         objectives: recovery objectives block the measured RTO/RPO are compared with
         stop_service: command run before anything is overwritten (empty: the platform file's
@@ -284,16 +331,15 @@ def recover_files(source: str, target_dir: str | None = None, snapshot: str = "l
         smoke_checks: checks after the restore, e.g. [{"http": "http://app/health"}] (empty:
             the platform file's smoke checks for this source)
         fresh_backup: after success, back the source up again and read the backup back
+        fresh_to: repository target of that backup (empty: from_target)
     """
     src = load_source(source)
     if not src.source().target_is_path:
         raise ConfigError(f"{source} is a {src.source_kind} source: use recover-database")
-    dest = target_dir or src.restore_target
-    if not dest:
-        raise ConfigError(f"no restore target for {source}: pass target_dir or set "
-                          "restore_target")
+    dest = target_dir or src.restore_target or src.source().in_place_target(src.settings())
     job = {"source": source, "target": from_target, "dest": dest, "snapshot": snapshot,
            "at": _iso(at), "replace": replace, "include": include,
+           "options": src.source().recovery_options(dest), "fresh_to": fresh_to,
            **runbook_job(source, stop_service, smoke_checks, fresh_backup)}
     with flow_repositories():
         return recover(f"recover-files-{source.rpartition('/')[2]}", [job], objectives)
@@ -307,14 +353,18 @@ def recover_database(source: str, target: str | None = None, snapshot: str = "la
                      target_xid: str | None = None, target_name: str | None = None,
                      failover: bool = False, stop_service: str | None = None,
                      smoke_checks: list[dict[str, Any]] | None = None,
-                     fresh_backup: bool = True) -> dict[str, Any]:
-    """Restore a database-like source (PostgreSQL, Neo4j, Redis, S3 bucket, ...); the restore
-    is chosen by the snapshot's source kind.
+                     fresh_backup: bool = True, fresh_to: str | None = None
+                     ) -> dict[str, Any]:
+    """Restore a database-like source (PostgreSQL, Neo4j, Redis, S3 bucket, ...) in place by
+    default (its server, cluster or bucket); the restore is chosen by the snapshot's source
+    kind. A target it cannot keep aside gets a safety snapshot first (the undo).
 
     Args:
         source: source block reference, kind/name (postgres/main)
-        target: URL, DSN or directory to restore into; empty: the block's restore_target
-        snapshot: latest, or a snapshot id (or unique prefix)
+        target: URL, DSN or directory to restore into; empty: the block's restore_target,
+            else where the source lives (its server, data directory or bucket)
+        snapshot: latest, or a snapshot id (or unique prefix; a safety snapshot id undoes a
+            recovery)
         at: recover to this time (ISO 8601, UTC when no offset): PostgreSQL physical replays
             WAL to exactly that moment; other kinds take the newest snapshot at or before it
         from_target: repository target block to restore from
@@ -332,18 +382,20 @@ def recover_database(source: str, target: str | None = None, snapshot: str = "la
             "expect": 42}], [{"redis_key": "config:version"}], [{"cypher": "MATCH (n) RETURN
             count(n)"}], [{"http": "http://app/health"}] (empty: the platform file's)
         fresh_backup: after success, back the source up again and read the backup back
+        fresh_to: repository target of that backup (empty: from_target)
     """
     src = load_source(source)
     if src.source().target_is_path:
         raise ConfigError(f"{source} is a {src.source_kind} source: use recover-files")
-    dest = target or src.restore_target
+    dest = target or src.restore_target or src.source().in_place_target(src.settings())
     if not dest:
-        raise ConfigError(f"no restore target for {source}: pass target or set restore_target")
+        raise ConfigError(f"no restore target for {source}: pass target or set restore_target "
+                          "(this source does not say where it lives)")
     point = {k: v for k, v in (("time", _iso(at)), ("lsn", target_lsn), ("xid", target_xid),
                                ("name", target_name)) if v}
     job = {"source": source, "target": from_target, "dest": dest, "snapshot": snapshot,
            "at": _iso(at), "point": point, "replace": replace, "options": options or {},
-           "failover": failover,
+           "failover": failover, "fresh_to": fresh_to,
            **runbook_job(source, stop_service, smoke_checks, fresh_backup)}
     with flow_repositories():
         return recover(f"recover-database-{source.rpartition('/')[2]}", [job], objectives,
@@ -419,15 +471,18 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     Args:
         site: site block naming the sources and the targets of each tier
         from_role: which tier to restore from: primary, secondary or tertiary
-        target_root: restore each source under target_root/<source name>
-        targets: source name -> restore target (overrides target_root for that source)
+        target_root: restore each path-like source under target_root/<source name>; a
+            source of another kind then needs its own entry in targets
+        targets: source name -> restore target (overrides target_root for that source);
+            a source in neither restores where it lives (in place)
         at: recover to this time (ISO 8601): PostgreSQL replays WAL to it, other kinds take
             the newest snapshot at or before it
         replace: overwrite non-empty targets after safety snapshots
         priority: objective classes in restore order (default security, database, files,
             system); classes not named come last, in one group
         failover: promote restored PostgreSQL clusters (physical) as the new primaries
-        fresh_backup: after each source's success, back it up again and read the backup back
+        fresh_backup: after each source's success, back it up again into the site's
+            primary (created again when it is gone) and read the backup back
     """
     try:
         spec = StrongroomSite.load(site)
@@ -444,14 +499,11 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     jobs = []
     for ref in spec.sources:
         src = load_source(ref)
-        dest = (targets or {}).get(src.source_name) or (
-            str(Path(target_root) / src.source_name) if target_root else src.restore_target)
-        if not dest:
-            raise ConfigError(f"no restore target for source {src.source_name}: give "
-                              "target_root or targets")
+        dest = site_target(src, target_root, targets or {})
         common = {"source": ref, "snapshot": "latest", "at": _iso(at),
                   "from_target": repo_target, "replace": replace,
-                  "objectives": spec.objectives, "fresh_backup": fresh_backup}
+                  "objectives": spec.objectives, "fresh_backup": fresh_backup,
+                  "fresh_to": spec.primary}
         cls = src.objectives_class()
         rank = order.index(cls) if cls in order else len(order)
         if src.source().target_is_path:
@@ -480,6 +532,8 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
                     else (run.state.message or run.state.name)
         stages[f"{label} ({len(group)} at once)"] = round(time.monotonic() - started, 3)
     title = f"disaster-recovery-{site}"
+    class_order = [order[r] if r < len(order) else "other classes"
+                   for r in sorted({j[0] for j in jobs})]
     results = [r for report in reports for r in report.get("results", [])]
     anomalies = [a for report in reports for a in report.get("anomalies", [])]
     anomalies += [f"{r['source']}: recovered on {r['runs_on']} by {r['flow_run_name']} (see its "
@@ -489,11 +543,15 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     with suppress(Exception):  # reporting must never hide the outcome
         key = artifact_key("post-mortem", title) if not error else artifact_key(
             "post-mortem", title, "failed", f"{datetime.now(UTC):%Y%m%dt%H%M%S%f}")
+        plan = UndoPlan(title=title, steps=[
+            UndoStep.model_validate(step) for report in reports
+            for step in (report.get("undo") or {}).get("steps", [])])
         create_markdown_artifact(
             post_mortem_markdown(title, stages, results, anomalies, error,
                                  failed_stage="recover" if error else None,
                                  left_behind=[f"{ref}: see its own post-mortem"
-                                              for ref in failures]),
+                                              for ref in failures])
+            + f"\n\nClasses in order: {', '.join(class_order)}.\n" + plan.markdown(key),
             key=key, description=f"Post-mortem: {title}" + (" (FAILED)" if error else ""))
     if failures:
         with suppress(Exception):
@@ -503,8 +561,22 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     notify("recovery.completed", title, f"recovery {title} completed in {total:.1f} s")
     return {"site": site, "from": repo_target, "results": results, "anomalies": anomalies,
             "sources": {r["source"]: r for r in reports}, "stages": stages, "ok": True,
-            "wall_s": total, "order": [order[r] if r < len(order) else "other classes"
-                                       for r in sorted({j[0] for j in jobs})]}
+            "wall_s": total, "order": class_order}
+
+
+def site_target(src: Any, target_root: str | None, targets: dict[str, str]) -> str | None:
+    """Where a disaster recovery restores ``src``: its entry in ``targets``, else under
+    ``target_root`` (path-like sources only), else its block's restore_target, else in
+    place (None: the recovery flow decides)."""
+    if src.source_name in targets:
+        return targets[src.source_name]
+    if target_root:
+        if not src.source().target_is_path:
+            raise ConfigError(f"source {src.source_name} is a {src.source_kind} source: "
+                              "target_root is for directories; name its target in targets "
+                              "(or leave both empty to restore every source in place)")
+        return str(Path(target_root) / src.source_name)
+    return src.restore_target
 
 
 def _one_line(exc: BaseException) -> str:

@@ -15,7 +15,7 @@ from prefect.variables import Variable
 
 from blocks.loading import load_source, load_target
 from strongroom.audit import audited
-from strongroom.errors import ConfigError, NotSupported, SnapshotNotFound
+from strongroom.errors import ConfigError, SnapshotNotFound, StrongroomError
 from strongroom.sources import registry
 from tasks import runbook
 from tasks.backup import snapshot_report
@@ -27,6 +27,8 @@ RATE_VARIABLE = "strongroom_restore_rate"
 # snapshots a recovery takes of the target it overwrites: never a "latest" recovery point
 NOT_RECOVERY_POINTS = frozenset({"safety", "pre-restore", "forensic"})
 POINT_KEYS = ("time", "lsn", "xid", "name")
+# what a recovery names the snapshots it takes of a target: <source name>-<this>
+UNDO_NAMES = ("safety", "forensic")
 
 
 def parse_time(value: str | datetime | None) -> datetime | None:
@@ -90,6 +92,9 @@ def assess(source: str, target: str, snapshot: str = "latest", at: str | None = 
     replay: dict[str, Any] = {}
     with repository(target) as repo:
         snaps = repo.list_snapshots(src.source_name)
+        if snapshot != "latest":  # an undo: the source's safety and forensic snapshots too
+            snaps += [s for n in UNDO_NAMES for s in repo.list_snapshots(
+                f"{src.source_name}-{n}")]
         pit = src.source().point_in_time(repo, [s for s in snaps if not set(s.tags)
                                                 & NOT_RECOVERY_POINTS], point) \
             if point and snapshot == "latest" else None
@@ -119,50 +124,56 @@ def assess(source: str, target: str, snapshot: str = "latest", at: str | None = 
             "recovery_point": how}
 
 
+@task(name="check-target", task_run_name="check-target-{source}", cache_policy=NO_CACHE,
+      **RETRYING)
+def check_target(source: str, dest: str, replace: bool, size: int,
+                 options: dict[str, Any] | None = None) -> list[str]:
+    """Before any service is stopped: the target is of the source's kind, can be replaced,
+    and has room (the kind's ``check_target``, with the block's settings and the restore's
+    login options, e.g. a scratch server's password); the tools the restore needs are
+    here."""
+    src = load_source(source)
+    impl = src.source()  # NotSupported for a kind this build cannot restore
+    notes = [f"tool {t} not found on this host" for t in impl.tools if not _have_tool(t)]
+    settings = {**src.settings(), **src.restore_options(), **(options or {})}
+    try:
+        notes += impl.check_target(dest, settings=settings, replace=replace, size=size)
+    except StrongroomError as exc:
+        raise type(exc)(f"{src.source_name}: {exc}") from None
+    return notes
+
+
 @task(name="prepare", task_run_name="prepare-{source}", cache_policy=NO_CACHE, **RETRYING)
 def prepare(source: str, target: str, dest: str, replace: bool = False,
             stop_command: str | None = None) -> dict[str, Any]:
-    """Check tools and the restore target; stop the service when a stop command is given
-    (``pg_ctl``: the managed cluster in ``dest``); snapshot the TARGET that will be
-    overwritten (files: refused when not empty unless replacing; a data directory: as files;
-    a URL or DSN: the kind's backup pointed at it) as ``<name>-safety``."""
+    """Stop the service when a stop command is given (``pg_ctl``: the managed cluster in
+    ``dest``); then keep what the restore cannot keep aside itself: a safety snapshot of the
+    TARGET (``<name>-safety``, complete and read back; path targets need none, their
+    previous contents are kept beside them by the restore)."""
     src = load_source(source)
-    impl = src.source()  # NotSupported for a kind this build cannot restore
-    anomalies = [f"tool {t} not found on this host" for t in impl.tools if not _have_tool(t)]
+    impl = src.source()
     stopped = runbook.stop_service(stop_command, dest) if stop_command else None
-    safety = None
-    with repository(target) as repo:
-        try:
-            snap = _safety_snapshot(impl, src, repo, dest, replace, anomalies)
-        except NotSupported as exc:
-            anomalies.append(f"no safety snapshot taken: {exc}")
-        else:
-            safety = snapshot_report(snap) if snap is not None else None
+    try:
+        with repository(target) as repo:
+            snap = impl.safety_backup(repo, name=src.source_name, target=dest,
+                                      replace=replace, settings=src.settings())
+    except Exception as exc:
+        if stopped:
+            get_run_logger().error("%s: stopped by %r and not started again: nothing was "
+                                   "overwritten; start it by hand", src.source_name,
+                                   stop_command)
+        raise _with_source(exc, src.source_name) from None
+    safety = snapshot_report(snap) if snap is not None else None
     return {"dest": dest, "safety_snapshot": safety["id"] if safety else None,
             "safety_source": safety["source"] if safety else None,
-            "stopped": stopped, "anomalies": anomalies}
+            "stopped": stopped, "anomalies": []}
 
 
-def _safety_snapshot(impl: Any, src: Any, repo: Any, dest: str, replace: bool,
-                     anomalies: list[str]) -> Any:
-    name = src.source_name
-    if impl.target_is_path or not replace:
-        return impl.safety_backup(repo, name=name, target=dest, replace=replace,
-                                  settings=src.settings())
-    tags = ["safety", "pre-restore"]
-    path = Path(dest)
-    if "://" not in dest and path.is_absolute():
-        if not path.is_dir() or not any(path.iterdir()):
-            return None  # nothing there to lose
-        return registry.get("files").backup(repo, name=f"{name}-safety", kind="snapshot",
-                                            tags=tags, settings={"paths": [str(path)]})
-    settings = runbook.target_settings(src.source_kind, src.settings(), dest)
-    if settings is None:
-        anomalies.append(f"safety snapshot of {name} taken from the source block: the target "
-                         f"{dest!r} names no server this kind can read")
-        settings = src.settings()
-    return impl.backup(repo, name=f"{name}-safety", kind="snapshot", tags=tags,
-                       settings=settings)
+def _with_source(exc: BaseException, name: str) -> BaseException:
+    if isinstance(exc, StrongroomError):
+        return type(exc)(f"{name}: safety snapshot of the target failed, nothing was "
+                         f"overwritten: {exc}")
+    return exc
 
 
 def _have_tool(name: str) -> bool:

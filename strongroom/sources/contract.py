@@ -142,6 +142,12 @@ class Source:
         leaves no server of its own behind."""
         return {}
 
+    def recovery_options(self, target: str) -> dict[str, Any]:
+        """Restore options a recovery flow adds for ``target`` (files: the source path's
+        contents into the target, every staged file hashed before the swap). {} (the
+        default): none."""
+        return {}
+
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
         """The source's ``settings`` pointed at ``target`` (the URL or DSN a restore is about

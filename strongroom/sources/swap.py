@@ -186,6 +186,16 @@ def put_back(target: Path, kept: Path, when: str) -> Path | None:
     return moved
 
 
+def kept_target(kept: Path) -> Path:
+    """The target whose previous contents ``kept`` holds (see :func:`kept_path`)."""
+    if kept.name.startswith(KEPT_MARK):
+        return kept.parent
+    name, mark, _ = kept.name.rpartition(KEPT_MARK)
+    if not mark:
+        raise ConfigError(f"{kept} is not a directory a restore kept")
+    return kept.with_name(name)
+
+
 def _exchange(a: Path, b: Path) -> bool:
     """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
     libc_name = ctypes.util.find_library("c")

@@ -32,9 +32,9 @@ RECOVERY = {"recover-files": "recover-files", "recover-database": "recover-datab
 # reports and drills (deployments/operations.py)
 OPERATIONS = {"report-daily", "report-weekly", "report-monthly", "report-quarterly",
               "drill-app-files", "drill-platform-config", "drill-orders-db", "disaster-drill",
-              # issue 11 (deployments/recovery_specs.py)
-              "replication-orders-db", "recover-incident", "recover-system",
-              # issue 13 (deployments/key_specs.py)
+              # deployments/recovery_specs.py
+              "replication-orders-db", "recover-incident", "recover-system", "undo-recovery",
+              # deployments/key_specs.py
               "key-rotation", "key-rotation-check"}
 
 
@@ -282,9 +282,10 @@ def test_work_pool_deployments_split_by_host():
         "drill-a-files": ("host-a", None), "drill-b-files": ("host-b", None),
         "drill-b-etc": ("host-b", None), "drill-shared": ("default", None),
         "disaster-drill": ("default", None),
-        # issue 11: a host's system files are recovered by that host's worker
+        # a host's system files are recovered by that host's worker
         "recover-incident": ("default", None), "recover-system": ("default", None),
         "recover-system@host-a": ("host-a", None), "recover-system@host-b": ("host-b", None),
-        # issue 13: key rotation of every target and its daily check
+        "undo-recovery": ("default", None),
+        # key rotation of every target and its daily check
         "key-rotation": ("default", None), "key-rotation-check": ("default", None)}
     assert [len(s["schedules"]) for n, s in specs.items() if n.startswith("daily")] == [1, 1, 1]

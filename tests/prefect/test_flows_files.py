@@ -18,8 +18,9 @@ from tests.prefect.conftest import (
 
 
 def under(restored: Path, original: Path) -> Path:
-    """Files snapshots keep absolute paths: the tree is restored below them."""
-    return restored / str(original).lstrip("/")
+    """A recovery puts a one-path source's contents into the target itself, not below its
+    absolute path."""
+    return restored
 
 
 def _artifact(key: str):
@@ -83,8 +84,7 @@ def test_full_incremental_then_recover_identical(prefect_harness, tmp_path, name
     assert tree_listing(under(old, data)) == first_state
 
 
-def test_recover_into_non_empty_target_takes_safety_snapshot(prefect_harness, tmp_path, names):
-    from blocks.loading import load_target
+def test_recover_into_non_empty_target_keeps_it_beside(prefect_harness, tmp_path, names):
     from flows.recovery import recover_files
 
     data = make_tree(tmp_path / "data", files=6)
@@ -98,14 +98,12 @@ def test_recover_into_non_empty_target_takes_safety_snapshot(prefect_harness, tm
     state = recover_files(src, str(dest), from_target=tgt, return_state=True)
     assert state.is_failed() and "not empty" in state.message
 
-    recover_files(src, str(dest), from_target=tgt, replace=True)
+    report = recover_files(src, str(dest), from_target=tgt, replace=True)
     assert not (dest / "stale.txt").exists()
     assert tree_listing(under(dest, data)) == tree_listing(data)
-    repo = load_target(tgt).open()
-    safety = repo.latest_snapshot(f"site-{names}-safety")
-    assert safety is not None and "safety" in safety.tags
-    stale = str(dest / "stale.txt").lstrip("/")
-    assert repo.reader(safety).read_bytes(stale) == b"what was there before"
+    kept = Path(report["results"][0]["kept"])
+    assert kept.name.startswith("live.before-restore-")
+    assert (kept / "stale.txt").read_text() == "what was there before"
 
 
 def test_missing_concurrency_limit_is_a_clear_failure(prefect_harness, tmp_path, names):

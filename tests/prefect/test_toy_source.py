@@ -265,7 +265,7 @@ def test_toy_kind_joins_a_disaster_recovery_from_the_secondary(toy_kind, tmp_pat
     report = disaster_recovery(site=f"site-{names}", target_root=str(tmp_path / "dr"))
     assert report["ok"], report
     assert _tree(tmp_path / "dr" / f"toy-dr-{names}") == _tree(docs)
-    restored = tmp_path / "dr" / f"files-dr-{names}" / str(files).lstrip("/")
+    restored = tmp_path / "dr" / f"files-dr-{names}"  # the source path's contents
     assert tree_listing(restored) == tree_listing(files)
     by_source = {r["source"]: r for r in report["results"]}
     assert by_source[f"toy-dr-{names}"]["verified"] == "byte for byte"

@@ -85,9 +85,9 @@ def test_strongroom_up_once(tmp_path):
     # + four reports, a drill per demo source and the disaster drill (deployments/operations.py)
     drills = 2 if with_redis else 1
     # + the four-hourly files incremental that lets the demo meet its files RPO of 4 h
-    # + recover-incident and recover-system (issue 11), key-rotation and its check (issue 13)
+    # + recover-incident, recover-system and undo-recovery, key-rotation and its check
     assert len({r["deployment"] for r in summary["deployments"]}) == (
-        11 + 4 + drills + 1 + 1 + 2 + 2)
+        11 + 4 + drills + 1 + 1 + 3 + 2)
     assert ("backup-incremental/four-hourly-incremental", "0 */4 * * *", "America/New_York",
             True, ("files/demo-files",)) in schedules
     # the alerts exist as automations (the UI's Automations page) and the summary names them

@@ -25,7 +25,7 @@ def _artifacts(prefix: str) -> dict[str, str]:
 
 
 def _under(root, data):
-    return root / str(data).lstrip("/")
+    return root  # a one-path source: its contents into the target itself
 
 
 @needs_redis

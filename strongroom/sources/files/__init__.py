@@ -23,6 +23,7 @@ from strongroom.sources.contract import (
 from strongroom.sources.files.backup import BackupResult, backup_files
 from strongroom.sources.files.compare import compare_tree
 from strongroom.sources.files.patterns import excluded, included
+from strongroom.sources.files.placing import check_places, planned_finals
 from strongroom.sources.files.restore import restore_files
 from strongroom.sources.parent import choose_parent
 from strongroom.sources.registry import register
@@ -104,12 +105,19 @@ class FilesSource(Source):
         if "://" in target or not Path(target).expanduser().is_absolute():
             raise ConfigError(f"restore target {target!r} of files source must be an "
                               "absolute directory")
+        finals = planned_finals(target, list(settings.get("paths") or []))
+        check_places(None, finals, replace, size)
         return []
 
     def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
                       settings: dict[str, Any]) -> Snapshot | None:
         """None: a files restore keeps the previous contents beside the target itself."""
         return None
+
+    def recovery_options(self, target: str) -> dict[str, Any]:
+        """The source path's contents into ``target`` (``/``: every path in place), every
+        staged file hashed before the swap."""
+        return {"check": "bytes", **({"layout": "contents"} if target != "/" else {})}
 
     def in_place_target(self, settings: dict[str, Any]) -> str | None:
         """``/``: every backed-up path restored where it was."""

@@ -96,17 +96,17 @@ def _outermost(paths: list[str]) -> list[str]:
                   if not any(p.startswith(q + "/") for q in paths if q != p))
 
 
-def check_places(repo: Repository, found: list[Place], replace: bool, size: int) -> None:
-    """Before anything is written: every place can be replaced (``replace`` when it holds
-    data), none holds (or is held by) the repository being read, and each file system has
-    room for the staged copy beside the live one."""
-    repo_root = getattr(repo.backend, "root", None)
+def check_places(repo: Repository | None, finals: list[tuple[Path, bool]], replace: bool,
+                 size: int) -> None:
+    """Before anything is written: every place (path, is a directory) can be replaced
+    (``replace`` when it holds data), none holds (or is held by) the repository being read,
+    and each file system has room for the staged copy beside the live one."""
+    repo_root = getattr(repo.backend, "root", None) if repo is not None else None
     need: dict[int, tuple[int, Path]] = {}
-    for place in found:
-        final = place.final
-        if place.is_dir and final.exists() and not final.is_dir():
+    for final, is_dir in finals:
+        if is_dir and final.exists() and not final.is_dir():
             raise TargetNotEmpty(f"restore target {final} exists and is not a directory")
-        if not replace and (swap.holds_data(final) or (not place.is_dir and (
+        if not replace and (swap.holds_data(final) or (not is_dir and (
                 final.exists() or final.is_symlink()))):
             raise TargetNotEmpty(f"restore target {final} is not empty (replace it to restore "
                                  "beside it and swap; the old contents are kept)")
@@ -121,7 +121,7 @@ def check_places(repo: Repository, found: list[Place], replace: bool, size: int)
                               "directory")
         dev = os.stat(probe).st_dev
         total, _ = need.get(dev, (0, probe))
-        need[dev] = (total + size // max(len(found), 1), probe)
+        need[dev] = (total + size // max(len(finals), 1), probe)
     for total, probe in need.values():
         vfs = os.statvfs(probe)
         free = vfs.f_bavail * vfs.f_frsize
@@ -129,6 +129,22 @@ def check_places(repo: Repository, found: list[Place], replace: bool, size: int)
             raise TargetTooSmall(f"restore needs {int(total * ROOM_MARGIN):,} bytes free beside "
                                  f"the target on {probe}'s file system, {free:,} are free: the "
                                  "old contents stay until the restore is checked")
+
+
+def planned_finals(target: str, paths: list[str]) -> list[tuple[Path, bool]]:
+    """The places a restore of a source backed up from ``paths`` into ``target`` would
+    replace, known before any snapshot is read (each taken for a directory)."""
+    if "://" in target:
+        raise ConfigError(f"{target} is not a directory: a files restore writes into a "
+                          "directory")
+    path = Path(os.path.abspath(Path(target).expanduser()))
+    roots = [p for p in paths if str(p).strip("/")]
+    if str(path) == "/":
+        chosen = [Path(os.path.abspath(p)) for p in roots]
+    else:
+        chosen = [path]
+    return [(swap.real_target(p) if not p.exists() or p.is_dir() else p, p.is_dir()
+             or not p.exists()) for p in chosen]
 
 
 def _existing(path: Path) -> Path:

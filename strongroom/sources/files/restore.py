@@ -86,7 +86,8 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
         if inc.strip("/"):
             reader.node(inc)
     found = placing.places(reader, snap, target, layout, includes)
-    placing.check_places(repo, found, replace, snap.stats.bytes_total)
+    placing.check_places(repo, [(p.final, p.is_dir) for p in found], replace,
+                         snap.stats.bytes_total)
     when = swap.stamp()
     meta = MetaApplier(numeric_owner)
     staged: list[Path] = []
