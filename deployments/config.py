@@ -92,9 +92,11 @@ class SourceConfig(BaseModel):
     # host whose worker runs this source's backups and restores (a work queue of the pool);
     # None: any worker of the pool's default queue (or the local ``serve`` process)
     runs_on: str | None = Field(default=None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-    # runbook (issue 11): command a recovery runs before overwriting ("pg_ctl": the managed
-    # cluster), and smoke checks after it ({sql|cypher|redis_key|http: ..., expect: ...})
+    # runbook: command a recovery runs before overwriting ("pg_ctl": the managed cluster),
+    # the one that starts it again when the recovery stops with nothing overwritten, and
+    # smoke checks after it ({sql|cypher|redis_key|http: ..., expect: ...})
     stop_service: str | None = None
+    start_service: str | None = None
     smoke: list[dict[str, Any]] = []
 
     @field_validator("kind")

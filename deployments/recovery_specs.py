@@ -80,10 +80,12 @@ def flows() -> dict[str, Any]:
 
 
 def runbook(config: Any) -> dict[str, dict[str, Any]]:
-    """Source block reference -> {stop_service, smoke} from the platform file."""
+    """Source block reference -> {stop_service, start_service, smoke} from the platform
+    file."""
     out = {}
     for name, src in config.sources.items():
         entry = {k: v for k, v in (("stop_service", src.stop_service),
+                                   ("start_service", src.start_service),
                                    ("smoke", list(src.smoke))) if v}
         if entry:
             out[f"{src.kind}/{name}"] = entry

@@ -169,6 +169,34 @@ def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
     return out
 
 
+def restart_untouched(jobs: list[dict[str, Any]], assessed: list[dict[str, Any]],
+                      prepared: list[dict[str, Any]], restored: list[dict[str, Any]],
+                      failed_stage: str, notes: list[str]) -> None:
+    """After a recovery stopped: start again each service it stopped whose target was not
+    overwritten (it stopped in prepare, or a directory restore stopped before its swap, or
+    it had not begun); the start command is the platform file's ``start_service``. A
+    service over a partly overwritten target stays stopped."""
+    for i, p in enumerate(prepared):
+        if not p.get("stopped"):
+            continue
+        untouched = failed_stage == "prepare" or i > len(restored) or (
+            i == len(restored) and failed_stage == "restore"
+            and registry.get(assessed[i]["kind"]).target_is_path)
+        command = jobs[i].get("start_command")
+        if not untouched:
+            continue
+        if not command:
+            notes.append(f"{assessed[i]['source_name']}: stopped and not overwritten; no "
+                         "start_service in the platform file: start it by hand")
+            continue
+        try:
+            p["stopped"] = None
+            notes.append(f"{assessed[i]['source_name']}: started again "
+                         f"({runbook.start_service(command, p['dest'])})")
+        except Exception as exc:  # noqa: BLE001 - reported, the recovery failure stands
+            p["stopped"] = f"start again failed: {_one_line(exc)}"
+
+
 def undo_plan(title: str, jobs: list[dict[str, Any]], prepared: list[dict[str, Any]],
               restored: list[dict[str, Any]]) -> UndoPlan:
     """Per source: what the recovery kept beside its target, and its safety snapshot."""
@@ -238,6 +266,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         failed = STAGES[len(stages)]
         lap(failed)
+        restart_untouched(jobs, assessed, prepared, restored, failed, anomalies)
         with suppress(Exception):  # reporting must never hide the failure itself
             post_mortem(title, stages, assessed, prepared, restored, verified, incident,
                         objectives, anomalies, error, failed_stage=failed,
@@ -296,8 +325,10 @@ def runbook_job(source: str, stop_service: str | None,
                 smoke_checks: list[dict[str, Any]] | None, fresh: bool) -> dict[str, Any]:
     """The run's stop command and smoke checks, else the platform file's for ``source``."""
     book = runbook.runbook_for(source)
-    return {"stop_command": stop_service if stop_service is not None else
-            book.get("stop_service"),
+    stop = stop_service if stop_service is not None else book.get("stop_service")
+    return {"stop_command": stop,
+            "start_command": book.get("start_service") if stop == book.get("stop_service")
+            else None,
             "smoke": smoke_checks if smoke_checks is not None else book.get("smoke"),
             "fresh_backup": fresh}
 

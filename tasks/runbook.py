@@ -38,18 +38,38 @@ def stop_service(command: str, dest: str) -> str:
         run([binary("pg_ctl", version), "stop", "-D", str(datadir), "-m", "fast", "-w",
              "-t", "120"], timeout=180, **server_user_kwargs(datadir))
         return f"pg_ctl stop -D {datadir} (fast)"
+    return _run_command("stop", command)
+
+
+def _run_command(what: str, command: str) -> str:
+    """Run an operator's stop or start command; SourceError with its last line if it fails."""
     argv = shlex.split(command)
     try:
         proc = subprocess.run(argv, capture_output=True, text=True, timeout=300,
                               stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired) as exc:
-        raise SourceError(f"stop command {argv[0]} failed: {exc}") from None
+        raise SourceError(f"{what} command {argv[0]} failed: {exc}") from None
     if proc.returncode != 0:
         last = (proc.stderr or proc.stdout).strip().splitlines()
-        raise SourceError(f"stop command {argv[0]} exited {proc.returncode}: "
+        raise SourceError(f"{what} command {argv[0]} exited {proc.returncode}: "
                           f"{last[-1][:200] if last else 'no output'}")
     return f"ran {argv[0]}"
 
+
+def start_service(command: str, dest: str) -> str:
+    """Run the configured start command (after a recovery stopped with nothing overwritten);
+    ``pg_ctl`` alone starts the managed cluster whose data directory is ``dest`` (as the
+    directory's owner). One line saying what was done."""
+    if command.strip() == "pg_ctl":
+        from strongroom.sources.postgres.pgbin import binary, run, server_user_kwargs
+
+        datadir = Path(dest)
+        version = int((datadir / "PG_VERSION").read_text().strip())
+        run([binary("pg_ctl", version), "start", "-D", str(datadir), "-w", "-t", "120",
+             "-l", str(datadir / "strongroom-start.log")], timeout=180,
+            **server_user_kwargs(datadir))
+        return f"pg_ctl start -D {datadir}"
+    return _run_command("start", command)
 
 def target_settings(kind: str, settings: dict[str, Any], dest: str) -> dict[str, Any] | None:
     """The source's settings pointed at ``dest`` (a URL or DSN), so a snapshot taken with them

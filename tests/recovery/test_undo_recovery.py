@@ -79,7 +79,10 @@ def test_in_place_recovery_then_undo_puts_the_live_tree_back(prefect_harness, tm
 
 def test_a_damaged_pack_fails_the_recovery_and_leaves_the_target(prefect_harness, tmp_path,
                                                                  names):
+    from prefect.variables import Variable
+
     from flows.recovery import recover_files
+    from tasks.runbook import RUNBOOK_VARIABLE
 
     live = make_tree(tmp_path / "live", files=10)
     src = save_files_source(f"dmg-{names}", [live])
@@ -88,10 +91,20 @@ def test_a_damaged_pack_fails_the_recovery_and_leaves_the_target(prefect_harness
     (live / "new-since.txt").write_text("intact on disk before the recovery")
     before = tree_listing(live)
     _damage_biggest_pack(tmp_path / "repo")
-    state = recover_files(src, from_target=tgt, replace=True, return_state=True)
+    service = tmp_path / "service"
+    Variable.set(RUNBOOK_VARIABLE, {src: {"stop_service": f"touch {service}.stopped",
+                                          "start_service": f"touch {service}.started"}},
+                 overwrite=True)
+    try:
+        state = recover_files(src, from_target=tgt, replace=True, return_state=True)
+    finally:
+        Variable.set(RUNBOOK_VARIABLE, {}, overwrite=True)
     assert state.is_failed()
     assert tree_listing(live) == before
-    assert sorted(p.name for p in live.parent.iterdir()) == ["live", "repo"]
+    # stopped, nothing overwritten: started again
+    assert Path(f"{service}.stopped").exists() and Path(f"{service}.started").exists()
+    assert sorted(p.name for p in live.parent.iterdir()
+                  if not p.name.startswith("service")) == ["live", "repo"]
 
 
 def test_a_target_of_the_wrong_kind_stops_before_the_service_is_stopped(
@@ -143,3 +156,37 @@ def test_redis_recovery_keeps_a_safety_snapshot_and_undo_restores_it(prefect_har
 
         undo_recovery(report["artifact_key"])
         assert _redis_values(c0) == before
+
+
+def test_a_transient_storage_error_mid_restore_is_retried_cleanly(prefect_harness, tmp_path,
+                                                                  names, monkeypatch):
+    """The restore task's retry starts over in a fresh staging directory: it never trips
+    over the first attempt's partial copy, and the target changes once, checked."""
+    from flows.recovery import recover_files
+    from strongroom.errors import StorageError
+    from strongroom.storage.local import LocalBackend
+
+    live = make_tree(tmp_path / "live", files=30)
+    src = save_files_source(f"flaky-{names}", [live])
+    tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
+    backup_one("full", src, primary=tgt)
+    backed_up = tree_listing(live)
+    (live / "since.txt").write_text("newer than the backup")
+    before = tree_listing(live)
+
+    real = LocalBackend.get_range
+    calls = {"n": 0}
+
+    def flaky(self, key, offset, length):
+        if key.startswith("data/"):
+            calls["n"] += 1
+            if calls["n"] == 5:
+                raise StorageError(f"reading {key} failed: timed out")
+        return real(self, key, offset, length)
+
+    monkeypatch.setattr(LocalBackend, "get_range", flaky)
+    report = recover_files(src, from_target=tgt, replace=True, fresh_backup=False)
+    assert calls["n"] > 5  # it failed once, mid-restore, and went on
+    assert tree_listing(live) == backed_up
+    assert tree_listing(Path(report["results"][0]["kept"])) == before
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".live")) == []
