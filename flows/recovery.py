@@ -281,7 +281,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             fresh.append({"skipped": "not asked"})
             continue
         try:
-            fresh.append(fresh_backup(job["source"], job.get("fresh_to") or job["target"]))
+            fresh.append(fresh_backup(job["source"], job.get("fresh_to") or job["target"],
+                                      create=bool(job.get("fresh_to"))))
         except Exception as exc:  # noqa: BLE001 - the recovery itself succeeded
             fresh.append({"error": (str(exc).strip().splitlines() or ["failed"])[0][:300]})
             anomalies.append(f"{job['source']}: backup after the recovery failed: "

@@ -242,15 +242,15 @@ def _login(src: Any) -> dict[str, Any]:
 
 @task(name="fresh-backup", task_run_name="fresh-backup-{source}", cache_policy=NO_CACHE,
       **RETRYING)
-def fresh_backup(source: str, target: str) -> dict[str, Any]:
+def fresh_backup(source: str, target: str, create: bool = False) -> dict[str, Any]:
     """After a successful recovery: a new snapshot of the source as configured (the restored
     system when it was restored in place), read back in full: backup functionality
-    verified."""
+    verified. ``create``: make the repository when it is gone (a site's lost primary)."""
     from tasks.verify import verify_snapshot
 
     src = load_source(source)
     started = time.monotonic()
-    with repository(target) as repo:
+    with repository(target, create=create) as repo:
         snap = src.backup(repo, "snapshot", ["post-restore"])
         check = verify_snapshot(repo, snap.id, "read-data")
     return {"snapshot": snap.id, "verify": check,
