@@ -22,11 +22,19 @@ Newest first means by ``order_time`` where a snapshot has one (a future-dated sn
 of arrival), else by ``time``. A group never loses its newest snapshot that is not future-dated
 to the time rules (reason "newest of its group"): backups that failed for three weeks leave the
 last good one standing under ``keep_within 14d``.
+
+A snapshot tagged ``safety``, ``pre-restore`` or ``forensic`` (what a recovery took of what it
+overwrote: its undo) is kept, whatever the policy, for :func:`undo_keep` after it arrived
+(reason "recovery undo (until <date>)"), and meanwhile counts toward no rule, as a future-dated
+one: it takes no ``keep_last`` slot or bucket from the recovery points of its group, and is
+never the newest of its group. Its age is its arrival (the storage's date, else its ``time``)
+before ``now``. After the period it is an ordinary snapshot of its group.
 """
 
 from __future__ import annotations
 
 import calendar
+import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +51,10 @@ GROUP_FIELDS = ("source_name", "source_kind", "kind", "host", "schedule")
 DEFAULT_GROUP_BY = ("host", "source_name")
 FUTURE_DATED = "future-dated"
 NEWEST = "newest of its group"
+UNDO = "recovery undo"
+# What a recovery takes of what it overwrites, before overwriting it.
+UNDO_TAGS = frozenset({"safety", "pre-restore", "forensic"})
+UNDO_KEEP_ENV = "STRONGROOM_UNDO_KEEP"
 
 
 class SnapshotLike(Protocol):
@@ -89,17 +101,57 @@ class Duration:
 
     def before(self, moment: datetime) -> datetime:
         """``moment`` minus this duration (month steps clamp to the month's last day)."""
-        total_months = moment.year * 12 + (moment.month - 1) - self.years * 12 - self.months
-        year, month0 = divmod(total_months, 12)
-        day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
-        stepped = moment.replace(year=year, month=month0 + 1, day=day)
+        stepped = _step_months(moment, -(self.years * 12 + self.months))
         return stepped - timedelta(days=self.days, hours=self.hours)
+
+    def after(self, moment: datetime) -> datetime:
+        """``moment`` plus this duration (month steps clamp to the month's last day)."""
+        stepped = _step_months(moment, self.years * 12 + self.months)
+        return stepped + timedelta(days=self.days, hours=self.hours)
+
+    def at_least(self, span: timedelta) -> bool:
+        """Whether this duration is never shorter than ``span`` (a month counts 28 days)."""
+        return timedelta(days=(self.years * 12 + self.months) * 28 + self.days,
+                         hours=self.hours) >= span
 
     def __str__(self) -> str:
         text = "".join(f"{n}{u}" for n, u in
                        ((self.years, "y"), (self.months, "m"), (self.days, "d"), (self.hours, "h"))
                        if n)
         return text or "0h"
+
+
+def _step_months(moment: datetime, months: int) -> datetime:
+    year, month0 = divmod(moment.year * 12 + (moment.month - 1) + months, 12)
+    day = min(moment.day, calendar.monthrange(year, month0 + 1)[1])
+    return moment.replace(year=year, month=month0 + 1, day=day)
+
+
+DEFAULT_UNDO_KEEP = Duration(days=30)
+MIN_UNDO_KEEP = timedelta(days=7)
+
+
+def undo_keep() -> Duration:
+    """How long a recovery's undo (a snapshot tagged safety, pre-restore or forensic) is kept
+    after it arrived, whatever the policy: ``STRONGROOM_UNDO_KEEP`` (e.g. ``90d``), default 30
+    days; ConfigError when malformed or shorter than 7 days."""
+    text = os.environ.get(UNDO_KEEP_ENV, "").strip()
+    if not text:
+        return DEFAULT_UNDO_KEEP
+    try:
+        period = Duration.parse(text)
+    except ConfigError as exc:
+        raise ConfigError(f"{UNDO_KEEP_ENV}: {exc}") from None
+    if not period.at_least(MIN_UNDO_KEEP):
+        raise ConfigError(f"{UNDO_KEEP_ENV}={text} is too short: a recovery's undo is kept at "
+                          f"least {MIN_UNDO_KEEP.days}d")
+    return period
+
+
+def describe_undo() -> str:
+    """The undo rule in one line, with the period :func:`undo_keep` gives."""
+    return (f"recovery undo: snapshots tagged {', '.join(sorted(UNDO_TAGS))} are kept "
+            f"{undo_keep()} after they arrived, whatever the rules ({UNDO_KEEP_ENV})")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -242,10 +294,12 @@ class GroupPlan:
 @dataclass
 class RetentionPlan:
     """Keep/forget decisions for every group, with reasons; nothing is deleted by building it.
-    ``now`` is the moment the time rules counted back from."""
+    ``now`` is the moment the time rules counted back from, ``undo_keep`` how long a
+    recovery's undo was kept whatever the rules."""
 
     groups: list[GroupPlan]
     now: datetime | None = None
+    undo_keep: Duration | None = None
 
     @property
     def keep(self) -> list[Any]:
@@ -267,6 +321,7 @@ class RetentionPlan:
             "keep": len(self.keep),
             "forget": len(self.forget),
             "now": self.now.isoformat() if self.now is not None else None,
+            "undo_keep": str(self.undo_keep) if self.undo_keep is not None else None,
             "groups": [{"group": g.key, "policy": g.policy.model_dump(exclude_defaults=True),
                         "keep": len(g.keep), "forget": len(g.forget),
                         "snapshots": [d.to_dict() for d in g.decisions]} for g in self.groups],
@@ -311,24 +366,35 @@ def is_future_dated(snapshot: Any, now: datetime, tolerance: float | None = None
     return _local(snapshot.time, UTC) > _local(now, UTC) + slack
 
 
+def undo_until(snapshot: Any, period: Duration) -> datetime | None:
+    """When ``snapshot``, a recovery's undo (tagged safety, pre-restore or forensic), falls back
+    under the policy: its arrival (else its place in time) plus ``period``; None if untagged."""
+    if not UNDO_TAGS & set(getattr(snapshot, "tags", None) or ()):
+        return None
+    arrival = getattr(snapshot, "arrival", None) or _order_time(snapshot)
+    return period.after(_local(arrival, UTC))
+
+
 def _has_time_rule(policy: RetentionPolicy) -> bool:
     return bool(policy.keep_within) or any(getattr(policy, "keep_" + name) for name, _ in BUCKETS)
 
 
 def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
                  holds: Iterable[str] = (), now: datetime | None = None,
-                 tz: tzinfo | None = None) -> list[Decision]:
+                 tz: tzinfo | None = None, undo: Duration | None = None) -> list[Decision]:
     """Decide keep/forget for one group's snapshots; returns decisions newest first.
 
-    ``now`` (default: this host's clock) anchors ``keep_within`` and tells future-dated
-    snapshots, which are kept and count toward no rule. An empty policy keeps everything
-    (reason "no policy"): callers wanting to forget must say how.
+    ``now`` (default: this host's clock) anchors ``keep_within``, tells future-dated
+    snapshots and ends a recovery's undo period (``undo``, default :func:`undo_keep`); those
+    are kept and count toward no rule. An empty policy keeps everything (reason "no policy"):
+    callers wanting to forget must say how.
     """
     ordered = _newest_first(snapshots)
     holds = set(holds)
     if not ordered:
         return []
     now = _local(now, UTC) if now is not None else datetime.now(UTC)
+    undo = undo or undo_keep()
     within_since = None
     if policy.keep_within:
         within_since = Duration.parse(policy.keep_within).before(now)
@@ -347,8 +413,15 @@ def apply_policy(snapshots: Iterable[Any], policy: RetentionPolicy, *,
         for tagset in policy.keep_tag:
             if _has_tagset(snap, tagset):
                 reasons.append(f"tag {tagset}")
+        until = undo_until(snap, undo)
+        undoing = until is not None and now < until
+        if undoing:
+            reasons.append(f"{UNDO} (until {until:%Y-%m-%d})")
         if is_future_dated(snap, now):
             reasons.append(FUTURE_DATED)  # its date says nothing: kept, and counts for nothing
+            decisions.append(Decision(snap, True, reasons))
+            continue
+        if undoing:  # not a recovery point: takes no slot or bucket from one
             decisions.append(Decision(snap, True, reasons))
             continue
         if within_since is not None and _local(snap.time, UTC) >= within_since:
@@ -392,9 +465,11 @@ def plan_retention(snapshots: Iterable[Any], policy: RetentionPolicy | Callable[
                    group_by: Sequence[str] = DEFAULT_GROUP_BY, holds: Iterable[str] = (),
                    now: datetime | None = None, tz: tzinfo | None = None) -> RetentionPlan:
     """Group snapshots and apply ``policy`` (or ``policy(group_key)``) to each group; the time
-    rules count back from ``now`` (this host's clock when omitted: pass the storage's)."""
+    rules and a recovery's undo period (:func:`undo_keep`) count back from ``now`` (this
+    host's clock when omitted: pass the storage's)."""
     _check_group_by(group_by)
     now = _local(now, UTC) if now is not None else datetime.now(UTC)
+    undo = undo_keep()
     groups: dict[tuple, list[Any]] = {}
     for snap in snapshots:
         key = group_key(snap, group_by)
@@ -406,8 +481,8 @@ def plan_retention(snapshots: Iterable[Any], policy: RetentionPolicy | Callable[
         pol = policy(key) if callable(policy) and not isinstance(policy, RetentionPolicy) \
             else policy
         plans.append(GroupPlan(key, pol, apply_policy(groups[key_items], pol, holds=holds,
-                                                      now=now, tz=tz)))
-    return RetentionPlan(plans, now)
+                                                      now=now, tz=tz, undo=undo)))
+    return RetentionPlan(plans, now, undo)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -4,7 +4,8 @@ The scheduled retention applies it with no second factor; by hand, a forget that
 a snapshot it keeps, or a prune with a grace below its minimum, needs the second factor when
 the repository has one (:mod:`strongroom.mfa`). Snapshots are grouped by host, source and
 schedule; a schedule without a rule of its own uses the default rule; no rule at all keeps
-everything. Time rules count back from the storage's clock.
+everything. Time rules count back from the storage's clock. A recovery's undo is kept whatever
+the rules say, for :func:`~strongroom.policy.retention.undo_keep`.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from strongroom.policy.retention import (
     Duration,
     RetentionPlan,
     RetentionPolicy,
+    describe_undo,
     plan_retention,
 )
 
@@ -56,6 +58,7 @@ class StoredPolicy(BaseModel):
         lines += [f"schedule {name}: {rule.describe()}"
                   for name, rule in sorted(self.schedules.items())]
         lines.append(f"minimum prune grace: {self.min_grace}")
+        lines.append(describe_undo())
         return lines
 
 
