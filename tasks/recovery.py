@@ -16,6 +16,7 @@ from prefect.variables import Variable
 from blocks.loading import load_source, load_target
 from strongroom.audit import audited
 from strongroom.errors import ConfigError, SnapshotNotFound, StrongroomError
+from strongroom.policy.retention import UNDO_TAGS
 from strongroom.sources import registry
 from tasks import runbook
 from tasks.backup import snapshot_report
@@ -25,7 +26,7 @@ from tasks.retry import RETRYING
 
 RATE_VARIABLE = "strongroom_restore_rate"
 # snapshots a recovery takes of the target it overwrites: never a "latest" recovery point
-NOT_RECOVERY_POINTS = frozenset({"safety", "pre-restore", "forensic"})
+NOT_RECOVERY_POINTS = UNDO_TAGS
 POINT_KEYS = ("time", "lsn", "xid", "name")
 # what a recovery names the snapshots it takes of a target: <source name>-<this>
 UNDO_NAMES = ("safety", "forensic")
