@@ -159,6 +159,9 @@ def restore(
     numeric_owner: Annotated[bool, typer.Option(
         "--numeric-owner", help="Files: owners by the recorded uid/gid only (default: by user "
         "and group name where the name exists on this host, else the number).")] = False,
+    keep_setuid: Annotated[bool, typer.Option(
+        "--keep-setuid", help="Files: keep setuid/setgid bits outside the original location "
+        "(default: kept only restoring in place as root).")] = False,
     stage_wait: Annotated[float | None, typer.Option(
         "--stage-wait", min=0, help="Archive tier: first stage the snapshot's archived data "
         "(restore_object), print the typical wait, and wait up to this many seconds.")] = None,
@@ -170,7 +173,8 @@ def restore(
 ) -> None:
     """Restore a snapshot; every blob is verified and nothing wrong is ever written."""
     no_password_in_url(target, "--target")
-    opts = parse_options(restore_option) | ({"numeric_owner": True} if numeric_owner else {})
+    opts = parse_options(restore_option) | ({"numeric_owner": True} if numeric_owner else {}) \
+        | ({"keep_setuid": True} if keep_setuid else {})
     r = open_repo(repo, password_file, key_file, option)
     snap = r.find_snapshot(snapshot, source, host)
     source = registry.get(snap.source_kind)  # NotSupported before anything is staged

@@ -70,10 +70,11 @@ class FilesSource(Source):
         or ``contents`` (a one-path snapshot's contents into the target itself); ``check``:
         ``structure`` (the default) or ``bytes`` (every staged file hashed before the swap).
         A target of ``/`` puts every path back where it was."""
-        unknown = sorted(set(options) - {"numeric_owner", "layout", "check"})
+        unknown = sorted(set(options) - {"numeric_owner", "layout", "check", "keep_setuid"})
         if unknown:
             raise ConfigError(f"files restores take no restore options other than "
-                              f"numeric_owner, layout and check (got {', '.join(unknown)})")
+                              f"numeric_owner, layout, check and keep_setuid (got "
+                              f"{', '.join(unknown)})")
         layout = str(options.get("layout", "paths"))
         check = str(options.get("check", "structure"))
         if layout not in ("paths", "contents") or check not in ("structure", "bytes"):
@@ -82,7 +83,8 @@ class FilesSource(Source):
         return restore_files(repo, snap, target, include, replace, progress,
                              numeric_owner=_flag("numeric_owner",
                                                  options.get("numeric_owner", False)),
-                             layout=layout, check=check)  # type: ignore[arg-type]
+                             layout=layout, check=check,  # type: ignore[arg-type]
+                             keep_setuid=_flag("keep_setuid", options.get("keep_setuid", False)))
 
     def verify_restored(self, repo: Repository, snap: Snapshot, target: str, *,
                         include: list[str], report: dict[str, Any]) -> dict[str, Any]:
@@ -93,7 +95,9 @@ class FilesSource(Source):
         out: dict[str, Any] = {}
         for sub, final in found:
             one = compare_tree(repo, snap, Path(final), include, devices_optional=optional,
-                               sub=sub.strip("/"))
+                               sub=sub.strip("/"), setuid_dropped=bool(
+                                   report.get("not_restored_setuid")
+                                   or report.get("not_restored_mode")))
             out = {**one, "files": out.get("files", 0) + one["files"],
                    "files_identical": out.get("files_identical", 0) + one["files_identical"]}
         return out

@@ -38,13 +38,14 @@ def _special_problem(path: Path, kind: str, major: int, minor: int,
 
 def compare_tree(repo: Repository, snap: Snapshot, root: Path, include: list[str],
                  devices_optional: bool = False, *, sub: str = "",
-                 hash_files: bool = True) -> dict[str, Any]:
+                 hash_files: bool = True, setuid_dropped: bool = False) -> dict[str, Any]:
     """Check every entry of ``snap`` (within ``include``; with ``sub``, the part under that
     snapshot path, restored as ``root`` itself) under ``root``: directories and symlinks
     exist (links pointing where they did), fifos and devices are what they were (devices may
     be missing when ``devices_optional``: a non-root restore cannot make them), files have
-    the snapshot's size, and with ``hash_files`` its SHA-256 and mode. IntegrityError names
-    the first difference and counts them all."""
+    the snapshot's size, and with ``hash_files`` its SHA-256 and mode (with
+    ``setuid_dropped`` also the mode without setuid/setgid: the restore did not keep them).
+    IntegrityError names the first difference and counts them all."""
     files = checked = 0
     problems: list[str] = []
     sub = sub.strip("/")
@@ -73,8 +74,9 @@ def compare_tree(repo: Repository, snap: Snapshot, root: Path, include: list[str
                 checked += 1
             elif _sha256(path) != node.sha256:
                 problems.append(f"{rel}: contents differ from the snapshot")
-            elif (path.stat().st_mode & 0o7777) != (node.mode & 0o7777):
-                problems.append(f"{rel}: mode {oct(path.stat().st_mode & 0o7777)} differs")
+            elif (mode := path.stat().st_mode & 0o7777) != node.mode & 0o7777 and not (
+                    setuid_dropped and mode == node.mode & 0o1777):
+                problems.append(f"{rel}: mode {oct(mode)} differs")
             else:
                 checked += 1
     if problems:

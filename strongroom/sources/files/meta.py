@@ -3,6 +3,10 @@
 Put back in this order: owner (chown clears setuid/setgid and file capabilities), extended
 attributes (ACLs, capabilities), mode, then times. Whatever a restore cannot apply (not root,
 a file system without extended attributes) is counted in a :class:`Shortfall`, not raised.
+A restore puts metadata back through an open file or directory (:meth:`MetaApplier.apply_fd`)
+or by name relative to its directory's descriptor (:meth:`MetaApplier.apply_at`): never through
+a symlink. With ``drop_setuid`` (a restore outside the original location) files lose their
+setuid/setgid bits, counted as ``setuid``.
 """
 
 from __future__ import annotations
@@ -15,11 +19,15 @@ import os
 import pwd
 import stat
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 from strongroom.repository import Node
 
 _NO_XATTRS = {errno.ENOTSUP, errno.EOPNOTSUPP}
+_SETID = stat.S_ISUID | stat.S_ISGID
+_PROC_FD = "/proc/self/fd"
+_PATH_FLAGS = os.O_PATH | os.O_NOFOLLOW | os.O_CLOEXEC
 _SPECIAL = {stat.S_IFIFO: "fifo", stat.S_IFCHR: "chardev", stat.S_IFBLK: "blockdev"}
 
 
@@ -113,7 +121,9 @@ def _xattr_kind(name: str) -> str:
 class Shortfall:
     """What a restore could not apply, counted by kind (thread-safe), with a first example."""
 
-    KINDS = {"owner": "owners", "mode": "setuid/setgid bits", "acls": "ACLs",
+    KINDS = {"owner": "owners", "mode": "setuid/setgid bits",
+             "setuid": "setuid/setgid bits (outside the original location: --keep-setuid "
+                       "keeps them)", "acls": "ACLs",
              "capabilities": "file capabilities", "xattrs": "extended attributes",
              "devices": "devices"}
 
@@ -142,14 +152,17 @@ class Shortfall:
 
 
 class MetaApplier:
-    """Puts a node's metadata back onto a restored path.
+    """Puts a node's metadata back onto a restored entry.
 
     Owner: by default a user or group *name* that exists on this host wins over the recorded
-    number (like tar and restic); with ``numeric_owner`` only the numbers are used."""
+    number (like tar and restic); with ``numeric_owner`` only the numbers are used. With
+    ``drop_setuid`` a file's setuid/setgid bits are not restored (counted)."""
 
-    def __init__(self, numeric_owner: bool = False, shortfall: Shortfall | None = None) -> None:
+    def __init__(self, numeric_owner: bool = False, shortfall: Shortfall | None = None, *,
+                 drop_setuid: bool = False) -> None:
         self.numeric_owner = numeric_owner
         self.shortfall = shortfall or Shortfall()
+        self.drop_setuid = drop_setuid
         self.euid = os.geteuid()
         self.as_root = self.euid == 0
         self.egid = os.getegid()
@@ -171,35 +184,94 @@ class MetaApplier:
             gid = by_name if by_name is not None else gid
         return (-1 if uid is None else uid), (-1 if gid is None else gid)
 
+    def mode(self, node: Node, shown: str | Path) -> int:
+        """The mode to give ``node``'s entry: without setuid/setgid (counted) for a file when
+        ``drop_setuid``."""
+        if self.drop_setuid and node.type == "file" and node.mode & _SETID:
+            self.shortfall.add("setuid", shown, f"mode {oct(node.mode)}: setuid/setgid not "
+                               "restored outside the original location")
+            return node.mode & ~_SETID
+        return node.mode
+
     def apply(self, path: str | Path, node: Node) -> None:
-        """Owner, extended attributes, mode (not for symlinks) and times, in that order."""
-        self._chown(path, node)
+        """Owner, extended attributes, mode (not for symlinks) and times, in that order, by
+        path (only the last component is never followed)."""
+        if node.type == "symlink":
+            self._put(node, path, lambda u, g: os.lchown(path, u, g),
+                      lambda n, v: os.setxattr(path, n, v, follow_symlinks=False), None,
+                      lambda: os.lstat(path))
+        else:
+            self._put(node, path, lambda u, g: os.lchown(path, u, g),
+                      lambda n, v: os.setxattr(path, n, v, follow_symlinks=False),
+                      lambda m: os.chmod(path, m), lambda: os.lstat(path))
+        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+
+    def apply_fd(self, fd: int, node: Node, shown: str | Path) -> None:
+        """All of it onto an open file or directory (``shown`` names it in the shortfall)."""
+        self._put(node, shown, lambda u, g: os.chown(fd, u, g),
+                  lambda n, v: os.setxattr(fd, n, v), lambda m: os.chmod(fd, m),
+                  lambda: os.fstat(fd))
+        os.utime(fd, ns=(node.mtime_ns, node.mtime_ns))
+
+    def apply_at(self, dir_fd: int, name: str, node: Node, shown: str | Path) -> None:
+        """All of it onto the symlink, fifo or device ``name`` in the directory ``dir_fd``,
+        never following a symlink (a symlink's own mode is never changed: Linux has none)."""
+        # lsetxattr has no dir_fd: the directory's descriptor through /proc stands in for it
+        where = f"{_PROC_FD}/{dir_fd}/{name}" if _has_proc() else str(shown)
+        ref = -1
+        if node.type != "symlink":  # chmod through an O_PATH descriptor of the entry itself
+            ref = os.open(name, _PATH_FLAGS, dir_fd=dir_fd)
+        try:
+            chmod = None
+            if ref >= 0 and not stat.S_ISLNK(os.fstat(ref).st_mode):
+                chmod = (lambda m: os.chmod(f"{_PROC_FD}/{ref}", m)) if _has_proc() else (
+                    lambda m: os.chmod(name, m, dir_fd=dir_fd))
+            self._put(node, shown,
+                      lambda u, g: os.chown(name, u, g, dir_fd=dir_fd, follow_symlinks=False),
+                      lambda n, v: os.setxattr(where, n, v, follow_symlinks=False), chmod,
+                      lambda: os.stat(name, dir_fd=dir_fd, follow_symlinks=False))
+        finally:
+            if ref >= 0:
+                os.close(ref)
+        os.utime(name, ns=(node.mtime_ns, node.mtime_ns), dir_fd=dir_fd, follow_symlinks=False)
+
+    def _put(self, node: Node, shown: str | Path, chown: Callable[[int, int], None],
+             setxattr: Callable[[str, bytes], None], chmod: Callable[[int], None] | None,
+             lstat: Callable[[], os.stat_result]) -> None:
+        """Owner, extended attributes and mode (when ``chmod``), through the given calls."""
+        self._chown(node, shown, chown)
         for name, value in node.xattrs.items():
             try:
-                os.setxattr(path, name, base64.b64decode(value), follow_symlinks=False)
+                setxattr(name, base64.b64decode(value))
             except OSError as exc:
                 if exc.errno in _NO_XATTRS:
                     self.shortfall.unsupported = True
-                self.shortfall.add(_xattr_kind(name), path, f"{name}: {exc.strerror}")
-        if node.type != "symlink":
-            os.chmod(path, node.mode)
-            if not self.as_root and node.mode & (stat.S_ISUID | stat.S_ISGID):
-                # the kernel silently drops setgid for a group we are not in
-                if stat.S_IMODE(os.lstat(path).st_mode) != node.mode:
-                    self.shortfall.add("mode", path, f"mode {oct(node.mode)} not kept")
-        os.utime(path, ns=(node.mtime_ns, node.mtime_ns), follow_symlinks=False)
+                self.shortfall.add(_xattr_kind(name), shown, f"{name}: {exc.strerror}")
+        if chmod is None:
+            return
+        mode = self.mode(node, shown)
+        chmod(mode)
+        if not self.as_root and mode & _SETID:
+            # the kernel silently drops setgid for a group we are not in
+            if stat.S_IMODE(lstat().st_mode) != mode:
+                self.shortfall.add("mode", shown, f"mode {oct(mode)} not kept")
 
-    def _chown(self, path: str | Path, node: Node) -> None:
+    def _chown(self, node: Node, shown: str | Path, chown: Callable[[int, int], None]) -> None:
         uid, gid = self.owner(node)
         if uid == -1 and gid == -1:
             return
         if self.as_root:
-            os.lchown(path, uid, gid)
+            chown(uid, gid)
             return
         # not root: only our own uid, and only groups we are in
         short = (uid not in (-1, self.euid)) or (gid not in (-1, *self.groups))
         if short:
-            self.shortfall.add("owner", path, f"owner {node.user or uid}:{node.group or gid}")
+            self.shortfall.add("owner", shown, f"owner {node.user or uid}:{node.group or gid}")
         if gid not in (-1, self.egid) and gid in self.groups:
-            os.lchown(path, -1, gid)
+            chown(-1, gid)
 
+
+@functools.lru_cache(maxsize=1)
+def _has_proc() -> bool:
+    """Whether /proc/self/fd is there (a chroot or container may lack /proc)."""
+    return os.path.isdir(_PROC_FD)

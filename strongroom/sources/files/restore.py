@@ -5,7 +5,13 @@ all its blobs were read and checked; directories get their metadata last (after 
 children are written). Fifos and devices are made with mknod, sparse files get their holes
 back. What a non-root restore cannot apply (owners, devices, some attributes) is counted in the
 report (``not_restored_owner``, ``_devices``, ``_xattrs``, ``_acls``, ``_capabilities``,
-``_mode``) and summed up in one warning, not a failure.
+``_mode``) and summed up in one warning, not a failure. setuid/setgid bits of files are restored
+only in place as root or with ``keep_setuid`` (else counted: ``not_restored_setuid``).
+
+Every write is made relative to the descriptor of its directory, opened one component at a time
+from the staging directory's without following symlinks (:class:`_Dirs`): a symlink planted in
+the staging directory, or raced in for a directory, stops the restore instead of redirecting a
+write outside it.
 
 Files are written by worker processes (one per CPU, forked from the CLI's main thread: they
 inherit the opened repository, keys and index) in batches in snapshot order, so a pack's blobs
@@ -23,6 +29,7 @@ import multiprocessing
 import os
 import stat
 import threading
+from collections import OrderedDict
 from collections.abc import Callable
 from concurrent.futures import (
     FIRST_EXCEPTION,
@@ -32,6 +39,7 @@ from concurrent.futures import (
 )
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
@@ -60,6 +68,10 @@ PROCESS_MIN_FILES = 256  # fewer files: threads (forking workers costs more than
 PROCESS_BATCH_FILES = 128  # to worker processes: fewer, larger hand-offs
 PROGRESS_STEP = 1 << 20  # a worker process reports progress per MiB, not per chunk
 _TEMP_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+# directories on the way down: search only (no read permission needed), never a symlink
+_WALK_FLAGS = os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
+DIR_FDS = 32  # directory descriptors a writer keeps open (files come in snapshot order)
 _DEVICE_TYPES = {"fifo": stat.S_IFIFO, "chardev": stat.S_IFCHR, "blockdev": stat.S_IFBLK}
 log = logging.getLogger("strongroom")
 # how a staged restore is checked before its swap
@@ -70,7 +82,7 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
                   includes: list[str] | None = None, replace: bool = False,
                   progress: Callable[[int], None] | None = None, *,
                   numeric_owner: bool = False, layout: Layout = "paths",
-                  check: Check = "structure") -> dict[str, Any]:
+                  check: Check = "structure", keep_setuid: bool = False) -> dict[str, Any]:
     """Restore a files snapshot into ``target`` (see :mod:`placing` for ``layout`` and the
     in-place target ``/``); every file is verified before it appears.
 
@@ -79,7 +91,8 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     SHA-256 and mode) and only then swapped in; what it held is kept beside it
     (``<place>.before-restore-<time>``, the report's ``kept``). A restore that stops before
     the swap leaves the target as it was. Owners map by user/group name when the name exists
-    here, else by number; with ``numeric_owner`` by number only."""
+    here, else by number; with ``numeric_owner`` by number only. Files keep setuid/setgid
+    bits in place (the path they were backed up from) as root, or with ``keep_setuid``."""
     reader = repo.reader(snap)
     includes = includes or []
     for inc in includes:  # a mistyped --include must not "restore" nothing successfully
@@ -97,10 +110,12 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
             staging = swap.staging_dir(place.final, when)
             staged.append(staging)
             root = placing.staging_root(place, staging)
+            meta.drop_setuid = not keep_setuid and not (meta.as_root and _in_place(place))
             n, size = _write_part(reader, place, root, includes, meta, progress)
             files, total = files + n, total + size
             compare_tree(repo, snap, root, includes, sub=place.sub, hash_files=check == "bytes",
-                         devices_optional=bool(meta.shortfall.counts.get("devices")))
+                         devices_optional=bool(meta.shortfall.counts.get("devices")),
+                         setuid_dropped=meta.drop_setuid or "mode" in meta.shortfall.counts)
     except BaseException as exc:
         placing.remove_staging(staged)
         raise _stopped(exc, target) from None
@@ -116,6 +131,12 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
         report |= {f"not_restored_{k}": n for k, n in sorted(meta.shortfall.counts.items())}
         log.warning("warning: %s", meta.shortfall.summary())
     return report
+
+
+def _in_place(place: placing.Place) -> bool:
+    """Whether ``place`` is the very path its part was backed up from."""
+    return bool(place.sub) and os.path.realpath(place.final) == os.path.realpath(
+        "/" + place.sub)
 
 
 def _stopped(exc: BaseException, target: str | Path) -> BaseException:
@@ -141,48 +162,150 @@ def _write_part(reader: SnapshotReader, place: placing.Place, root: Path, includ
     hardlinks: list[tuple[str, str]] = []
     skip = len(place.sub) + 1 if place.sub else 0
     files = total = 0
-    if place.is_dir and place.node is not None:
-        dirs.append((str(root), place.node))  # the part's own directory: the staging root
-    with _Workers(reader, meta, progress, names) as workers:  # Ctrl-C: stop at next chunk
-        batch: list[tuple[str, Node, str]] = []
-        batch_bytes = 0
-        for rel, node in reader.walk(place.sub):
-            if not included(rel, includes):
-                continue
-            dest = f"{root}/{rel[skip:]}" if place.is_dir else str(root)
-            if node.type == "dir":
-                _mkdir(dest)
-                dirs.append((dest, node))
-            elif node.type == "symlink":
-                os.symlink(node.target, dest)
-                meta.apply(dest, node)
-            elif node.nlink > 1 and (node.dev, node.inode) in links:
-                hardlinks.append((links[(node.dev, node.inode)], dest))
-            elif node.type in _DEVICE_TYPES:
-                if _make_special(dest, node, meta):
+    home = root if place.is_dir else root.parent  # the staging directory: ours, private
+    base = _Base(str(home), os.open(home, _DIR_FLAGS))
+    opened = _Dirs(base)
+    try:
+        if place.is_dir and place.node is not None:
+            dirs.append(("", place.node))  # the part's own directory: the staging root
+        with _Workers(reader, meta, progress, names, base) as workers:  # Ctrl-C: next chunk
+            batch: list[tuple[str, Node, str]] = []
+            batch_bytes = 0
+            for rel, node in reader.walk(place.sub):
+                if not included(rel, includes):
+                    continue
+                dest = rel[skip:] if place.is_dir else root.name  # relative to ``home``
+                if node.type == "dir":
+                    _mkdir(opened, dest)
+                    dirs.append((dest, node))
+                elif node.type == "symlink":
+                    parent, name = opened.parent(dest)
+                    os.symlink(node.target, name, dir_fd=parent)
+                    meta.apply_at(parent, name, node, base.show(dest))
+                elif node.nlink > 1 and (node.dev, node.inode) in links:
+                    hardlinks.append((links[(node.dev, node.inode)], dest))
+                elif node.type in _DEVICE_TYPES:
+                    if _make_special(opened, dest, node, meta):
+                        if node.nlink > 1:
+                            links[(node.dev, node.inode)] = dest
+                        parent, name = opened.parent(dest)
+                        meta.apply_at(parent, name, node, base.show(dest))
+                else:
                     if node.nlink > 1:
                         links[(node.dev, node.inode)] = dest
-                    meta.apply(dest, node)
-            else:
-                if node.nlink > 1:
-                    links[(node.dev, node.inode)] = dest
-                # small files go to the workers in batches: a task per file costs more
-                # than writing a small one
-                batch.append((rel, node, dest))
-                batch_bytes += node.size
-                if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
-                    workers.submit(batch)
-                    batch, batch_bytes = [], 0
-                files += 1
-                total += node.size
-        if batch:
-            workers.submit(batch)
-        workers.wait()
-        for first, dest in hardlinks:
-            os.link(first, dest)
-    for dest, node in reversed(dirs):  # after their children: times and modes hold
-        meta.apply(dest, node)
+                    # small files go to the workers in batches: a task per file costs more
+                    # than writing a small one
+                    batch.append((rel, node, dest))
+                    batch_bytes += node.size
+                    if len(batch) >= workers.batch_files or batch_bytes >= BATCH_BYTES:
+                        workers.submit(batch)
+                        batch, batch_bytes = [], 0
+                    files += 1
+                    total += node.size
+            if batch:
+                workers.submit(batch)
+            workers.wait()
+            for first, dest in hardlinks:
+                _hardlink(opened, first, dest)
+        for dest, node in reversed(dirs):  # after their children: times and modes hold
+            _apply_dir(opened, dest, node, meta)
+    finally:
+        opened.close()
+        os.close(base.fd)
     return files, total
+
+
+@dataclass(frozen=True)
+class _Base:
+    """The staging directory a part is written under: its path (for messages only) and the
+    descriptor every write is made relative to (inherited by forked workers)."""
+
+    path: str
+    fd: int
+
+    def show(self, rel: str) -> str:
+        return f"{self.path}/{rel}" if rel else self.path
+
+
+class _Dirs:
+    """Descriptors of directories under a :class:`_Base`, each opened relative to its
+    parent's without following a symlink; the last ``DIR_FDS`` stay open (files come in
+    snapshot order, so mostly the same directory in a row). One per thread."""
+
+    def __init__(self, base: _Base) -> None:
+        self.base = base
+        self._open: OrderedDict[str, int] = OrderedDict()
+
+    def fd(self, rel: str) -> int:
+        """The directory ``rel`` ("" the staging directory itself)."""
+        if not rel:
+            return self.base.fd
+        fd = self._open.get(rel)
+        if fd is not None:
+            self._open.move_to_end(rel)
+            return fd
+        # down from the nearest open ancestor, a component at a time
+        have, todo = rel, []
+        while have and have not in self._open:
+            have, _, name = have.rpartition("/")
+            todo.append(name)
+        fd = self._open[have] if have else self.base.fd
+        for name in reversed(todo):
+            have = f"{have}/{name}" if have else name
+            try:
+                fd = os.open(name, _WALK_FLAGS, dir_fd=fd)
+            except OSError as exc:
+                raise _not_followed(exc, self.base.show(have)) from None
+            self._open[have] = fd
+            if len(self._open) > DIR_FDS:
+                os.close(self._open.popitem(last=False)[1])
+        return fd
+
+    def parent(self, rel: str) -> tuple[int, str]:
+        """The descriptor of ``rel``'s directory, and ``rel``'s name in it."""
+        parent, _, name = rel.rpartition("/")
+        return self.fd(parent), name
+
+    def close(self) -> None:
+        for fd in self._open.values():
+            os.close(fd)
+        self._open.clear()
+
+
+def _not_followed(exc: OSError, shown: str) -> OSError:
+    """The error of a directory that could not be opened: a symlink is named as one."""
+    if exc.errno in (errno.ELOOP, errno.ENOTDIR):
+        return OSError(exc.errno, "a symlink or file where a restored directory should be "
+                       "(never followed)", shown)
+    return OSError(exc.errno, exc.strerror, shown)
+
+
+def _apply_dir(opened: _Dirs, rel: str, node: Node, meta: MetaApplier) -> None:
+    """A restored directory's metadata, through a descriptor of it."""
+    if not rel:
+        meta.apply_fd(opened.base.fd, node, opened.base.path)
+        return
+    parent, name = opened.parent(rel)
+    try:
+        fd = os.open(name, _DIR_FLAGS, dir_fd=parent)
+    except OSError as exc:
+        raise _not_followed(exc, opened.base.show(rel)) from None
+    try:
+        meta.apply_fd(fd, node, opened.base.show(rel))
+    finally:
+        os.close(fd)
+
+
+def _hardlink(opened: _Dirs, first: str, dest: str) -> None:
+    """``dest`` as another name of the entry ``first`` (a symlink itself, never followed)."""
+    src_parent, src_name = opened.parent(first)
+    src_parent = os.dup(src_parent)  # opening ``dest``'s directory may close it
+    try:
+        dst_parent, dst_name = opened.parent(dest)
+        os.link(src_name, dst_name, src_dir_fd=src_parent, dst_dir_fd=dst_parent,
+                follow_symlinks=False)
+    finally:
+        os.close(src_parent)
 
 
 class _Workers:
@@ -193,8 +316,10 @@ class _Workers:
     stop at their next chunk and queued ones never start (Ctrl-C)."""
 
     def __init__(self, reader: SnapshotReader, meta: MetaApplier,
-                 progress: Callable[[int], None] | None, names: _TempNames) -> None:
+                 progress: Callable[[int], None] | None, names: _TempNames,
+                 base: _Base) -> None:
         self.reader, self.meta, self.progress, self.names = reader, meta, progress, names
+        self.base = base
         self._held: list[list[tuple[str, Node, str]]] = []
         self._held_files = 0
         self._pool: Executor | None = None
@@ -245,7 +370,7 @@ class _Workers:
                 self._pool = ProcessPoolExecutor(
                     _process_count(), mp_context=ctx, initializer=_child_init,
                     initargs=(os.getpid(), self.reader, self.meta.numeric_owner,
-                              self._counter, self._stop))
+                              self.meta.drop_setuid, self._counter, self._stop))
                 self._procs = True
                 self.batch_files = PROCESS_BATCH_FILES
                 for batch in self._held:  # forks the workers at the first submit
@@ -261,10 +386,10 @@ class _Workers:
     def _submit(self, batch: list[tuple[str, Node, str]]) -> None:
         assert self._pool is not None
         if self._procs:
-            self._futures.append(self._pool.submit(_child_write_files, batch))
+            self._futures.append(self._pool.submit(_child_write_files, batch, self.base))
         else:
             self._futures.append(self._pool.submit(_write_files, self.reader, batch, self.meta,
-                                                   self.progress, self.names))
+                                                   self.progress, self.names, self.base))
 
     def _report(self) -> None:
         if self.progress:
@@ -316,8 +441,8 @@ def _process_count() -> int:
 _child: dict[str, Any] = {}
 
 
-def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, counter: Any,
-                stop: Any) -> None:
+def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, drop_setuid: bool,
+                counter: Any, stop: Any) -> None:
     child_setup(parent)  # Ctrl-C is the parent's; a worker dies with its parent (kill -9)
     reader.repo.after_fork()
     reader.share_stop(stop)
@@ -334,40 +459,45 @@ def _child_init(parent: int, reader: SnapshotReader, numeric_owner: bool, counte
         if unreported[0] >= PROGRESS_STEP:
             flush()
 
-    _child.update(reader=reader, numeric_owner=numeric_owner, progress=progress, flush=flush,
-                  names=_TempNames())
+    _child.update(reader=reader, numeric_owner=numeric_owner, drop_setuid=drop_setuid,
+                  progress=progress, flush=flush, names=_TempNames())
 
 
-def _child_write_files(batch: list[tuple[str, Node, str]]
+def _child_write_files(batch: list[tuple[str, Node, str]], base: _Base
                        ) -> tuple[dict[str, int], str, bool] | None:
-    """One batch in a worker process; what it could not apply goes back to the parent."""
-    meta = MetaApplier(_child["numeric_owner"])
+    """One batch in a worker process (``base``'s descriptor inherited at the fork); what it
+    could not apply goes back to the parent."""
+    meta = MetaApplier(_child["numeric_owner"], drop_setuid=_child["drop_setuid"])
     try:
-        _write_files(_child["reader"], batch, meta, _child["progress"], _child["names"])
+        _write_files(_child["reader"], batch, meta, _child["progress"], _child["names"], base)
     finally:
         _child["flush"]()
     short = meta.shortfall
     return (short.counts, short.first, short.unsupported) if short.counts else None
 
 
-def _make_special(dest: Path, node: Node, meta: MetaApplier) -> bool:
+def _make_special(opened: _Dirs, dest: str, node: Node, meta: MetaApplier) -> bool:
     """Make a fifo or device node; False (counted) when not allowed, as a non-root user is
     not for devices."""
     dev = os.makedev(node.rdev_major, node.rdev_minor) if node.type != "fifo" else 0
+    parent, name = opened.parent(dest)
     try:
-        os.mknod(dest, _DEVICE_TYPES[node.type] | (node.mode & 0o777), dev)
+        os.mknod(name, _DEVICE_TYPES[node.type] | (node.mode & 0o777), dev, dir_fd=parent)
     except PermissionError as exc:
-        meta.shortfall.add("devices", dest, f"{node.type}: {exc.strerror}")
+        meta.shortfall.add("devices", opened.base.show(dest), f"{node.type}: {exc.strerror}")
         return False
     return True
 
 
-def _mkdir(dest: str) -> None:
+def _mkdir(opened: _Dirs, dest: str) -> None:
+    """Make the directory ``dest``; one already there must be a directory, not a symlink."""
+    parent, name = opened.parent(dest)
     try:
-        os.mkdir(dest)
+        os.mkdir(name, dir_fd=parent)
     except FileExistsError:
-        if not os.path.isdir(dest):
-            raise
+        if not stat.S_ISDIR(os.stat(name, dir_fd=parent, follow_symlinks=False).st_mode):
+            raise FileExistsError(errno.EEXIST, "exists and is not a directory (a symlink "
+                                  "is never followed)", opened.base.show(dest)) from None
 
 
 class _TempNames:
@@ -382,29 +512,40 @@ class _TempNames:
         return f".{self._stem}{next(self._next):x}.strongroom-partial"
 
 
-def _create_temp(parent: str, names: _TempNames) -> tuple[int, str]:
-    """Create a fresh temporary file exclusively (never following or clobbering anything)."""
+def _create_temp(parent: int, names: _TempNames) -> tuple[int, str]:
+    """Create a fresh temporary file exclusively in the directory ``parent`` (never following
+    or clobbering anything); returns its descriptor and name."""
     for _ in range(100):
-        tmp = f"{parent}/{names()}"
+        tmp = names()
         try:
-            return os.open(tmp, _TEMP_FLAGS, 0o600), tmp
+            return os.open(tmp, _TEMP_FLAGS, 0o600, dir_fd=parent), tmp
         except FileExistsError:
             continue
-    raise FileExistsError(errno.EEXIST, "no free temporary name", parent)
+    raise FileExistsError(errno.EEXIST, "no free temporary name")
 
 
 def _write_files(reader: SnapshotReader, batch: list[tuple[str, Node, str]], meta: MetaApplier,
-                 progress: Callable[[int], None] | None, names: _TempNames) -> None:
-    for rel, node, dest in batch:
-        _write_file(reader, rel, node, dest, meta, progress, names)
-
-
-def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: str, meta: MetaApplier,
-                progress: Callable[[int], None] | None, names: _TempNames) -> None:
-    # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
-    # of the snapshot (a symlink or file named like it) is ever followed or clobbered.
-    fd, tmp = _create_temp(dest.rpartition("/")[0], names)  # dest is absolute
+                 progress: Callable[[int], None] | None, names: _TempNames,
+                 base: _Base) -> None:
+    opened = _Dirs(base)  # this batch's own: a thread never closes another's descriptors
     try:
+        for rel, node, dest in batch:
+            _write_file(reader, rel, node, dest, opened, meta, progress, names)
+    finally:
+        opened.close()
+
+
+def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: str, opened: _Dirs,
+                meta: MetaApplier, progress: Callable[[int], None] | None,
+                names: _TempNames) -> None:
+    # A fresh short name, created exclusively: it fits beside a 255-byte name, and no entry
+    # of the snapshot (a symlink or file named like it) is ever followed or clobbered. Its
+    # metadata goes on through the descriptor, then the rename makes it appear.
+    shown = opened.base.show(dest)
+    parent, name = opened.parent(dest)
+    tmp = ""
+    try:
+        fd, tmp = _create_temp(parent, names)
         try:
             if node.holes:
                 write_sparse(fd, reader.chunks(node, rel), node.holes, node.size, progress)
@@ -413,18 +554,20 @@ def _write_file(reader: SnapshotReader, rel: str, node: Node, dest: str, meta: M
                     _write_all(fd, chunk)
                     if progress:
                         progress(len(chunk))
+            meta.apply_fd(fd, node, shown)
         finally:
             os.close(fd)
-        os.replace(tmp, dest)
+        os.rename(tmp, name, src_dir_fd=parent, dst_dir_fd=parent)
     except OSError as exc:
-        _unlink_quietly(tmp)
-        if exc.filename is None:  # a failed write (disk full, file too large) names no file
-            raise OSError(exc.errno, exc.strerror, dest) from None
+        if tmp:
+            _unlink_quietly(tmp, parent)
+        if not str(exc.filename or "").startswith("/"):  # no name, or one relative to a fd
+            raise OSError(exc.errno, exc.strerror, shown) from None
         raise
     except BaseException:
-        _unlink_quietly(tmp)
+        if tmp:
+            _unlink_quietly(tmp, parent)
         raise
-    meta.apply(dest, node)
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -435,8 +578,8 @@ def _write_all(fd: int, data: bytes) -> None:
             written += os.write(fd, view[written:])
 
 
-def _unlink_quietly(path: str) -> None:
+def _unlink_quietly(name: str, parent: int) -> None:
     try:
-        os.unlink(path)
+        os.unlink(name, dir_fd=parent)
     except FileNotFoundError:
         pass
