@@ -191,7 +191,7 @@ def test_every_property_round_trips(repo: Repository, tmp_path: Path) -> None:
     snap = _backup(repo, src, kind="incremental")
     assert describe(src) == before  # reading the tree changed nothing
     dest = tmp_path / "dest"
-    report = _restore(repo, snap, dest)
+    report = _restore(repo, snap, dest, keep_setuid=True)  # not in place: bits kept on request
     assert not [k for k in report if k.startswith("not_restored")]
     back = dest / str(src).lstrip("/")
     after = describe(back)
@@ -233,7 +233,7 @@ def test_restore_as_nobody_keeps_what_it_can(work: Path) -> None:
         "repo = Repository.open(sys.argv[1], password='pw')\n"
         "snap = repo.find_snapshot(sys.argv[2])\n"
         "report = registry.get('files').restore(repo, snap, sys.argv[3], replace=False,\n"
-        "                                       include=[], options={})\n"
+        "                                       include=[], options={'keep_setuid': True})\n"
         "print(json.dumps(report))\n")
 
     def as_nobody() -> None:
