@@ -18,7 +18,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-from strongroom.errors import IntegrityError, NotSupported, SourceUnreachable
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    NotSupported,
+    SourceError,
+    SourceUnreachable,
+)
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
@@ -101,15 +107,47 @@ class Source:
 
     def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
                       settings: dict[str, Any]) -> Snapshot | None:
-        """Before a restore overwrites ``target`` in a way it cannot undo itself: refuse
-        (TargetNotEmpty) when it holds data and ``replace`` is false, else snapshot what is
-        there, complete and read back, tagged ``safety``. None: nothing to keep (the target is
-        empty, or the restore keeps the previous contents aside itself, as path kinds do).
-        The default snapshots the source itself (``settings``) when replacing."""
+        """Before a restore with ``replace`` overwrites ``target`` in a way it cannot undo
+        itself: snapshot what ``target`` holds, as ``<name>-safety`` tagged ``safety`` and
+        ``pre-restore``, and return it once it is known complete and was read back in full.
+
+        The default points this kind's backup at the target (:meth:`settings_for_target`,
+        from the block's ``settings``) and never at anything else: a target this kind cannot
+        read is a ConfigError naming it, before anything is written. A snapshot that left
+        something out (:meth:`snapshot_gaps`) or does not read back is an error too, so the
+        restore never starts on the word of a partial copy. None: nothing will be overwritten
+        (no ``replace``: the restore refuses a target that holds data) or the target holds
+        nothing (:meth:`holds_data`). A kind whose restore keeps the previous contents aside
+        itself (a directory moved aside, files swapped in) overrides this."""
         if not replace:
             return None
-        return self.backup(repo, name=name, kind="snapshot", tags=["safety", "pre-restore"],
-                           settings=settings)
+        pointed = self.settings_for_target(dict(settings), target)
+        if pointed is None:
+            raise ConfigError(f"cannot read {shown_target(target)} to keep a safety copy; a "
+                              f"{self.kind} source snapshots only targets it can back up, and "
+                              "a restore with replace needs that copy: nothing was written")
+        if not self.holds_data(pointed):
+            return None
+        snap = self.backup(repo, name=f"{name}-safety", kind="snapshot",
+                           tags=["safety", "pre-restore"], settings=pointed)
+        gaps = self.snapshot_gaps(snap)
+        if gaps:
+            raise SourceError(f"the safety snapshot {snap.short_id} of "
+                              f"{shown_target(target)} is incomplete ({'; '.join(gaps)}); "
+                              "nothing was overwritten: make the target quiet and try again")
+        read_back(repo, snap)
+        return snap
+
+    def holds_data(self, settings: dict[str, Any]) -> bool:
+        """Whether the target ``settings`` point at (see :meth:`settings_for_target`) holds
+        anything a restore with replace would overwrite. True (the default) when this kind
+        cannot tell: a safety snapshot is then taken anyway."""
+        return True
+
+    def snapshot_gaps(self, snap: Snapshot) -> list[str]:
+        """What a backup of this kind left out of ``snap`` (objects skipped or vanished, read
+        errors, dangling records), one phrase each; [] (the default) when it is complete."""
+        return []
 
     def in_place_target(self, settings: dict[str, Any]) -> str | None:
         """Where this source's data lives, as a restore target (its directory, data
@@ -161,3 +199,39 @@ class Source:
 
     def __repr__(self) -> str:
         return f"<source {self.kind}>"
+
+
+def shown_target(target: str) -> str:
+    """``target`` as an operator may see it: a URL's password (``scheme://user:pw@host``)
+    is left out."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(target)
+        secret = parts.password
+    except ValueError:
+        return target
+    if not secret:
+        return target
+    host = parts.netloc.rsplit("@", 1)[1]
+    user = f"{parts.username}@" if parts.username else ""
+    return parts._replace(netloc=f"{user}{host}").geturl()
+
+
+def read_back(repo: Repository, snap: Snapshot) -> None:
+    """Read ``snap`` back in full: the engine's structure check of it (its trees, and the
+    packs its blobs are in are stored), then every blob of every file decrypted and checked
+    against its id and every file against its recorded SHA-256. IntegrityError names the first
+    problem. Costs one read of this snapshot, whatever the repository's size."""
+    from strongroom.repository.verify import verify
+
+    result = verify(repo, snapshot_ids=[snap.id])
+    if result.errors:
+        more = f" (and {len(result.errors) - 1} more)" if len(result.errors) > 1 else ""
+        raise IntegrityError(f"snapshot {snap.short_id} does not read back: "
+                             f"{result.errors[0]}{more}")
+    reader = repo.reader(snap)
+    for path, node in reader.walk():
+        if node.type == "file":
+            for _chunk in reader.chunks(node, path):
+                pass

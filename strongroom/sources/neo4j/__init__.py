@@ -14,16 +14,12 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from strongroom.sources.contract import ObjectiveClass, Progress, ScratchTarget, Source
 from strongroom.sources.registry import register
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
-
-BOLT_SCHEMES = ("bolt", "neo4j", "bolt+s", "neo4j+s", "bolt+ssc", "neo4j+ssc")
-
 
 class Neo4jSource(Source):
     """One Neo4j database, exported online over Bolt."""
@@ -51,11 +47,37 @@ class Neo4jSource(Source):
 
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
-        """A Bolt or neo4j URL's server (scheme, host, port) over the block's settings."""
-        url = urlsplit(target)
-        if url.scheme not in BOLT_SCHEMES:
-            return None
-        return {**settings, "uri": f"{url.scheme}://{url.hostname}:{url.port or 7687}"}
+        """A Bolt or neo4j URL's server (scheme, host, port) and database (its path, else the
+        block's) over the block's settings; None for anything else."""
+        from strongroom.sources.neo4j.target import settings_for
+
+        return settings_for(settings, target)
+
+    def in_place_target(self, settings: dict[str, Any]) -> str | None:
+        """The block's ``uri`` with its ``database``: ``bolt://host:port/database``."""
+        from strongroom.sources.neo4j.target import in_place
+
+        return in_place(settings)
+
+    def check_target(self, target: str, *, settings: dict[str, Any], replace: bool,
+                     size: int) -> list[str]:
+        """A Bolt or neo4j URL whose database answers the block's credentials and holds no
+        graph or schema unless ``replace``; anything else: ConfigError."""
+        from strongroom.sources.neo4j.target import check
+
+        return check(settings, target, replace=replace)
+
+    def holds_data(self, settings: dict[str, Any]) -> bool:
+        """Whether the database holds a node, constraint or index."""
+        from strongroom.sources.neo4j.target import holds_graph
+
+        return holds_graph(settings)
+
+    def snapshot_gaps(self, snap: Snapshot) -> list[str]:
+        """Relationships skipped because their end node appeared during the export."""
+        from strongroom.sources.neo4j.target import gaps
+
+        return gaps(snap.meta)
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:

@@ -9,6 +9,7 @@ import logging
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from neo4j.exceptions import DriverError, Neo4jError, ServiceUnavailable, SessionExpired
 
@@ -18,7 +19,6 @@ from strongroom.errors import (
     SourceError,
     SourceUnreachable,
     StrongroomError,
-    TargetNotEmpty,
 )
 from strongroom.sources.neo4j import graph
 from strongroom.sources.neo4j.auth import password_from
@@ -26,6 +26,7 @@ from strongroom.sources.neo4j.codec import decode_props
 from strongroom.sources.neo4j.graph import Target
 from strongroom.sources.neo4j.graphfile import check_meta, records
 from strongroom.sources.neo4j.physical import restore_dump
+from strongroom.sources.neo4j.target import refuse_busy
 
 if TYPE_CHECKING:
     from strongroom.repository import Repository, Snapshot
@@ -61,9 +62,7 @@ def restore_neo4j(repo: Repository, snap: Snapshot, url: str, *, replace: bool =
         log.info("snapshot %s checked in %.1f s", snap.short_id, time.monotonic() - started)
     with graph.session(target, write=True) as s:
         if not graph.is_empty(s):
-            if not replace:
-                raise TargetNotEmpty(f"Neo4j database {target.display} is not empty "
-                                     "(use --replace to clear it first)")
+            refuse_busy(target.display, True, replace)
             if not checked:
                 check_snapshot(repo, snap)
             graph.clear(s)
@@ -179,9 +178,11 @@ def restore_snapshot(repo: Repository, snap: Snapshot, target: str, *, replace: 
         batch = int(opts.get("batch_size", BATCH))
     except ValueError:
         raise ConfigError("batch_size must be an integer") from None
+    # the target's own database (its path) wins over the option, which is the block's default
+    named = urlsplit(target).path.strip("/")
     return restore_neo4j(
         repo, snap, target, replace=replace, user=opts.get("user"),
         password=opts.get("password") or password_from(opts.get("password_env"),
                                                        opts.get("password_file")),
-        database=opts.get("database"), batch=batch,
+        database=None if named else opts.get("database"), batch=batch,
         check_first=str(opts.get("check_first", "yes")).lower() not in ("no", "false", "0"))

@@ -15,7 +15,6 @@ from __future__ import annotations
 from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
-from urllib.parse import urlsplit
 
 from strongroom.sources.contract import (
     ObjectiveClass,
@@ -57,11 +56,53 @@ class RedisSource(Source):
 
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
-        """A ``redis://`` or ``rediss://`` target's host and port over the block's settings."""
-        url = urlsplit(target)
-        if url.scheme not in ("redis", "rediss"):
+        """A ``redis://`` or ``rediss://`` target's server (host, port, TLS) over the block's
+        settings, logging in as a live restore into it does (the target's user, else the
+        block's; the block's password, else the target's). A ``/db`` narrows nothing: the
+        snapshot, like the restore, covers every database. None for anything else."""
+        from strongroom.sources.redis.target import settings_for
+
+        return settings_for(settings, target)
+
+    def in_place_target(self, settings: dict[str, Any]) -> str | None:
+        """The block's server, ``redis[s]://[user@]host:port`` (no password in it)."""
+        from strongroom.sources.redis.target import in_place
+
+        return in_place(settings)
+
+    def check_target(self, target: str, *, settings: dict[str, Any], replace: bool,
+                     size: int) -> list[str]:
+        """A live server: reachable with the block's credentials, no keys unless ``replace``,
+        ``maxmemory`` room for the snapshot's ``size`` bytes of RDB (TargetTooSmall). A
+        stopped server's directory: no server running in it, no RDB/AOF unless ``replace``,
+        free disk. Any other URL: ConfigError."""
+        from strongroom.sources.redis.target import (
+            check_directory,
+            check_live,
+            is_directory_target,
+        )
+
+        if is_directory_target(target):
+            return check_directory(target, replace=replace, size=size)
+        return check_live(settings, target, replace=replace, size=size)
+
+    def holds_data(self, settings: dict[str, Any]) -> bool:
+        """Whether any database of the server ``settings`` name holds a key."""
+        from strongroom.sources.redis.target import holds_keys
+
+        return bool(holds_keys(settings))
+
+    def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
+                      settings: dict[str, Any]) -> Snapshot | None:
+        """A live target: the contract's safety snapshot of that server (every database). A
+        stopped server's directory: None, the rdb-dir restore moves the RDB and AOF it replaces
+        aside itself (``.strongroom-replaced-<time>``) and refuses them without ``replace``."""
+        from strongroom.sources.redis.target import is_directory_target
+
+        if is_directory_target(target):
             return None
-        return {**settings, "host": url.hostname or "127.0.0.1", "port": url.port or 6379}
+        return super().safety_backup(repo, name=name, target=target, replace=replace,
+                                     settings=settings)
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,
                        settings: dict[str, Any]) -> AbstractContextManager[ScratchTarget]:

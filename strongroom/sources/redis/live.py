@@ -38,10 +38,7 @@ def restore_live(repo: Repository, snap: Snapshot, target: str, *, replace: bool
     with errors(ep, "restore target"):
         busy = keyspace_dbs(dst)
         target_dbs = database_count(dst)
-    if busy and not replace:
-        raise TargetNotEmpty(f"restore target {ep.label} already holds keys in db "
-                             f"{', '.join(map(str, busy))} (use --replace to overwrite the "
-                             "snapshot's keys)")
+    refuse_busy(ep, busy, replace)
     flush = str(options.get("flush", "")).lower() in ("1", "yes", "true")
     tolerance = int(options.get("ttl_tolerance_ms", TTL_TOLERANCE_MS))
     with tempfile.TemporaryDirectory(prefix="strongroom-redis-", dir=workdir) as tmp:
@@ -71,6 +68,15 @@ def restore_live(repo: Repository, snap: Snapshot, target: str, *, replace: bool
     report.update({"snapshot": snap.id, "target": ep.label, "mode": "live",
                    "keys_copied": sum(copied.values())})
     return report
+
+
+def refuse_busy(ep: Endpoint, busy: list[int], replace: bool) -> None:
+    """TargetNotEmpty when the server holds keys (in the databases ``busy``) and ``replace``
+    is false: the one rule of a live restore and of the check before it."""
+    if busy and not replace:
+        raise TargetNotEmpty(f"restore target {ep.label} already holds keys in db "
+                             f"{', '.join(map(str, busy))} (use --replace to overwrite the "
+                             "snapshot's keys)")
 
 
 def _copy_db(proc: RedisProcess, ep: Endpoint, db: int, replace: bool,

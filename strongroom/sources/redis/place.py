@@ -82,6 +82,23 @@ def _wait_aof(proc: Any, timeout: float = AOF_WAIT) -> None:
     raise SourceError(f"rebuilding the AOF did not finish within {timeout:.0f} s")
 
 
+def refuse_busy_dir(directory: Path, names: tuple[str, ...], replace: bool) -> None:
+    """ConfigError when a redis-server runs in ``directory`` or it is no directory;
+    TargetNotEmpty when it holds one of ``names`` (the RDB, AOF directory or file) and
+    ``replace`` is false. The one rule of a restore and of the check before it."""
+    if directory.exists() and not directory.is_dir():
+        raise ConfigError(f"redis restore target {directory} is not a directory (a stopped "
+                          "server's data directory, or redis://host:port)")
+    pids = running_servers(directory) if directory.exists() else []
+    if pids:
+        raise ConfigError(f"a redis-server (pid {pids[0]}) is running in {directory}: stop it "
+                          "first, or restore into it live with --target redis://host:port")
+    existing = [n for n in names if (directory / n).exists()]
+    if existing and not replace:
+        raise TargetNotEmpty(f"{directory} already holds {', '.join(existing)} (use --replace; "
+                             "the old files are moved aside, not deleted)")
+
+
 def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: bool,
                     options: dict[str, Any], progress: Callable[[int], None] | None = None
                     ) -> dict[str, Any]:
@@ -100,14 +117,7 @@ def restore_rdb_dir(repo: Repository, snap: Snapshot, target: str, *, replace: b
     for name in (dbfilename, aofdir, aoffile):
         if "/" in name or name in ("", ".", ".."):
             raise ConfigError(f"bad file name {name!r} for a redis data directory")
-    pids = running_servers(directory) if directory.exists() else []
-    if pids:
-        raise ConfigError(f"a redis-server (pid {pids[0]}) is running in {directory}: stop it "
-                          "first, or restore into it live with --target redis://host:port")
-    existing = [n for n in (dbfilename, aofdir, aoffile) if (directory / n).exists()]
-    if existing and not replace:
-        raise TargetNotEmpty(f"{directory} already holds {', '.join(existing)} (use --replace; "
-                             "the old files are moved aside, not deleted)")
+    refuse_busy_dir(directory, (dbfilename, aofdir, aoffile), replace)
     uses_aof = appendonly == "yes" or (appendonly == "auto" and any(
         (directory / n).exists() for n in (aofdir, aoffile)))
     created = not directory.exists()

@@ -244,7 +244,19 @@ def _prepare_bucket(client: Any, bucket: str, prefix: str, endpoint: str | None,
         if versions == "all" and client.get_bucket_versioning(Bucket=bucket).get(
                 "Status") != "Enabled":
             raise ConfigError(f"versions=all needs versioning enabled on bucket {bucket!r}")
-        busy = client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1).get("KeyCount", 0)
+        busy = holds_objects(client, bucket, prefix)
+    refuse_busy(bucket, prefix, busy, replace)
+
+
+def holds_objects(client: Any, bucket: str, prefix: str) -> bool:
+    """Whether any object is stored under ``s3://bucket/prefix`` (an existing bucket)."""
+    return bool(client.list_objects_v2(Bucket=bucket, Prefix=prefix, MaxKeys=1)
+                .get("KeyCount", 0))
+
+
+def refuse_busy(bucket: str, prefix: str, busy: bool, replace: bool) -> None:
+    """TargetNotEmpty for objects under the target prefix without ``replace``: the one rule of
+    a restore and of the check before it."""
     if busy and not replace:
         raise TargetNotEmpty(f"restore target s3://{bucket}/{prefix} is not empty (use "
                              "--replace to overwrite the snapshot's objects)")
