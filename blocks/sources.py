@@ -119,6 +119,10 @@ class PostgresSource(SourceBlock):
     snapshot_method: str | None = Field(
         default=None, description="what the hourly and pre-restore safety snapshots take: "
         "physical or logical; empty: the same as method")
+    data_directory: str | None = Field(
+        default=None, description="the cluster's data directory on the host that runs its "
+        "restores (absolute path): where a physical recovery that names no target restores; "
+        "empty: such a recovery needs a target")
 
     def settings(self) -> dict[str, Any]:
         out = super().settings()

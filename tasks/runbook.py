@@ -27,13 +27,17 @@ def runbook_for(source: str) -> dict[str, Any]:
 
 def stop_service(command: str, dest: str) -> str:
     """Run the configured stop command; ``pg_ctl`` alone stops the managed cluster whose data
-    directory is ``dest`` (as the directory's owner). One line saying what was done."""
+    directory is ``dest`` (as the directory's owner): a ``postmaster.pid`` whose process is
+    gone, or is not that directory's postmaster, is a crashed server, reported, not stopped.
+    One line saying what was done."""
     if command.strip() == "pg_ctl":
+        from strongroom.sources.postgres.cluster import read_pidfile
         from strongroom.sources.postgres.pgbin import binary, run, server_user_kwargs
 
         datadir = Path(dest)
-        if not (datadir / "postmaster.pid").exists():
-            return f"no server running in {datadir}"
+        pidfile = read_pidfile(datadir)
+        if not pidfile.live:  # none, or a crashed server's: pg_ctl stop would fail
+            return pidfile.describe()
         version = int((datadir / "PG_VERSION").read_text().strip())
         run([binary("pg_ctl", version), "stop", "-D", str(datadir), "-m", "fast", "-w",
              "-t", "120"], timeout=180, **server_user_kwargs(datadir))
@@ -88,12 +92,14 @@ def stop_kept_server(report: dict[str, Any]) -> None:
     """Stop a server kept running only for the smoke checks; remove its work directory."""
     import shutil
 
+    from strongroom.sources.postgres.cluster import read_pidfile
     from strongroom.sources.postgres.pgbin import binary, run, server_user_kwargs
 
     datadir = Path(str(report.get("datadir")))
-    version = int((datadir / "PG_VERSION").read_text().strip())
-    run([binary("pg_ctl", version), "stop", "-D", str(datadir), "-m", "fast", "-w"],
-        timeout=180, check=False, **server_user_kwargs(datadir))
+    if read_pidfile(datadir).live:
+        version = int((datadir / "PG_VERSION").read_text().strip())
+        run([binary("pg_ctl", version), "stop", "-D", str(datadir), "-m", "fast", "-w"],
+            timeout=180, check=False, **server_user_kwargs(datadir))
     work = (report.get("server") or {}).get("work_dir")
     if work:
         shutil.rmtree(work, ignore_errors=True)

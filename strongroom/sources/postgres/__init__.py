@@ -48,6 +48,30 @@ class PostgresSource(Source):
         return dispatch.restore(repo, snap, target, replace=replace, include=list(include),
                                 options=dict(options))
 
+    def check_target(self, target: str, *, settings: dict[str, Any], replace: bool,
+                     size: int) -> list[str]:
+        """A data directory (absolute path) for physical snapshots: room for ``size`` bytes
+        + 10% beside it, no running server unless ``replace``; a DSN naming the database
+        for logical ones. See :mod:`strongroom.sources.postgres.target`."""
+        from strongroom.sources.postgres import target as target_mod
+
+        return target_mod.check_target(target, settings=settings, replace=replace, size=size)
+
+    def safety_backup(self, repo: Repository, *, name: str, target: str, replace: bool,
+                      settings: dict[str, Any]) -> Snapshot | None:
+        """A data directory: None (the restore keeps the previous one beside it). A DSN: a
+        logical snapshot of that database, read back in full, as ``<name>-safety``."""
+        from strongroom.sources.postgres import target as target_mod
+
+        return target_mod.safety_backup(repo, name=name, target=target, replace=replace,
+                                        settings=settings)
+
+    def in_place_target(self, settings: dict[str, Any]) -> str | None:
+        """physical: the block's ``data_directory``; logical: the block's DSN (database)."""
+        from strongroom.sources.postgres import target as target_mod
+
+        return target_mod.in_place_target(settings)
+
     def point_in_time(self, repo: Repository, snaps: list[Snapshot],
                       point: dict[str, str]) -> tuple[Snapshot, dict[str, Any]] | None:
         """Physical backups replay the WAL archive to ``point``: the base is the newest backup
@@ -78,14 +102,19 @@ class PostgresSource(Source):
 
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
-        """A ``postgres[ql]://`` URL's or a ``key=value`` DSN's host, port and database over the
-        block's settings; a data directory is not a server this can read: None."""
+        """A ``postgres[ql]://`` URL's or a ``key=value`` DSN's host, port, database (and user
+        and password, when it names them) over the block's settings; a data directory is not
+        a server this can read: None."""
         out = dict(settings)
         if "://" in target:
             url = urlsplit(target)
             if url.scheme not in ("postgres", "postgresql"):
                 return None
             out.update(host=url.hostname or "127.0.0.1", port=url.port or 5432)
+            if url.username:
+                out["user"] = url.username
+            if url.password is not None:
+                out["password"] = url.password
             if url.path.strip("/"):
                 out["database"] = url.path.strip("/")
             return out
@@ -93,10 +122,13 @@ class PostgresSource(Source):
             return None
         from strongroom.sources.postgres.conn import Dsn
 
-        params = Dsn.parse(target).params
-        out.update({k: params[k] for k in ("host", "port") if k in params})
+        dsn = Dsn.parse(target)
+        params = dsn.params
+        out.update({k: params[k] for k in ("host", "port", "user") if k in params})
         if params.get("dbname"):
             out["database"] = params["dbname"]
+        if dsn.password is not None:
+            out["password"] = dsn.password
         return out
 
     def scratch_target(self, snap: Snapshot, workdir: Path, *,

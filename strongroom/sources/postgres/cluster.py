@@ -120,6 +120,84 @@ class Server:
                           f"({last})")
 
 
+@dataclass(frozen=True)
+class PidFile:
+    """What ``postmaster.pid`` of a data directory says: no file, a live postmaster of that
+    directory, or a stale file (a crashed server: its process is gone, or the pid now names
+    a process that is not this directory's postmaster)."""
+
+    datadir: Path
+    present: bool
+    pid: int | None = None
+    live: bool = False
+
+    @property
+    def stale(self) -> bool:
+        return self.present and not self.live
+
+    def describe(self) -> str:
+        """One line for an operator."""
+        if not self.present:
+            return f"no server running in {self.datadir}"
+        if self.live:
+            return f"a server is running in {self.datadir} (pid {self.pid})"
+        return ("no server running: stale postmaster.pid of a crashed server "
+                f"(pid {self.pid if self.pid is not None else 'unreadable'})")
+
+
+def read_pidfile(datadir: Path) -> PidFile:
+    """Look at ``datadir/postmaster.pid`` and at the process it names (see :class:`PidFile`)."""
+    datadir = Path(datadir)
+    try:
+        text = (datadir / "postmaster.pid").read_text(errors="replace")
+    except FileNotFoundError:
+        return PidFile(datadir, present=False)
+    except OSError:
+        return PidFile(datadir, present=True, live=True)  # cannot look: assume it runs
+    try:
+        pid = int(text.split()[0])
+    except (ValueError, IndexError):
+        return PidFile(datadir, present=True)  # empty or torn: no postmaster wrote it fully
+    return PidFile(datadir, present=True, pid=pid, live=postmaster_of(pid, datadir))
+
+
+def postmaster_of(pid: int, datadir: Path) -> bool:
+    """True when process ``pid`` is alive and is the postmaster of ``datadir`` (its program
+    is ``postgres``/``postmaster`` and its working directory, where a postmaster always runs,
+    is ``datadir``). Where that cannot be read (no /proc, no permission) a live process counts
+    as the postmaster: never take a running server for a crashed one."""
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    proc = Path(f"/proc/{pid}")
+    if not Path("/proc/self").exists():
+        return True
+    try:
+        argv = (proc / "cmdline").read_bytes().split(b"\0")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        return True
+    program = os.path.basename(argv[0].decode(errors="replace")) if argv else ""
+    if program not in ("postgres", "postmaster"):
+        return False  # gone (a zombie has no command line), or another program now
+    try:
+        cwd, own = os.stat(proc / "cwd"), os.stat(datadir)
+    except FileNotFoundError:
+        return False
+    except OSError:
+        args = [a.decode(errors="replace") for a in argv]
+        given = [args[i + 1] for i, a in enumerate(args[:-1]) if a == "-D"]
+        return not given or any(os.path.realpath(d) == os.path.realpath(datadir)
+                                for d in given)
+    return (cwd.st_dev, cwd.st_ino) == (own.st_dev, own.st_ino)
+
+
 def kill_hard(server: Server) -> None:
     """kill -9 the postmaster (its children exit on their own)."""
     pid = server.pid()
@@ -139,4 +217,5 @@ def subprocess_env(extra: dict[str, str]) -> dict[str, str]:
     return {**os.environ, **extra}
 
 
-__all__ = ["Server", "free_port", "kill_hard", "run_sql_file", "subprocess"]
+__all__ = ["PidFile", "Server", "free_port", "kill_hard", "postmaster_of", "read_pidfile",
+           "run_sql_file", "subprocess"]

@@ -113,6 +113,7 @@ def base_meta(manifest: dict[str, Any], label: str, info: Any, wal: str,
         "start_time": started.isoformat(), "label_start_time": label_fields.get("START TIME"),
         "wal_segment_size": info.wal_segment_size, "wal_in_tar": wal == "fetch",
         "base_snapshot": None, "wal_end_lsn": ranges[-1]["End-LSN"],
+        "data_directory": getattr(info, "data_directory", None),
     }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import tarfile
@@ -10,17 +11,24 @@ import tempfile
 import threading
 import time
 from collections.abc import Iterable
+from dataclasses import replace as with_fields
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from strongroom.errors import ConfigError, IntegrityError, SourceError, TargetNotEmpty
+from strongroom.errors import (
+    ConfigError,
+    IntegrityError,
+    SourceError,
+    StrongroomError,
+    TargetNotEmpty,
+)
 from strongroom.repository import Repository, Snapshot
 from strongroom.sources.postgres import command, parts, walstore
 from strongroom.sources.postgres import verify as verify_mod
 from strongroom.sources.postgres import walnames as wn
 from strongroom.sources.postgres.backups import pg_meta, physical_snapshots
-from strongroom.sources.postgres.cluster import Server, free_port
+from strongroom.sources.postgres.cluster import PidFile, Server, free_port, read_pidfile
 from strongroom.sources.postgres.pgbin import (
     binary,
     chown_tree,
@@ -32,25 +40,50 @@ from strongroom.sources.postgres.pgbin import (
 from strongroom.sources.postgres.plan import Target, check_wal, choose_base, choose_timeline
 from strongroom.sources.postgres.receiver import default_slot
 from strongroom.sources.postgres.writeback import EarlyWriteBack
+from strongroom.sources.swap import (
+    KEPT_MARK,
+    UNDONE_MARK,
+    holds_data,
+    real_target,
+    staging_dir,
+    stamp,
+    swap_in,
+)
 
 MARKER = "# strongroom restore"
 
 
-def prepare_target(target_dir: Path, replace: bool) -> Path | None:
-    """Refuse a non-empty target unless ``replace``; then move it aside as a safety copy."""
-    if target_dir.exists() and any(target_dir.iterdir()):
-        if not replace:
-            raise TargetNotEmpty(f"{target_dir} is not empty (use --replace to restore over it; "
-                                 "the old directory is kept as a safety copy)")
-        if (target_dir / "postmaster.pid").exists():
-            raise TargetNotEmpty(f"{target_dir} has a running server (postmaster.pid); stop it")
-        aside = target_dir.with_name(f"{target_dir.name}.before-restore-"
-                                     f"{datetime.now(UTC):%Y%m%dT%H%M%S}")
-        target_dir.rename(aside)
-        target_dir.mkdir(mode=0o700)
-        return aside
-    target_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    return None
+def check_datadir(target_dir: Path, replace: bool) -> PidFile:
+    """Before anything is written: a live server in ``target_dir`` is refused (even with
+    ``replace``: stop it first), a non-empty directory unless ``replace``. A stale
+    ``postmaster.pid`` (a crashed server) is no obstacle: the caller reports it."""
+    pidfile = read_pidfile(target_dir)
+    if pidfile.live:
+        raise TargetNotEmpty(f"{target_dir} has a running server (pid {pidfile.pid}): stop it "
+                             "first")
+    if holds_data(target_dir) and not replace:
+        raise TargetNotEmpty(f"{target_dir} is not empty (use --replace to restore over it; "
+                             "the old directory is kept beside it as "
+                             f"{target_dir.name}{KEPT_MARK}<time>)")
+    return pidfile
+
+
+def put_back_commands(target_dir: Path, kept: Path | None, version: int | str | None) -> str:
+    """The shell commands that undo a swap of ``target_dir`` (stop what runs there, move the
+    restored directory aside, move ``kept`` back)."""
+    q = shlex.quote
+    try:
+        pg_ctl = binary("pg_ctl", version)
+    except ConfigError:
+        pg_ctl = "pg_ctl"
+    stop = f"{q(pg_ctl)} stop -D {q(str(target_dir))} -m fast"
+    if kept is None:
+        return (f"nothing was kept ({target_dir} was empty or missing); to remove what was "
+                f"restored: {stop}; rm -rf {q(str(target_dir))}")
+    undone = target_dir.with_name(f"{target_dir.name}{UNDONE_MARK}{stamp()}")
+    return (f"the previous data directory is kept as {kept}; to put it back: {stop}; "
+            f"mv -T {q(str(target_dir))} {q(str(undone))} && "
+            f"mv -T {q(str(kept))} {q(str(target_dir))}")
 
 
 def extract_base(repo: Repository, snap: Snapshot, target_dir: Path, jobs: int = 2,
@@ -184,9 +217,18 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
                      options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Restore into ``target_dir`` and recover to the target; verify; return a report.
 
+    Restore beside, then swap: the base is extracted into a staging directory beside
+    ``target_dir`` (:mod:`strongroom.sources.swap`), recovered and verified there by a
+    temporary server, which is then stopped; only then does the staging directory take the
+    target's place, the previous contents kept as ``<target>.before-restore-<time>`` (the
+    report's ``kept``). Any failure before the swap removes the staging directory and leaves
+    the target as it was. A server that must keep running (``keep_running``, ``failover``) is
+    started again on the final directory after the swap; an error from then on names the kept
+    directory and the commands that put it back.
+
     options: target / target_time / target_lsn / target_xid / target_name / target_timeline /
     inclusive, port, verify (default true), gx (auto, true or false; default auto: the GX
-    suite when installed), keep_running, spool."""
+    suite when installed), keep_running, failover, spool."""
     o = dict(options or {})
     t0 = time.monotonic()
     target = Target.from_options(o)
@@ -196,6 +238,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
     if snap is None:
         snap = choose_base(physical_snapshots(repo, name), target, name)
     meta = pg_meta(snap)
+    version = int(meta["version"])
     catalog = walstore.WalCatalog.load(repo, name)
     catalog.seg_size = catalog.seg_size or int(meta["wal_segment_size"])
     tli, path = choose_timeline(snap, catalog, target.timeline)
@@ -209,31 +252,43 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
     wal_check = check_wal(snap, catalog, path, target, own)
 
     gx = verify_mod.gx_choice(o) if _flag(o, "verify", True) else False  # before any change
-    target_dir = Path(target_dir).absolute()
-    aside = prepare_target(target_dir, replace)
+    failover = _flag(o, "failover", False)
+    keep_running = _flag(o, "keep_running", False)
+    target_dir = real_target(target_dir)
+    pidfile = check_datadir(target_dir, replace)
+    when = stamp()
+    staging = staging_dir(target_dir, when)
+    if staging.parent == target_dir:  # nothing can be made beside it: a data directory
+        shutil.rmtree(staging, ignore_errors=True)  # must not hold a cluster inside it
+        raise ConfigError(f"restore target {target_dir} is a mount point or its parent is not "
+                          "writable: a data directory is restored beside its target; restore "
+                          "into a directory inside it")
     like = server_user_kwargs(target_dir.parent)
     work = Path(tempfile.mkdtemp(prefix="strongroom-pgrestore-", dir=o.get("spool")))
     spool = work / "wal"
     spool.mkdir()
     report: dict[str, Any] = {"snapshot": snap.id, "snapshot_kind": snap.kind,
                               "target": {"kind": target.kind, "value": target.value},
-                              "timeline": tli, "datadir": str(target_dir),
-                              "safety_copy": str(aside) if aside else None,
+                              "timeline": tli, "datadir": str(target_dir), "kept": None,
                               "wal_check": wal_check}
+    if pidfile.stale:
+        report["crashed_server"] = pidfile.describe()
     server = None
-    ok = False  # on failure the server is stopped even with keep_running
+    kept: Path | None = None
+    swapped = False
     try:
-        chown_tree(target_dir, like)
-        extract_base(repo, snap, target_dir, jobs=int(o.get("jobs", 2)))
-        chown_tree(target_dir, like)
-        os.chmod(target_dir, 0o700)
+        chown_tree(staging, like)
+        os.chmod(staging, 0o700)
+        extract_base(repo, snap, staging, jobs=int(o.get("jobs", 2)))
+        chown_tree(staging, like)
+        os.chmod(staging, 0o700)
         if _flag(o, "verify", True):
-            report["pg_verifybackup"] = verifybackup(target_dir, int(meta["version"]),
+            report["pg_verifybackup"] = verifybackup(staging, version,
                                                      bool(meta.get("wal_in_tar")))
         report["wal_files_prefetched"] = prefetch(repo, snap, catalog, spool, path, target)
         settings = {"restore_command": command.restore_command(name, spool),
                     "recovery_target_timeline": str(tli), **target.settings()}
-        write_recovery_conf(target_dir, settings)
+        write_recovery_conf(staging, settings)
         sock = work / "sock"
         sock.mkdir()
         hba = work / "pg_hba.conf"
@@ -241,7 +296,7 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         chown_tree(work, like)
         os.chmod(work, 0o711)
         port = int(o.get("port") or free_port())
-        server = Server(target_dir, port, sock, version=int(meta["version"]),
+        server = Server(staging, port, sock, version=version,
                         logfile=work / "restore.log", env=command.child_env(),
                         options={"hba_file": str(hba), "archive_mode": "off",
                                  "listen_addresses": "''",
@@ -254,22 +309,56 @@ def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | 
         if _flag(o, "verify", True):
             report["verification"] = verify_mod.verify_restored(
                 server, meta.get("stats") or {}, strict=_strict(snap, target), gx=gx)
-        mark_history_ready(target_dir, tli, report)
-        clear_recovery_conf(target_dir)
-        if _flag(o, "failover", False):
-            take_over_archive(repo, name, server, tli, report, o, meta)
-        ok = True
-    finally:
-        keep = bool(o.get("keep_running")) and ok
-        if server is not None and not keep:
-            server.stop(mode="fast" if ok else "immediate")
-        elif server is not None:  # the caller stops it and removes work_dir
+        mark_history_ready(staging, tli, report)
+        clear_recovery_conf(staging)
+        server.stop(mode="fast")
+        if read_pidfile(staging).live:
+            raise SourceError(f"the recovery server on {staging} did not stop")
+        check_datadir(target_dir, replace)  # a server started there meanwhile is refused
+        kept = swap_in(staging, target_dir, when)
+        swapped = True
+        report["kept"] = str(kept) if kept else None
+        os.chmod(target_dir, 0o700)  # what PostgreSQL wants, whatever an empty target had
+        if like:
+            os.chown(target_dir, like["user"], like["group"])
+        server = with_fields(server, datadir=target_dir)
+        if failover or keep_running:
+            server.start(timeout=600)
+            server.wait_ready(timeout=600)
+            if failover:
+                take_over_archive(repo, name, server, tli, report, o, meta)
+        if keep_running:  # the caller stops it and removes work_dir
             report["server"] = {"port": server.port, "socket_dir": str(server.sockdir),
                                 "work_dir": str(work)}
-        if not keep:
-            shutil.rmtree(work, ignore_errors=True)
+    except BaseException as exc:
+        if server is not None and read_pidfile(server.datadir).live:
+            server.stop(mode="immediate")
+        shutil.rmtree(work, ignore_errors=True)
+        if not swapped:
+            shutil.rmtree(staging, ignore_errors=True)
+            if isinstance(exc, Exception) and holds_data(target_dir):
+                raise _with_note(exc, f"{target_dir} was left as it was") from exc
+            raise
+        if isinstance(exc, Exception):
+            raise _with_note(exc, put_back_commands(target_dir, kept, version)) from exc
+        raise
+    if not keep_running:
+        if server is not None and read_pidfile(target_dir).live:
+            server.stop(mode="fast")
+        shutil.rmtree(work, ignore_errors=True)
     report["duration_s"] = round(time.monotonic() - t0, 2)
     return report
+
+
+def _with_note(exc: Exception, note: str) -> StrongroomError:
+    """``exc`` as a StrongroomError of the same class (SourceError for others) whose one-line
+    message ends with ``note``."""
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    cls = type(exc) if isinstance(exc, StrongroomError) else SourceError
+    try:
+        return cls(f"{text}; {note}")
+    except TypeError:
+        return SourceError(f"{text}; {note}")
 
 
 def _strict(snap: Snapshot, target: Target) -> bool:
@@ -345,7 +434,7 @@ def take_over_archive(repo: Repository, name: str, server: Server, tli: int,
                   system_id=catalog.system_id or meta.get("system_id"), catalog=catalog,
                   as_name=names)
     report["failover"] = {"slot": slot, "archived": sorted(names.values())}
-    if o.get("keep_running"):
+    if _flag(o, "keep_running", False):
         server.start(timeout=600)
         server.wait_ready(timeout=600)
 
