@@ -211,8 +211,9 @@ def pg_restore(
     target_timeline: Annotated[str | None, typer.Option(help="latest (of those descending "
                                                         "from the base), current, or N.")
                                ] = None,
-    replace: Annotated[bool, typer.Option(help="Restore over a non-empty directory (moved "
-                                          "aside as a safety copy).")] = False,
+    replace: Annotated[bool, typer.Option(help="Restore over a non-empty directory: staged "
+                                          "beside it, swapped in once recovered; the old one "
+                                          "is kept as DIR.before-restore-TIME.")] = False,
     port: Annotated[int | None, typer.Option(help="Port for the recovery server.")] = None,
     verify: Annotated[bool, typer.Option(help="amcheck, checksums, Great Expectations.")
                       ] = True,
