@@ -1,23 +1,32 @@
 """Security incident recovery: restore what the sources held before the incident from the
 immutable tier, after proving the recovery points were not modified since, with a forensic
 copy of the current (possibly tampered) state kept first and the key slots to revoke listed.
-Measured against the security class (RTO 1 h, RPO 15 min by default)."""
+Measured against the security class (RTO 1 h, RPO 15 min by default).
+
+Nothing is touched until every source has passed its check and every target has its forensic
+copy (``<name>-forensic``, tagged ``forensic``, complete and read back): a failure before the
+recovery writes a failed post-mortem saying nothing was changed and listing the copies
+taken."""
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import flow, task
 from prefect.cache_policies import NO_CACHE
+from prefect.futures import wait
 from prefect.logging import get_run_logger
 
 from blocks.loading import load_source, load_target
 from blocks.site import StrongroomSite
 from flows.recovery import RECOVERY_TIMEOUT_S, recover, runbook_job
+from flows.stopped import failed_post_mortem, one_line, stopped
 from strongroom.errors import ConfigError, IntegrityError
-from tasks.recovery import _safety_snapshot, pick_snapshot
+from tasks.forensic import copy_target
+from tasks.recovery import pick_snapshot
 from tasks.repos import flow_repositories, repository
 from tasks.verify import verify_snapshot
 
@@ -68,16 +77,16 @@ def check_untouched(source: str, target: str, incident_at: str) -> dict[str, Any
 
 
 @task(name="forensic-copy", task_run_name="forensic-{source}", cache_policy=NO_CACHE)
-def forensic_copy(source: str, target: str, dest: str, incident_at: str) -> str | None:
-    """Snapshot the current state of what will be overwritten, tagged forensic."""
+def forensic_copy(source: str, target: str, dest: str) -> str | None:
+    """Snapshot the current state of what will be overwritten (``<name>-forensic``, tagged
+    forensic), complete and read back; None when ``dest`` holds nothing."""
     src = load_source(source)
-    notes: list[str] = []
     with repository(target) as repo:
-        snap = _safety_snapshot(src.source(), src, repo, dest, True, notes)
+        snap = copy_target(repo, src, dest, "forensic")
     if snap is None:
+        get_run_logger().info("no forensic copy of %s: it holds nothing", dest)
         return None
-    get_run_logger().info("forensic copy of %s: snapshot %s (%s)", dest, snap.short_id,
-                          "; ".join(notes) or "the target as found")
+    get_run_logger().info("forensic copy of %s: snapshot %s, read back", dest, snap.short_id)
     return snap.id
 
 
@@ -129,23 +138,50 @@ def recover_incident(incident_at: datetime, site: str = "default",
     refs = list(sources or spec.sources)
     if not refs:
         raise ConfigError(f"site {site!r} has no sources")
+    title = f"recover-incident-{site}"
+    stages: dict[str, float] = {}
+    forensic: dict[str, str | None] = {}
+    dests: dict[str, str] = {}
+    clock, stage = time.monotonic(), "assess"
     with flow_repositories():
-        tier = immutable_target(site, from_target)
-        load_target(tier["target"])
-        jobs, checks, forensic = [], [], {}
-        for ref in refs:
-            src = load_source(ref)
-            dest = str(Path(target_root) / src.source_name) if target_root else \
-                src.restore_target
-            if not dest:
-                raise ConfigError(f"no restore target for {ref}: give target_root")
-            check = check_untouched(ref, tier["target"], moment.isoformat())
-            checks.append(check)
-            forensic[ref] = forensic_copy(ref, tier["target"], dest, moment.isoformat())
-            job = {"source": ref, "target": tier["target"], "dest": dest,
+        try:
+            tier = immutable_target(site, from_target)
+            load_target(tier["target"])
+            dests = {ref: _dest(ref, target_root) for ref in refs}
+            runs = [check_untouched.submit(ref, tier["target"], moment.isoformat())
+                    for ref in refs]
+            wait(runs)
+            checks, failures = [], []
+            for ref, run in zip(refs, runs, strict=True):
+                try:
+                    checks.append(run.result())
+                except Exception as exc:  # noqa: BLE001 - every source's verdict is reported
+                    failures.append((exc, f"{ref}: {one_line(exc)}"))
+            if failures:
+                raise stopped(failures[0][0], "; ".join(why for _, why in failures))
+            stages[stage], clock, stage = round(time.monotonic() - clock, 3), \
+                time.monotonic(), "forensic copy"
+            for ref in refs:
+                forensic[ref] = forensic_copy(ref, tier["target"], dests[ref])
+            stages[stage] = round(time.monotonic() - clock, 3)
+        except Exception as exc:
+            stages[stage] = round(time.monotonic() - clock, 3)
+            error = one_line(exc)
+            left = ["nothing was changed: the recovery stopped before it overwrote anything "
+                    "(every source is checked and every target copied first)"]
+            left += [f"{ref}: forensic copy `{fid}` of {dests[ref]} (the state found)"
+                     for ref, fid in forensic.items() if fid]
+            left += [f"{ref}: nothing to copy at {dests[ref]}"
+                     for ref, fid in forensic.items() if not fid]
+            pm = failed_post_mortem(title, stages, error, stage, left, [])
+            raise stopped(exc, f"{title} failed at {stage}, nothing was changed: {error} "
+                               f"(post-mortem {pm})") from None
+        jobs = []
+        for ref, check in zip(refs, checks, strict=True):
+            job = {"source": ref, "target": tier["target"], "dest": dests[ref],
                    "snapshot": check["snapshot"], "replace": True,
                    **runbook_job(ref, None, None, False)}
-            if not src.source().target_is_path:
+            if not load_source(ref).source().target_is_path:
                 job["options"] = {}
             jobs.append(job)
         oldest = min(datetime.fromisoformat(c["time"]) for c in checks)
@@ -166,3 +202,12 @@ def recover_incident(incident_at: datetime, site: str = "default",
                                      or "none"))
     return {**report, "from": tier["target"], "object_lock": tier["object_lock"],
             "untouched": checks, "forensic": forensic, "revoke": revoke}
+
+
+def _dest(ref: str, target_root: str | None) -> str:
+    """Where ``ref`` is recovered: under ``target_root``, else its block's restore target."""
+    src = load_source(ref)
+    dest = str(Path(target_root) / src.source_name) if target_root else src.restore_target
+    if not dest:
+        raise ConfigError(f"no restore target for {ref}: give target_root")
+    return dest
