@@ -125,7 +125,8 @@ def recover_incident(incident_at: datetime, site: str = "default",
         sources: only these source blocks (kind/name); empty: every source of the site
         from_target: repository target to restore from; empty: the site's first target
             with object lock (secondary, then tertiary), else its first secondary
-        target_root: restore each source under target_root/<name> instead of in place
+        target_root: restore each directory source under target_root/<name> instead of in
+            place
         compromised_hosts: hosts whose key slots should be revoked
         objectives: recovery objectives block (the security class's RTO/RPO apply)
     """
@@ -181,8 +182,7 @@ def recover_incident(incident_at: datetime, site: str = "default",
             job = {"source": ref, "target": tier["target"], "dest": dests[ref],
                    "snapshot": check["snapshot"], "replace": True,
                    **runbook_job(ref, None, None, False)}
-            if not load_source(ref).source().target_is_path:
-                job["options"] = {}
+            job["options"] = load_source(ref).source().recovery_options(dests[ref])
             jobs.append(job)
         oldest = min(datetime.fromisoformat(c["time"]) for c in checks)
         revoke = slots_to_revoke(tier["target"], oldest.isoformat(),
@@ -205,9 +205,16 @@ def recover_incident(incident_at: datetime, site: str = "default",
 
 
 def _dest(ref: str, target_root: str | None) -> str:
-    """Where ``ref`` is recovered: under ``target_root``, else its block's restore target."""
+    """Where ``ref`` is recovered: under ``target_root`` (directories only), else its block's
+    restore target, else where it lives (in place)."""
     src = load_source(ref)
-    dest = str(Path(target_root) / src.source_name) if target_root else src.restore_target
+    if target_root and src.source().target_is_path:
+        return str(Path(target_root) / src.source_name)
+    if target_root:
+        raise ConfigError(f"source {src.source_name} is a {src.source_kind} source: "
+                          "target_root is for directories; leave it empty to recover every "
+                          "source in place")
+    dest = src.restore_target or src.source().in_place_target(src.settings())
     if not dest:
-        raise ConfigError(f"no restore target for {ref}: give target_root")
+        raise ConfigError(f"no restore target for {ref}: set its restore_target")
     return dest

@@ -25,6 +25,8 @@ def copy_target(repo: Any, src: Any, dest: str, tag: str = "forensic") -> Any:
     impl = src.source()
     name = f"{src.source_name}-{tag}"
     path = Path(dest)
+    if impl.target_is_path and str(path) == "/":  # in place: each backed-up path
+        return _copy_paths(repo, name, tag, [Path(p) for p in src.settings()["paths"]])
     if impl.target_is_path or ("://" not in dest and path.is_absolute()):
         if path.is_symlink() and path.is_dir():
             path = path.resolve()  # the directory a restore replaces, not the link
@@ -44,5 +46,21 @@ def copy_target(repo: Any, src: Any, dest: str, tag: str = "forensic") -> Any:
             raise ConfigError(f"cannot take a {tag} copy of {dest}: a {src.source_kind} source "
                               "cannot read that target")
         snap = impl.backup(repo, name=name, kind="snapshot", tags=[tag], settings=settings)
+    verify_snapshot(repo, snap.id, "read-data")
+    return snap
+
+
+def _copy_paths(repo: Any, name: str, tag: str, paths: list[Path]) -> Any:
+    """The files kind's copy of every one of ``paths`` that exists; None when none does."""
+    there = [str(p.resolve() if p.is_symlink() and p.is_dir() else p) for p in paths
+             if os.path.lexists(p)]
+    if not there:
+        return None
+    snap = registry.get("files").backup(repo, name=name, kind="full", tags=[tag],
+                                        settings={"paths": there})
+    errors = snap.meta.get("error_count") or len(snap.meta.get("errors") or [])
+    if errors:
+        raise SourceError(f"{tag} copy of {', '.join(there)} could not read {errors} entries "
+                          f"(first: {snap.meta['errors'][0]})")
     verify_snapshot(repo, snap.id, "read-data")
     return snap
