@@ -202,10 +202,13 @@ def undo_plan(title: str, jobs: list[dict[str, Any]], prepared: list[dict[str, A
     """Per source: what the recovery kept beside its target, and its safety snapshot."""
     steps = []
     for i, p in enumerate(prepared):
-        kept = str((restored[i] if i < len(restored) else {}).get("kept") or "")
+        written = restored[i] if i < len(restored) else {}
+        kept = str(written.get("kept") or "")
+        only = [e.rpartition("=") for e in str(written.get("kept_only") or "").split(";") if e]
         steps.append(UndoStep(source=jobs[i]["source"], dest=p["dest"],
                               repository=jobs[i]["target"],
                               kept=[k for k in kept.split(";") if k],
+                              kept_only={k: r.split(",") for k, _, r in only},
                               safety_snapshot=p.get("safety_snapshot"),
                               stop_command=jobs[i].get("stop_command"),
                               options={k: str(v) for k, v in

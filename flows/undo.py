@@ -31,12 +31,24 @@ def put_back(step: UndoStep) -> list[str]:
     done = []
     if step.stop_command:
         done.append(runbook.stop_service(step.stop_command, step.dest))
+    missing = []
     for kept in step.kept:
         target = swap.kept_target(Path(kept))
-        moved = swap.put_back(target, Path(kept), swap.stamp())
+        if not (Path(kept).exists() or Path(kept).is_symlink()):
+            missing.append(kept)
+            continue
+        with swap.target_lock(target):
+            if kept in step.kept_only:
+                moved = swap.put_back_entries(target, Path(kept), step.kept_only[kept],
+                                              swap.stamp())
+            else:
+                moved = swap.put_back(target, Path(kept), swap.stamp())
         done.append(f"{target}: put back from {kept}" + (
             f"; what the recovery had put there is now {moved}" if moved else ""))
         get_run_logger().info(done[-1])
+    if missing:
+        raise ConfigError(f"{step.source}: {', '.join(missing)} is gone (removed, or already "
+                          f"put back); put back: {'; '.join(done) or 'nothing'}")
     return done
 
 

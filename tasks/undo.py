@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from shlex import quote
 
 from pydantic import BaseModel, Field
 
@@ -30,6 +31,9 @@ class UndoStep(BaseModel):
     repository: str = Field(description="repository target block the recovery read")
     kept: list[str] = Field(default_factory=list,
                             description="previous contents kept beside the target")
+    kept_only: dict[str, list[str]] = Field(
+        default_factory=dict, description="kept directory -> the only paths (relative to its "
+        "target) the restore replaced in it: an include-restore")
     safety_snapshot: str | None = Field(default=None,
                                         description="snapshot of the target before")
     stop_command: str | None = None
@@ -45,10 +49,13 @@ class UndoStep(BaseModel):
         out = []
         for kept in self.kept:
             place = swap.kept_target(Path(kept))
-            out.append(f"mv {place} {place}.undone && mv {kept} {place}")
+            for rel in self.kept_only.get(kept, [""]):
+                now, old = (place / rel, Path(kept) / rel) if rel else (place, Path(kept))
+                out.append(f"mv -T {quote(str(now))} {quote(str(now) + '.undone')}; "
+                           f"mv -T {quote(str(old))} {quote(str(now))}")
         if self.safety_snapshot:
-            out.append(f"strongroom restore {self.safety_snapshot[:12]} --target {self.dest} "
-                       "--replace")
+            out.append(f"strongroom restore {self.safety_snapshot[:12]} --target "
+                       f"{quote(self.dest)} --replace")
         return out
 
 

@@ -1,6 +1,9 @@
 """Restore beside, then swap: a path target is written into a staging directory beside it (same
-file system), checked there, and exchanged with the live one by rename; the previous contents
-are kept beside it as ``<target>.before-restore-<time>`` until someone removes them.
+file system), checked there, and put in place by rename; the previous contents are kept beside
+it as ``<target>.before-restore-<time>`` until someone removes them. The old contents are
+renamed to their kept name before the new ones take the target's name, so a kill at any moment
+leaves the old contents under the target's name or the kept name, never under a staging name
+(which the next restore removes). One restore into a target at a time (:func:`target_lock`).
 
 Names beside a target ``/srv/app``:
   ``/srv/.app.strongroom-staging-<time>``  a restore under way (or killed: the next one removes it)
@@ -13,25 +16,57 @@ staging-<time>``, ``/srv/app/.before-restore-<time>``) and entries move one by o
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import fcntl
 import os
 import shutil
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
-from strongroom.errors import ConfigError, TargetNotEmpty
+from strongroom.errors import ConfigError, LockedError, TargetNotEmpty
 
 STAGING_MARK = ".strongroom-staging-"
 KEPT_MARK = ".before-restore-"
 UNDONE_MARK = ".undone-"
-_AT_FDCWD = -100
-_RENAME_EXCHANGE = 2
+LOCK_MARK = ".strongroom-lock"
 
 
 def stamp() -> str:
-    """A UTC time for names beside a target, sortable and unique to the second."""
-    return f"{datetime.now(UTC):%Y%m%dT%H%M%SZ}"
+    """A UTC time for names beside a target, sortable, to the microsecond."""
+    return f"{datetime.now(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+@contextmanager
+def target_lock(target: Path) -> Iterator[None]:
+    """Hold the lock of restores into ``target`` (a lock file beside it, or inside it when
+    nothing can be made beside it); LockedError when another restore holds it."""
+    parent = target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    path = parent / f".{target.name}{LOCK_MARK}"
+    if not os.access(parent, os.W_OK | os.X_OK) and target.is_dir():
+        path = target / LOCK_MARK
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise LockedError(f"another restore into {target} is under way") from None
+        try:  # the file may have been removed by the holder we waited for: lock a live one
+            same = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)
+    try:
+        yield
+    finally:
+        try:
+            os.unlink(path)  # while still held: nobody else holds this file
+        finally:
+            os.close(fd)
 
 
 def real_target(target: str | Path) -> Path:
@@ -139,17 +174,13 @@ def _is_mark(name: str) -> bool:
 
 def swap_entry(new: Path, target: Path, when: str) -> Path | None:
     """Put ``new`` (a file or directory) in ``target``'s place, keeping what was there as
-    ``<target>.before-restore-<time>`` (returned; None when nothing was). Where the kernel
-    can, the exchange is one atomic rename: the target never stops existing."""
+    ``<target>.before-restore-<time>`` (returned; None when nothing was)."""
     if not target.exists() and not target.is_symlink():
         os.rename(new, target)
         return None
     kept = target.with_name(f"{target.name}{KEPT_MARK}{when}")
     if kept.exists() or kept.is_symlink():
         raise TargetNotEmpty(f"{kept} already exists: remove or rename it first")
-    if _exchange(new, target):
-        os.rename(new, kept)  # ``new`` now names the previous contents
-        return kept
     os.rename(target, kept)
     try:
         os.rename(new, target)
@@ -161,7 +192,8 @@ def swap_entry(new: Path, target: Path, when: str) -> Path | None:
 
 def put_back(target: Path, kept: Path, when: str) -> Path | None:
     """Undo a swap: move what is at ``target`` aside (``<target>.undone-<time>``, returned)
-    and ``kept`` back into its place. ConfigError when ``kept`` is gone."""
+    and ``kept`` back into its place. Run again after a kill, it finishes the job (the
+    target missing: the kept contents simply move in). ConfigError when ``kept`` is gone."""
     if not (kept.exists() or kept.is_symlink()):
         raise ConfigError(f"{kept} is not there: nothing to put back into {target}")
     if kept.parent == target:  # kept inside the target: entry by entry
@@ -178,12 +210,39 @@ def put_back(target: Path, kept: Path, when: str) -> Path | None:
     moved = None
     if target.exists() or target.is_symlink():
         moved = target.with_name(f"{target.name}{UNDONE_MARK}{when}")
-        if _exchange(kept, target):
-            os.rename(kept, moved)
-            return moved
         os.rename(target, moved)
     os.rename(kept, target)
     return moved
+
+
+def put_back_entries(target: Path, kept: Path, roots: list[str], when: str) -> Path | None:
+    """Undo a restore of some paths (``roots``, relative to ``target``): each one now there
+    moves to ``<target>.undone-<time>/<root>``, and what ``kept`` holds of it moves back.
+    Never through a symlink inside the target."""
+    moved = target.with_name(f"{target.name}{UNDONE_MARK}{when}")
+    any_moved = False
+    for rel in roots:
+        refuse_links(target, rel)
+        now, old = target / rel, kept / rel
+        if now.exists() or now.is_symlink():
+            (moved / rel).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            os.rename(now, moved / rel)
+            any_moved = True
+        if old.exists() or old.is_symlink():
+            os.rename(old, now)
+    shutil.rmtree(kept)  # only directories that led to the entries are left
+    return moved if any_moved else None
+
+
+def refuse_links(root: Path, rel: str) -> None:
+    """TargetNotEmpty when a directory leading from ``root`` to ``root/rel`` is a symlink (or
+    not a directory): nothing is ever moved through one."""
+    parts = rel.split("/")[:-1]
+    for i in range(1, len(parts) + 1):
+        step = root.joinpath(*parts[:i])
+        if step.is_symlink() or (step.exists() and not step.is_dir()):
+            raise TargetNotEmpty(f"{step} is a symlink or a file in the target where the "
+                                 "snapshot has a directory: never followed; move it away")
 
 
 def kept_target(kept: Path) -> Path:
@@ -194,20 +253,3 @@ def kept_target(kept: Path) -> Path:
     if not mark:
         raise ConfigError(f"{kept} is not a directory a restore kept")
     return kept.with_name(name)
-
-
-def _exchange(a: Path, b: Path) -> bool:
-    """Swap two paths atomically (``renameat2(RENAME_EXCHANGE)``); False where unsupported."""
-    libc_name = ctypes.util.find_library("c")
-    if not libc_name:
-        return False
-    libc = ctypes.CDLL(libc_name, use_errno=True)
-    fn = getattr(libc, "renameat2", None)
-    if fn is None:
-        return False
-    if fn(_AT_FDCWD, os.fsencode(a), _AT_FDCWD, os.fsencode(b), _RENAME_EXCHANGE) == 0:
-        return True
-    err = ctypes.get_errno()
-    if err in (22, 38, 95):  # EINVAL, ENOSYS, EOPNOTSUPP: the file system cannot exchange
-        return False
-    raise OSError(err, os.strerror(err), str(b))

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from strongroom.errors import ConfigError, IntegrityError, TargetTooSmall
+from strongroom.errors import ConfigError, IntegrityError, TargetNotEmpty, TargetTooSmall
 from strongroom.repository import Repository
 from strongroom.sources import registry, swap
 from tests.support.trees import describe, make_tree
@@ -162,3 +162,90 @@ def test_a_killed_restore_leaves_the_target_and_the_next_one_cleans_up(tmp_path:
     assert describe(live) == describe(src)
     left = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".live"))
     assert left == []
+
+
+def test_an_include_restore_undone_puts_back_only_its_paths(repo, files, tmp_path: Path
+                                                            ) -> None:
+    src = tmp_path / "src"
+    (src / "conf").mkdir(parents=True)
+    (src / "conf" / "app.yaml").write_text("restored: true\n")
+    (src / "extra").mkdir()
+    (src / "extra" / "new.txt").write_text("only in the snapshot\n")
+    snap = _snapshot(repo, files, src)
+    (src / "conf" / "app.yaml").write_text("broken\n")
+    shutil.rmtree(src / "extra")
+    (src / "data.txt").write_text("written since, not in the snapshot\n")
+    before = describe(src)
+    report = files.restore(repo, snap, "/", replace=True,
+                           include=[f"{src}/conf", f"{src}/extra"], options={})
+    kept, _, roots = report["kept_only"].rpartition("=")
+    assert kept == report["kept"] and sorted(roots.split(",")) == ["conf", "extra"]
+    assert (src / "extra" / "new.txt").exists() and (src / "data.txt").exists()
+    swap.put_back_entries(src, Path(kept), roots.split(","), swap.stamp())
+    assert describe(src) == before  # the rest of the target never moved
+
+
+def test_an_include_restore_never_moves_through_a_symlink(repo, files, tmp_path: Path
+                                                          ) -> None:
+    src = tmp_path / "app"
+    (src / "data").mkdir(parents=True)
+    (src / "data" / "x").write_text("d1")
+    snap = _snapshot(repo, files, src)
+    elsewhere = tmp_path / "etc"
+    elsewhere.mkdir()
+    (elsewhere / "x").write_text("SHADOW")
+    shutil.rmtree(src / "data")
+    (src / "data").symlink_to(elsewhere)
+    with pytest.raises(TargetNotEmpty, match="never followed"):
+        files.restore(repo, snap, str(src), replace=True, include=[f"{src}/data/x"],
+                      options={"layout": "contents"})
+    assert (elsewhere / "x").read_text() == "SHADOW"
+
+
+def test_a_repository_reached_through_a_symlinked_parent_is_refused(files, tmp_path: Path
+                                                                    ) -> None:
+    (tmp_path / "real" / "app").mkdir(parents=True)
+    inner = Repository.init(str(tmp_path / "real" / "app" / "repo"), password="pw")
+    snap = _snapshot(inner, files, make_tree(tmp_path / "src", files=2))
+    (tmp_path / "alias").symlink_to(tmp_path / "real")
+    with pytest.raises(ConfigError, match="holds the repository"):
+        files.restore(inner, snap, str(tmp_path / "alias" / "app"), replace=True, include=[],
+                      options=CONTENTS)
+    assert (tmp_path / "real" / "app" / "repo" / "config").exists()
+
+
+def test_overlapping_paths_restore_in_place_once(repo, files, tmp_path: Path) -> None:
+    outer = make_tree(tmp_path / "ov", files=4)
+    inner = next(p for p in sorted(outer.iterdir()) if p.is_dir() and not p.is_symlink())
+    snap = files.backup(repo, name="ov", kind="full", tags=[],
+                        settings={"paths": [str(outer), str(inner)]})
+    want = describe(outer)
+    (outer / "live-only.txt").write_text("x")
+    report = files.restore(repo, snap, "/", replace=True, include=[], options={})
+    assert describe(outer) == want and len(report["kept"].split(";")) == 1
+
+
+def test_one_restore_into_a_target_at_a_time(repo, files, tmp_path: Path) -> None:
+    from strongroom.errors import LockedError
+
+    snap = _snapshot(repo, files, make_tree(tmp_path / "src", files=2))
+    live = make_tree(tmp_path / "live", files=2, seed=5)
+    with swap.target_lock(live), pytest.raises(LockedError, match="under way"):
+        files.restore(repo, snap, str(live), replace=True, include=[], options=CONTENTS)
+    assert _beside(live) == []
+
+
+def test_a_kill_between_the_two_renames_keeps_the_old_contents(tmp_path: Path) -> None:
+    """The old contents take their kept name first: a kill after it leaves no target, the
+    kept contents, and a staging copy the next restore may remove without loss."""
+    live = make_tree(tmp_path / "live", files=3)
+    before = describe(live)
+    when = swap.stamp()
+    staging = swap.staging_dir(live, when)
+    (staging / "new").write_text("restored")
+    kept = live.with_name(f"live{swap.KEPT_MARK}{when}")
+    os.rename(live, kept)  # the first rename of swap_entry, then the kill
+    swap.remove_leftovers(live)  # what the next restore does first
+    assert describe(kept) == before
+    swap.put_back(live, kept, swap.stamp())  # an undo run then finishes the job
+    assert describe(live) == before

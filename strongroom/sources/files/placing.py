@@ -54,8 +54,9 @@ def places(reader: SnapshotReader, snap: Snapshot, target: str | Path, layout: L
                           "directory")
     path = Path(os.path.abspath(Path(target_text).expanduser()))
     roots = [p.strip("/") for p in snap.paths if p.strip("/")]
-    if str(path) == "/":
-        parts = [(r, Path("/" + r)) for r in roots]
+    if str(path) == "/":  # each path where it was; one inside another comes with it
+        outer = _outermost(roots)
+        parts = [(r, Path("/" + r)) for r in outer]
     elif layout == "contents" and len(roots) == 1:
         parts = [(roots[0], path)]
     else:
@@ -111,8 +112,8 @@ def check_places(repo: Repository | None, finals: list[tuple[Path, bool]], repla
             raise TargetNotEmpty(f"restore target {final} is not empty (replace it to restore "
                                  "beside it and swap; the old contents are kept)")
         if isinstance(repo_root, Path):
-            real_repo = repo_root.resolve()
-            if real_repo.is_relative_to(final) or final.is_relative_to(real_repo):
+            real_repo, real_final = repo_root.resolve(), final.resolve()
+            if real_repo.is_relative_to(real_final) or real_final.is_relative_to(real_repo):
                 raise ConfigError(f"restore target {final} holds the repository {real_repo} "
                                   "being read (or lies inside it): restore somewhere else")
         probe = _existing(final.parent)
@@ -158,31 +159,47 @@ def staging_root(place: Place, staging: Path) -> Path:
     return staging if place.is_dir else staging / place.final.name
 
 
-def swap_place(place: Place, staging: Path, when: str) -> Path | None:
-    """Put a checked staged part in its place; returns where the previous contents were kept
-    (None when there was nothing)."""
+def check_roots(found: list[Place]) -> None:
+    """Before anything is written: the live directories an include-restore moves entries in
+    and out of are real directories (no symlink followed) on the target's file system."""
+    for place in found:
+        if not place.roots or not place.final.is_dir():
+            continue
+        dev = os.stat(place.final).st_dev
+        for rel in place.roots:
+            swap.refuse_links(place.final, rel)
+            parent = _existing(place.final / rel).parent if "/" in rel else place.final
+            if os.stat(parent).st_dev != dev:
+                raise ConfigError(f"{parent} is on another file system than {place.final}: "
+                                  "an include-restore moves entries by rename")
+
+
+def swap_place(place: Place, staging: Path, when: str) -> tuple[Path | None, list[str]]:
+    """Put a checked staged part in its place. Returns where the previous contents were kept
+    (None when there was nothing) and, for an include-restore, the paths (relative to the
+    place) whose entries it replaced: the kept directory then holds only those."""
     if not place.is_dir:
         kept = swap.swap_entry(staging / place.final.name, place.final, when)
         os.rmdir(staging)
-        return kept
+        return kept, []
     if not place.roots or not swap.holds_data(place.final):
         if place.node is None:
             _take_mode(place.final, staging)
-        return swap.swap_in(staging, place.final, when)
+        return swap.swap_in(staging, place.final, when), []
     kept_root = swap.kept_path(place.final, staging, when)
-    kept_any = False
+    kept_root.mkdir(mode=0o700)  # even empty: the undo removes the entries the restore added
     for rel in place.roots:
         new, old = staging / rel, place.final / rel
         if not (new.exists() or new.is_symlink()):
             continue
+        swap.refuse_links(place.final, rel)
         _make_parents(staging, place.final, rel)
         if old.exists() or old.is_symlink():
             (kept_root / rel).parent.mkdir(mode=0o700, parents=True, exist_ok=True)
             os.rename(old, kept_root / rel)
-            kept_any = True
         os.rename(new, old)
     shutil.rmtree(staging)
-    return kept_root if kept_any else None
+    return kept_root, list(place.roots)
 
 
 def _take_mode(old: Path, new: Path) -> None:

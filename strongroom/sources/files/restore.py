@@ -39,6 +39,7 @@ from concurrent.futures import (
 )
 from concurrent.futures import wait as futures_wait
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -101,6 +102,20 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     found = placing.places(reader, snap, target, layout, includes)
     placing.check_places(repo, [(p.final, p.is_dir) for p in found], replace,
                          snap.stats.bytes_total)
+    placing.check_roots(found)
+    with ExitStack() as held:
+        for place in found:
+            held.enter_context(swap.target_lock(place.final))
+        return _stage_and_swap(repo, snap, reader, found, target, includes, progress,
+                               numeric_owner=numeric_owner, check=check,
+                               keep_setuid=keep_setuid)
+
+
+def _stage_and_swap(repo: Repository, snap: Snapshot, reader: SnapshotReader,
+                    found: list[placing.Place], target: str | Path, includes: list[str],
+                    progress: Callable[[int], None] | None, *, numeric_owner: bool,
+                    check: Check, keep_setuid: bool) -> dict[str, Any]:
+    """Stage every place, check each, then swap them in (the target lock held)."""
     when = swap.stamp()
     meta = MetaApplier(numeric_owner)
     staged: list[Path] = []
@@ -119,13 +134,27 @@ def restore_files(repo: Repository, snap: Snapshot, target: str | Path,
     except BaseException as exc:
         placing.remove_staging(staged)
         raise _stopped(exc, target) from None
-    kept = [str(k) for place, staging in zip(found, staged, strict=True)
-            if (k := placing.swap_place(place, staging, when)) is not None]
+    kept: list[str] = []
+    partial: list[str] = []
+    try:
+        for place, staging in zip(found, staged, strict=True):
+            where, roots = placing.swap_place(place, staging, when)
+            if where is not None:
+                kept.append(str(where))
+            if roots:
+                partial.append(f"{where}={','.join(roots)}")
+    except BaseException as exc:
+        placing.remove_staging(staged)
+        done = "; ".join(kept) or "none"
+        raise StorageError(f"restore stopped while swapping in: {_one_line(exc)}; already "
+                           f"swapped in, the old contents kept at: {done}") from None
     report: dict[str, Any] = {"snapshot": snap.id, "target": str(target), "files": files,
                               "bytes": total, "checked": check,
                               "places": ";".join(f"/{p.sub}={p.final}" for p in found)}
     if kept:
         report["kept"] = ";".join(kept)
+    if partial:  # kept directories holding only these paths (an include-restore)
+        report["kept_only"] = ";".join(partial)
     if meta.shortfall.counts:
         # flat counts: reports of recovery flows keep only plain values
         report |= {f"not_restored_{k}": n for k, n in sorted(meta.shortfall.counts.items())}
@@ -137,6 +166,11 @@ def _in_place(place: placing.Place) -> bool:
     """Whether ``place`` is the very path its part was backed up from."""
     return bool(place.sub) and os.path.realpath(place.final) == os.path.realpath(
         "/" + place.sub)
+
+
+def _one_line(exc: BaseException) -> str:
+    text = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    return text if isinstance(exc, StrongroomError) else f"{type(exc).__name__}: {text}"
 
 
 def _stopped(exc: BaseException, target: str | Path) -> BaseException:

@@ -48,6 +48,7 @@ from strongroom.sources.swap import (
     staging_dir,
     stamp,
     swap_in,
+    target_lock,
 )
 
 MARKER = "# strongroom restore"
@@ -215,6 +216,15 @@ def verifybackup(datadir: Path, version: int, wal_in_tar: bool) -> str:
 def restore_physical(repo: Repository, snap: Snapshot | None, target_dir: str | Path, *,
                      name: str | None = None, replace: bool = False,
                      options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """:func:`restore_into`, one restore into a data directory at a time."""
+    with target_lock(real_target(target_dir)):
+        return restore_into(repo, snap, target_dir, name=name, replace=replace,
+                            options=options)
+
+
+def restore_into(repo: Repository, snap: Snapshot | None, target_dir: str | Path, *,
+                 name: str | None = None, replace: bool = False,
+                 options: dict[str, Any] | None = None) -> dict[str, Any]:
     """Restore into ``target_dir`` and recover to the target; verify; return a report.
 
     Restore beside, then swap: the base is extracted into a staging directory beside
