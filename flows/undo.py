@@ -16,6 +16,7 @@ from prefect.artifacts import Artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from blocks.loading import load_source
 from flows.recovery import RECOVERY_TIMEOUT_S, recover
 from strongroom.errors import ConfigError
 from strongroom.sources import swap
@@ -78,7 +79,8 @@ def undo_recovery(post_mortem: str, sources: list[str] | None = None,
             done[step.source] = put_back(step)
     jobs = [{"source": s.source, "target": s.repository, "dest": s.dest,
              "snapshot": s.safety_snapshot, "replace": True, "fresh_backup": False,
-             "stop_command": s.stop_command, "options": s.options}
+             "stop_command": s.stop_command,
+             "options": s.options | load_source(s.source).source().undo_options()}
             for s in steps if s.safety_snapshot and not s.kept]
     report: dict[str, Any] = {}
     if jobs:

@@ -193,20 +193,31 @@ def restore(source: str, target: str, snapshot_id: str, dest: str, replace: bool
     when the kind counts them)."""
     src = load_source(source)
     started = time.monotonic()
-    with repository(target) as repo, \
-            audited(repo, "restore", source=source, snapshot=snapshot_id, dest=dest,
-                    replace=replace) as op:
-        snap = repo.find_snapshot(snapshot_id)
-        op.add_snapshot(snap.id, snap.stats.bytes_total)
-        impl = registry.get(snap.source_kind)
-        progress = Progress(artifact_key("restore", src.source_name), float(total_bytes),
-                            f"Restoring {src.source_name} from snapshot {snap.short_id}")
-        result = impl.restore(repo, snap, dest, replace=replace, include=list(include or []),
-                              options={**src.restore_options(), **(options or {})},
-                              progress=progress.advance if impl.progress_unit == "bytes"
-                              else None)
-        progress.finish()
-    report = {k: v for k, v in (result or {}).items()
+    result: dict[str, Any] | None = None
+    try:
+        with repository(target) as repo, \
+                audited(repo, "restore", source=source, snapshot=snapshot_id, dest=dest,
+                        replace=replace) as op:
+            snap = repo.find_snapshot(snapshot_id)
+            op.add_snapshot(snap.id, snap.stats.bytes_total)
+            impl = registry.get(snap.source_kind)
+            progress = Progress(artifact_key("restore", src.source_name), float(total_bytes),
+                                f"Restoring {src.source_name} from snapshot {snap.short_id}")
+            result = impl.restore(repo, snap, dest, replace=replace,
+                                  include=list(include or []),
+                                  options={**src.restore_options(), **(options or {})},
+                                  progress=progress.advance if impl.progress_unit == "bytes"
+                                  else None) or {}
+            progress.finish()
+    except Exception as exc:
+        if result is None:
+            raise
+        # the target was restored: a retry would restore it again over the restored data
+        # and lose the undo's kept contents from sight; the audit record's failure is told
+        get_run_logger().error("%s restored, but the audit record of the restore failed: %s",
+                               src.source_name, exc)
+        result = {**result, "audit_error": (str(exc).splitlines() or ["failed"])[0][:200]}
+    report = {k: v for k, v in result.items()
               if isinstance(v, (str, int, float, bool)) or k in ("server", "failover", "target")}
     return report | {"duration_s": round(time.monotonic() - started, 3)}
 

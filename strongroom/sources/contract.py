@@ -186,6 +186,12 @@ class Source:
         default): none."""
         return {}
 
+    def undo_options(self) -> dict[str, Any]:
+        """Restore options that make a target hold exactly a snapshot, nothing else: what an
+        undo restores a safety snapshot with (Redis: flush first). {} (the default): the
+        kind's restore with ``replace`` already does."""
+        return {}
+
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
         """The source's ``settings`` pointed at ``target`` (the URL or DSN a restore is about

@@ -143,15 +143,16 @@ def test_redis_recovery_keeps_a_safety_snapshot_and_undo_restores_it(prefect_har
                     password=SecretStr(PASSWORD)).save(name)
         ensure_limits([name])
         tgt = save_local_target(f"primary-{names}", tmp_path / "repo")
-        backup_one("snapshot", f"redis/{name}", primary=tgt)
         c0 = proc.client(0)
+        c0.set("session:revoked", "attacker-token")  # in the backup, deleted since
+        backup_one("snapshot", f"redis/{name}", primary=tgt)
+        c0.delete("session:revoked", "str:1")
         c0.set("written-after-the-backup", "keep me")
-        c0.delete("str:1")
         before = _redis_values(c0)
 
         report = recover_database(f"redis/{name}", from_target=tgt, replace=True,
-                                  options={"flush": "yes"}, fresh_backup=False)
-        assert c0.get("written-after-the-backup") is None  # in place: the block's server
+                                  fresh_backup=False)  # in place: the block's server
+        assert c0.get("session:revoked") == b"attacker-token"
         assert report["results"][0]["safety_snapshot"]
 
         undo_recovery(report["artifact_key"])

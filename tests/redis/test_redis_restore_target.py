@@ -185,6 +185,27 @@ def test_maxmemory_too_small_is_refused_before_any_key_is_touched(
     assert any("no maxmemory limit" in n for n in notes)
 
 
+def test_an_evicting_policy_over_its_limit_is_refused_unless_flushed(
+        repo: Repository, source: RedisProcess, target: RedisProcess) -> None:
+    """Writing over live keys past maxmemory would evict live keys silently."""
+    fill_other(target)
+    snap = redis_kind.backup(repo, name="cache", kind="full", tags=[], settings=block(source))
+    size = repo.reader(snap).node("dump.rdb").size
+    memory = target.client().info("memory")
+    used, startup = int(memory["used_memory"]), int(memory["used_memory_startup"])
+    target.client().config_set("maxmemory", str(max(used, startup + size) + size // 2))
+    target.client().config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        with pytest.raises(TargetTooSmall, match="evict live keys"):
+            redis_kind.check_target(url(target), settings=block(source), replace=True,
+                                    size=size)
+        redis_kind.check_target(url(target), settings={**block(source), "flush": "yes"},
+                                replace=True, size=size)
+    finally:
+        target.client().config_set("maxmemory", "0")
+        target.client().config_set("maxmemory-policy", "noeviction")
+
+
 def test_in_place_target_is_the_blocks_server_without_its_password() -> None:
     settings = {"host": "cache.example", "port": 6380, "username": "backup",
                 "password": "pw", "tls": True}

@@ -54,6 +54,10 @@ class RedisSource(Source):
         return restore_redis(repo, snap, target, replace=replace, include=include,
                              options=options, progress=progress)
 
+    def undo_options(self) -> dict[str, Any]:
+        """Flush before writing: an undo leaves no key the recovery had added."""
+        return {"flush": "yes"}
+
     def settings_for_target(self, settings: dict[str, Any],
                             target: str) -> dict[str, Any] | None:
         """A ``redis://`` or ``rediss://`` target's server (host, port, TLS) over the block's

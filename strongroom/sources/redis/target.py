@@ -123,6 +123,14 @@ def check_live(settings: dict[str, Any], target: str, *, replace: bool, size: in
                              f"{_mib(startup if replace else used)} besides, so at least "
                              f"{_mib(least)} (raise maxmemory, e.g. CONFIG SET maxmemory, or "
                              "restore elsewhere)")
+    flush = str(settings.get("flush", "")).lower() in ("1", "yes", "true")
+    policy = str(memory.get("maxmemory_policy") or client.config_get(
+        "maxmemory-policy").get("maxmemory-policy") or "noeviction")
+    if used + size > limit and not flush and policy != "noeviction":
+        raise TargetTooSmall(f"restore target {ep.label}: {_mib(used)} in use plus the "
+                             f"snapshot's {_mib(size)} exceed maxmemory {_mib(limit)}, and its "
+                             f"policy {policy} would evict live keys to make room: restore "
+                             "with flush=yes, raise maxmemory, or restore elsewhere")
     if used + size > limit:
         notes.append(f"{ep.label}: {_mib(used)} in use plus the snapshot's {_mib(size)} exceed "
                      f"maxmemory {_mib(limit)} unless the restore overwrites enough of what is "
