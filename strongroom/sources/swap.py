@@ -20,7 +20,7 @@ import fcntl
 import os
 import shutil
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -64,7 +64,8 @@ def target_lock(target: Path) -> Iterator[None]:
         yield
     finally:
         try:
-            os.unlink(path)  # while still held: nobody else holds this file
+            with suppress(FileNotFoundError):
+                os.unlink(path)  # while still held: nobody else holds this file
         finally:
             os.close(fd)
 
@@ -168,8 +169,7 @@ def _swap_inside(staging: Path, target: Path, when: str) -> Path | None:
 
 
 def _is_mark(name: str) -> bool:
-    return name.startswith((STAGING_MARK, KEPT_MARK,
-                            UNDONE_MARK))
+    return name == LOCK_MARK or name.startswith((STAGING_MARK, KEPT_MARK, UNDONE_MARK))
 
 
 def swap_entry(new: Path, target: Path, when: str) -> Path | None:
