@@ -197,6 +197,27 @@ def restart_untouched(jobs: list[dict[str, Any]], assessed: list[dict[str, Any]]
             p["stopped"] = f"start again failed: {_one_line(exc)}"
 
 
+def start_in_place(jobs: list[dict[str, Any]], assessed: list[dict[str, Any]],
+                   notes: list[str]) -> None:
+    """After a successful recovery: start again each service the recovery stopped, with the
+    platform file's start_service; without one, say it is left stopped. A start that fails
+    is an anomaly (the data is restored and verified; the service is not up)."""
+    for job, a in zip(jobs, assessed, strict=True):
+        if not job.get("stop_command") or job.get("failover"):
+            continue
+        command = job.get("start_command")
+        if not command:
+            notes.append(f"{a['source_name']}: stopped for the recovery and left stopped (no "
+                         "start_service in the platform file): start it")
+            continue
+        try:
+            notes.append(f"{a['source_name']}: started "
+                         f"({runbook.start_service(command, job['dest'])})")
+        except Exception as exc:  # noqa: BLE001 - the recovery itself succeeded
+            notes.append(f"{a['source_name']}: restored and verified, but starting it "
+                         f"failed: {_one_line(exc)}; start it by hand")
+
+
 def undo_plan(title: str, jobs: list[dict[str, Any]], prepared: list[dict[str, Any]],
               restored: list[dict[str, Any]]) -> UndoPlan:
     """Per source: what the recovery kept beside its target, and its safety snapshot."""
@@ -278,6 +299,7 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
             notify("recovery.failed", title, f"recovery {title} failed at {failed}: {error}",
                    level="error")
         raise
+    start_in_place(jobs, assessed, anomalies)
     fresh = []
     for job in jobs:
         if not job.get("fresh_backup", False):
@@ -551,6 +573,7 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     if not jobs:
         raise ConfigError(f"site {site!r} has no sources")
     reports, failures, stages = [], {}, {}
+    began = time.monotonic()
     for rank in sorted({j[0] for j in jobs}):
         group = [j for j in jobs if j[0] == rank]
         label = order[rank] if rank < len(order) else "other classes"
@@ -561,7 +584,7 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
         for (_, ref, *_rest), run in zip(group, runs, strict=True):
             outcome = run.result(raise_on_failure=False)
             if run.state.is_completed():
-                reports.append(outcome)
+                reports.append(since_disaster_recovery_began(outcome, time.monotonic() - began))
             else:
                 failures[ref] = _one_line(outcome) if isinstance(outcome, BaseException) \
                     else (run.state.message or run.state.name)
@@ -597,6 +620,18 @@ def disaster_recovery(site: str = "default", from_role: Role = "secondary",
     return {"site": site, "from": repo_target, "results": results, "anomalies": anomalies,
             "sources": {r["source"]: r for r in reports}, "stages": stages, "ok": True,
             "wall_s": total, "order": class_order}
+
+
+def since_disaster_recovery_began(report: dict[str, Any], elapsed: float) -> dict[str, Any]:
+    """A source's report with its RTO measured from the start of the disaster recovery (its
+    class waited for the classes before it), not from the start of its own run."""
+    results = []
+    for r in report.get("results", []):
+        r = dict(r)
+        r["rto_own_run_s"] = r.get("rto_s")
+        r["rto_s"] = round(elapsed, 3)
+        results.append(r)
+    return {**report, "results": results}
 
 
 def site_target(src: Any, target_root: str | None, targets: dict[str, str]) -> str | None:

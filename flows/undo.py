@@ -70,9 +70,11 @@ def undo_recovery(post_mortem: str, sources: list[str] | None = None,
                           "post-mortem")
     plan = UndoPlan.parse(str(found.data or ""))
     steps = [s for s in plan.steps if s.possible and (not sources or s.source in sources)]
-    if not steps:
-        raise ConfigError(f"{post_mortem} records nothing to undo"
-                          + (f" for {', '.join(sources)}" if sources else ""))
+    if not steps:  # nothing was replaced: done, not failed (no alert for a no-op)
+        print(f"{post_mortem} records nothing to undo"
+              + (f" for {', '.join(sources)}" if sources else ""))
+        return {"title": plan.title, "put_back": {}, "restored": [], "post_mortem": None,
+                "nothing_to_undo": True}
     done: dict[str, list[str]] = {}
     for step in steps:
         if step.kept:
