@@ -156,16 +156,23 @@ def _swap_inside(staging: Path, target: Path, when: str) -> Path | None:
     rename, so a stop half-way leaves every entry in the target, the staging or the kept
     directory, never lost."""
     kept = kept_path(target, staging, when)
-    old = [e for e in os.listdir(target) if e != staging.name and not _is_mark(e)]
-    if old:
-        kept.mkdir(mode=0o700)
-        for name in old:
-            os.rename(target / name, kept / name)
-    for name in os.listdir(staging):
+    had = _move_entries(target, kept)
+    for name in os.listdir(staging):  # every restored entry, whatever its name
         os.rename(staging / name, target / name)
     shutil.copystat(staging, target)
     os.rmdir(staging)
-    return kept if old else None
+    return kept if had else None
+
+
+def _move_entries(source: Path, into: Path) -> bool:
+    """Rename every entry of ``source`` but the restore's own names (staging, kept, undone,
+    lock) into ``into`` (made private when missing); False when there was none."""
+    names = [e for e in os.listdir(source) if not _is_mark(e)]
+    if names:
+        into.mkdir(mode=0o700, exist_ok=True)
+    for name in names:
+        os.rename(source / name, into / name)
+    return bool(names)
 
 
 def _is_mark(name: str) -> bool:
@@ -198,15 +205,11 @@ def put_back(target: Path, kept: Path, when: str) -> Path | None:
         raise ConfigError(f"{kept} is not there: nothing to put back into {target}")
     if kept.parent == target:  # kept inside the target: entry by entry
         moved = target / f"{UNDONE_MARK}{when}"
-        now = [e for e in os.listdir(target) if not _is_mark(e)]
-        if now:
-            moved.mkdir(mode=0o700)
-            for name in now:
-                os.rename(target / name, moved / name)
+        had = _move_entries(target, moved)
         for name in os.listdir(kept):
             os.rename(kept / name, target / name)
         os.rmdir(kept)
-        return moved if now else None
+        return moved if had else None
     moved = None
     if target.exists() or target.is_symlink():
         moved = target.with_name(f"{target.name}{UNDONE_MARK}{when}")

@@ -68,7 +68,9 @@ class FilesSource(Source):
         """Options: ``numeric_owner`` (true/false): owners by number only, never by name;
         ``layout``: ``paths`` (the default: the snapshot's absolute paths under the target)
         or ``contents`` (a one-path snapshot's contents into the target itself); ``check``:
-        ``structure`` (the default) or ``bytes`` (every staged file hashed before the swap).
+        ``blobs`` (the default: every blob checked against its id as it is read),
+        ``structure`` (also every staged entry looked at) or ``bytes`` (also every staged
+        file hashed) before the swap.
         A target of ``/`` puts every path back where it was."""
         unknown = sorted(set(options) - {"numeric_owner", "layout", "check", "keep_setuid"})
         if unknown:
@@ -76,10 +78,10 @@ class FilesSource(Source):
                               f"numeric_owner, layout, check and keep_setuid (got "
                               f"{', '.join(unknown)})")
         layout = str(options.get("layout", "paths"))
-        check = str(options.get("check", "structure"))
-        if layout not in ("paths", "contents") or check not in ("structure", "bytes"):
+        check = str(options.get("check", "blobs"))
+        if layout not in ("paths", "contents") or check not in ("blobs", "structure", "bytes"):
             raise ConfigError("restore option layout must be paths or contents, check "
-                              "structure or bytes")
+                              "blobs, structure or bytes")
         return restore_files(repo, snap, target, include, replace, progress,
                              numeric_owner=_flag("numeric_owner",
                                                  options.get("numeric_owner", False)),
