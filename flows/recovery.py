@@ -46,6 +46,8 @@ from tasks.repos import flow_repositories
 from tasks.undo import UndoPlan, UndoStep
 
 STAGES = ("assess", "prepare", "restore", "verify", "post-mortem")
+# how a directory restore that stopped half-way through its swaps says so (files restore)
+SWAPPED = "already swapped in"
 # Generous timeouts on the flows (see flows.backup.SOURCE_TIMEOUT_S for why not on tasks).
 RECOVERY_TIMEOUT_S = 48 * 3600
 
@@ -112,8 +114,8 @@ def post_mortem(title: str, stages: dict[str, float], assessed: list[dict[str, A
     for p in prepared:
         notes += p.get("anomalies", [])
     plan = UndoPlan.model_validate(undo or {"title": title})
-    left = left_behind(prepared, assessed, restored, verified, failed_stage, plan) \
-        if error else []
+    left = left_behind(prepared, assessed, restored, verified, failed_stage, plan,
+                       error or "") if error else []
     markdown = post_mortem_markdown(title, stages, results, notes, error,
                                     failed_stage=failed_stage, left_behind=left)
     key = artifact_key("post-mortem", title)
@@ -141,7 +143,7 @@ def recovery_point_time(assessed: dict[str, Any], restored: dict[str, Any]) -> d
 
 def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
                 restored: list[dict[str, Any]], verified: list[dict[str, Any]],
-                failed_stage: str | None, plan: UndoPlan) -> list[str]:
+                failed_stage: str | None, plan: UndoPlan, error: str = "") -> list[str]:
     """What a failed recovery leaves for the operator to deal with, and how to undo it."""
     out = []
     for i, p in enumerate(prepared):
@@ -154,7 +156,7 @@ def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
         if failed_stage == "verify":
             out.append(f"{a['source_name']}: {dest} holds a restore that failed its checks: "
                        "do not use it; undo below")
-        elif registry.get(a["kind"]).target_is_path:
+        elif registry.get(a["kind"]).target_is_path and SWAPPED not in error:
             out.append(f"{a['source_name']}: {dest} was not changed (the restore writes "
                        "beside it and swaps only once checked)")
         else:
@@ -171,7 +173,7 @@ def left_behind(prepared: list[dict[str, Any]], assessed: list[dict[str, Any]],
 
 def restart_untouched(jobs: list[dict[str, Any]], assessed: list[dict[str, Any]],
                       prepared: list[dict[str, Any]], restored: list[dict[str, Any]],
-                      failed_stage: str, notes: list[str]) -> None:
+                      failed_stage: str, notes: list[str], swapped: bool = False) -> None:
     """After a recovery stopped: start again each service it stopped whose target was not
     overwritten (it stopped in prepare, or a directory restore stopped before its swap, or
     it had not begun); the start command is the platform file's ``start_service``. A
@@ -180,7 +182,7 @@ def restart_untouched(jobs: list[dict[str, Any]], assessed: list[dict[str, Any]]
         if not p.get("stopped"):
             continue
         untouched = failed_stage == "prepare" or i > len(restored) or (
-            i == len(restored) and failed_stage == "restore"
+            i == len(restored) and failed_stage == "restore" and not swapped
             and registry.get(assessed[i]["kind"]).target_is_path)
         command = jobs[i].get("start_command")
         if not untouched:
@@ -290,7 +292,8 @@ def recover(title: str, jobs: list[dict[str, Any]], objectives: str | None,
         error = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:500]
         failed = STAGES[len(stages)]
         lap(failed)
-        restart_untouched(jobs, assessed, prepared, restored, failed, anomalies)
+        restart_untouched(jobs, assessed, prepared, restored, failed, anomalies,
+                          SWAPPED in error)
         with suppress(Exception):  # reporting must never hide the failure itself
             post_mortem(title, stages, assessed, prepared, restored, verified, incident,
                         objectives, anomalies, error, failed_stage=failed,

@@ -33,7 +33,10 @@ PERMANENT_STORAGE_CODES = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesN
                            "NotImplemented", "InvalidArgument", "InvalidRequest"}
 PERMANENT_STORAGE_TEXT = ("not staged", "no bucket in S3 URL", "refusing to delete",
                           "Permission denied", "Read-only file system", "Not a directory",
-                          "Is a directory")
+                          "Is a directory",
+                          # a restore that swapped part of its target in: retrying would swap
+                          # it again and hide the first kept contents from the undo
+                          "already swapped in")
 _CODE_RE = re.compile(r"failed: ([A-Za-z]+)$")
 
 
