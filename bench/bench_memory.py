@@ -1,4 +1,4 @@
-"""Peak memory of a files backup of many small files (issue 12: under 1 GB for a million).
+"""Peak memory of a files backup of many small files (the target: under 1 GB for a million).
 
 Not a test. Generates DIRS x FILES files of about 100 bytes under ``--work`` (on disk: a
 million files need about 4 GB of it), backs them up into a fresh local repository twice (full,

@@ -1,4 +1,4 @@
-"""Disaster recovery wall time against the sum of its sources (issue 11), on a demo-like site:
+"""Disaster recovery wall time against the sum of its sources, on a demo-like site:
 a files tree, a Redis server and a PostgreSQL cluster (physical), in a temporary Prefect API.
 
 Prints, for the default priority (database first: Redis and PostgreSQL at once, then files)

@@ -1,5 +1,5 @@
 """Time a data-key rotation (should not depend on the repository's size) and the
-re-encryption of 1 GiB (issue 13 s.1).
+re-encryption of 1 GiB.
 
     python3 bench/key_rotation.py [--size-mib 1024] [--dir /dev/shm]
 

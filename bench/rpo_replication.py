@@ -1,4 +1,4 @@
-"""Measure the RPO of continuous WAL replication (issue 11) on a real PostgreSQL 15.
+"""Measure the RPO of continuous WAL replication on a real PostgreSQL 15.
 
 For each scenario: a base backup, the supervised receiver (flows.replication.Supervised around
 strongroom's Receiver, as the wal-replication flow runs it), pgbench load plus a writer that

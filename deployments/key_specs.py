@@ -1,4 +1,4 @@
-"""Keys in the platform file and their deployments (issue 13).
+"""Keys in the platform file and their deployments.
 
 * ``keys:`` entries name a password, a key file, a PKCS#11 token (``pkcs11:``) or a KMS key
   (``kms:``), validated by :class:`deployments.config.KeyConfig` (the engine's key models,

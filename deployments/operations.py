@@ -1,4 +1,4 @@
-"""Report and drill deployments (issue 10): four reports in the platform's time zone, a
+"""Report and drill deployments: four reports in the platform's time zone, a
 quarterly drill per source and a semi-annual simulated disaster. Plain data like the rest of
 :mod:`deployments.build`, which adds these to its specs."""
 

@@ -1,4 +1,4 @@
-"""Key rotation (issue 13 s.1): the quarterly ``key-rotation`` deployment starts a new data-key
+"""Key rotation: the quarterly ``key-rotation`` deployment starts a new data-key
 epoch on every target (one small object each, no data rewritten); every run, rotating or
 checking, emits ``strongroom.key.rotation-due`` for a target whose newest epoch is older than
 ``max_age_days`` (a failed or skipped rotation, a format-1 repository)."""

@@ -283,7 +283,7 @@ def key_recover(
                       f"escrow slot {r.slot_id})", markup=False)
 
 
-# ---- epochs: rotate, retire (issue 13 s.1) ---------------------------------------------------
+# ---- epochs: rotate, retire ---------------------------------------------------------------
 
 EpochOpt = Annotated[list[int] | None, typer.Option(
     "--epoch", help="With --reencrypt: only this epoch (repeatable; default every old one).")]

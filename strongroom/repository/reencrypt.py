@@ -56,7 +56,7 @@ SEALED_PREFIXES: dict[str, bytes] = {
 }
 
 # Called with (repo, operation) before an operation that destroys or rewrites data under old
-# keys ("key rotate --reencrypt", "key retire"); the second factor (issue 13 s.4) sets it.
+# keys ("key rotate --reencrypt", "key retire"); the second factor sets it.
 SECOND_FACTOR: Callable[[Repository, str], None] = lambda repo, op: None  # noqa: E731
 
 

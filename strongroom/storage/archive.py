@@ -20,7 +20,7 @@ from strongroom.storage import options as opt
 from strongroom.storage.s3 import ARCHIVE_CLASSES, S3Backend
 
 LOCK_MODES = ("COMPLIANCE", "GOVERNANCE")
-LOCKED_PREFIXES = ("data/", "index/", "snapshots/", "audit/")  # audit: issue 13 s.3
+LOCKED_PREFIXES = ("data/", "index/", "snapshots/", "audit/")  # audit: the tamper-evident log
 ARCHIVE_OPTIONS = ("storage_class", "object_lock_mode", "object_lock_days", "legal_hold")
 SETTINGS_KEY = "archive.json"  # written at init: the tier settings later opens fall back to
 

@@ -51,8 +51,8 @@ def _through_json(encoded: Any) -> Any:
 
 @_settings(3000)
 @given(fact=temporal_facts())
-# the three values of issue 12: a pre-1970 datetime with sub-millisecond nanoseconds, an
-# offset with seconds, a date in year 0
+# three values that once failed to round-trip: a pre-1970 datetime with sub-millisecond
+# nanoseconds, an offset with seconds, a date in year 0
 @example(fact=["datetime", 1960, 1, 1, 500, 0, "Z"])
 @example(fact=["datetime", 2000, 1, 1, 0, 20_730, "+05:45:30"])
 @example(fact=["date", 0, 1, 1])

@@ -156,7 +156,7 @@ def test_socket_is_noted_and_repository_inside_source_is_skipped(tmp_path: Path)
     src = tmp_path / "src"
     src.mkdir()
     (src / "data.txt").write_text("keep me")
-    os.mkfifo(src / "fifo")  # kept as a node since issue 12; a socket is noted, not kept
+    os.mkfifo(src / "fifo")  # kept as a node; a socket is noted, not kept
     listener = socket.socket(socket.AF_UNIX)
     listener.bind(str(src / "pipe"))
     listener.close()

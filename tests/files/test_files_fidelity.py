@@ -1,4 +1,4 @@
-"""Files fidelity (issue 12): what a bare-metal or /etc restore needs comes back identical.
+"""Files fidelity: what a bare-metal or /etc restore needs comes back identical.
 
 A generated tree holds every property (owners incl. root:shadow, setuid/setgid/sticky, user,
 trusted and security extended attributes incl. a file capability, access and default POSIX
@@ -272,7 +272,7 @@ def test_restore_as_nobody_keeps_what_it_can(work: Path) -> None:
 
 def test_old_snapshots_without_the_new_fields_restore(monkeypatch: pytest.MonkeyPatch,
                                                       tmp_path: Path) -> None:
-    """Trees written before issue 12: no uid/gid when 0, no xattrs, holes or atimes."""
+    """Trees written by older releases: no uid/gid when 0, no xattrs, holes or atimes."""
     old_fields = ["name", "type", "mode", "mtime_ns", "size", "sha256", "content", "subtree",
                   "target", "uid", "gid", "user", "group", "inode", "dev", "nlink", "ctime_ns",
                   "meta"]

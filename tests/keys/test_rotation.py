@@ -307,7 +307,7 @@ def test_rotate_is_fast_and_independent_of_size(tmp_path: Path) -> None:
 
 
 def test_format1_repository_reads_migrates_rotates(tmp_path: Path) -> None:
-    """The fixture was written by the release before issue 13 (tests/keys/fixtures)."""
+    """The fixture was written by the release before data-key epochs (tests/keys/fixtures)."""
     import tarfile
 
     from tests.keys.fixtures.make_format1 import FILES

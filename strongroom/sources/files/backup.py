@@ -68,7 +68,7 @@ class _Backup:
                  stream: bool = True) -> None:
         self.w = writer
         self.parent = parent
-        # snapshots before issue 12 recorded no holes: their sparse-looking files are re-read
+        # older snapshots recorded no holes: their sparse-looking files are re-read
         self.parent_has_holes = bool(parent and parent.snap.meta.get("holes_recorded"))
         self.excludes = excludes
         self.skip_paths = skip_paths or set()
